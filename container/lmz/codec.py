@@ -1,0 +1,76 @@
+"""Stored and zstd payloads: encode, bounded decode, raw checksum verification."""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+
+from .constants import DEFAULT_ZSTD_LEVEL, METHOD_LM, METHOD_STORED, METHOD_ZSTD
+from .errors import ChecksumError, FormatError, UnsupportedError
+from .frame import Frame, raw_checksum
+
+_local = threading.local()  # zstd contexts are not thread-safe: one set per thread
+
+
+def _zstd() -> ModuleType:
+    import zstandard  # lazy: keeps `import lmz` cheap
+
+    return zstandard
+
+
+def zstd_compress(raw: bytes, level: int = DEFAULT_ZSTD_LEVEL) -> bytes:
+    """One zstd frame with the content size, without zstd's own checksum; single-threaded."""
+    cache = getattr(_local, "cctx", None)
+    if cache is None:
+        cache = _local.cctx = {}
+    cctx = cache.get(level)
+    if cctx is None:
+        cctx = cache[level] = _zstd().ZstdCompressor(level=level, write_content_size=True,
+                                                     write_checksum=False, threads=0)
+    return cctx.compress(raw)
+
+
+def zstd_decompress(payload: bytes, raw_length: int, where: str = "frame") -> bytes:
+    """Decode exactly one zstd frame that declares content size raw_length; nothing may follow it.
+
+    The declared size is checked before decoding, and zstd stops at the declared size, so output
+    never exceeds raw_length (no decompression bombs)."""
+    z = _zstd()
+    try:
+        declared = z.frame_content_size(payload)
+    except z.ZstdError:
+        raise FormatError(f"{where}: zstd payload has a bad frame header") from None
+    if declared != raw_length:
+        raise FormatError(f"{where}: zstd frame declares {declared} bytes, frame raw length is {raw_length}")
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = z.ZstdDecompressor(max_window_size=1 << 27)
+    obj = dctx.decompressobj()
+    try:
+        raw = obj.decompress(payload)
+    except z.ZstdError as e:
+        raise FormatError(f"{where}: corrupt zstd payload ({str(e).splitlines()[0]})") from None
+    if not obj.eof or obj.unused_data or len(raw) != raw_length:
+        raise FormatError(f"{where}: zstd payload is not exactly one frame of {raw_length} bytes")
+    return raw
+
+
+def verify_raw(frame: Frame, raw: bytes) -> bytes:
+    """Return raw if it has the frame's length and checksum, else raise."""
+    if len(raw) != frame.raw_length:
+        raise FormatError(f"{frame.where}: decoded {len(raw)} bytes, raw length is {frame.raw_length}")
+    if raw_checksum(raw) != frame.checksum:
+        raise ChecksumError(f"{frame.where}: raw checksum mismatch")
+    return raw
+
+
+def decode_frame(frame: Frame) -> bytes:
+    """Decode and verify a stored or zstd frame. lm frames need lmcodec (see decode_stream)."""
+    if frame.method == METHOD_STORED:
+        return verify_raw(frame, frame.payload)
+    if frame.method == METHOD_ZSTD:
+        return verify_raw(frame, zstd_decompress(frame.payload, frame.raw_length, frame.where))
+    if frame.method == METHOD_LM:
+        raise UnsupportedError(f"{frame.where}: lm frame needs a language model decoder "
+                               f"(model {frame.header.model_id!r})")
+    raise UnsupportedError(f"{frame.where}: unknown method {frame.method}")

@@ -1,0 +1,53 @@
+"""Format constants and decoder limits (see spec/lmz-format.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAGIC = b"\x89LMZ"  # stream header magic
+FOOTER_MAGIC = b"ZML\x89"  # last 4 bytes of every stream
+FORMAT_VERSION = 1
+
+METHOD_STORED = 0
+METHOD_ZSTD = 1
+METHOD_LM = 2
+END_OF_FRAMES = 0xFF  # takes the place of a frame's method byte
+METHOD_NAMES = {METHOD_STORED: "stored", METHOD_ZSTD: "zstd", METHOD_LM: "lm"}
+
+CODER_NONE = 0
+CODER_LMCODEC = 1  # "lmcodec range coder", spec/coder.md
+# coder id -> coder versions this decoder accepts
+SUPPORTED_CODERS: dict[int, frozenset[int]] = {CODER_NONE: frozenset({0}), CODER_LMCODEC: frozenset({1})}
+FLAGS_KNOWN = 0  # no flag bits are defined in version 1
+
+MAX_MODEL_ID = 64  # bytes of UTF-8
+MAX_CHUNK = 64 * 1024 * 1024
+MAX_FRAMES = 2**32
+
+HEADER_FIXED_SIZE = 49  # magic .. model id length
+HEADER_MIN_SIZE = HEADER_FIXED_SIZE + 4
+FRAME_HEADER_SIZE = 13  # method u8, raw u32, payload u32, crc32 u32
+FRAME_CHECKSUM_SIZE = 8  # BLAKE2b-64 of the raw bytes
+FRAME_OVERHEAD = FRAME_HEADER_SIZE + FRAME_CHECKSUM_SIZE
+INDEX_ENTRY_SIZE = 9  # method u8, frame size u32, raw size u32
+TRAILER_FIXED_SIZE = 1 + 8 + 8 + 16 + 4  # marker, count, total raw, content checksum, crc32
+FOOTER_SIZE = 24  # trailer size u64, stream size u64, crc32 u32, magic
+CONTENT_CHECKSUM_SIZE = 16
+
+DEFAULT_ZSTD_LEVEL = 3
+
+
+def max_payload(chunk_size: int) -> int:
+    """MAX_FRAME: the largest payload a decoder accepts for a stream with this chunk size."""
+    return chunk_size + chunk_size // 8 + 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Decoder limits, enforced before any allocation sized by the input."""
+
+    max_chunk: int = MAX_CHUNK
+    max_frames: int = MAX_FRAMES
+
+
+DEFAULT_LIMITS = Limits()

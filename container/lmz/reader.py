@@ -1,0 +1,154 @@
+"""Incremental reader for pipes: frames one at a time, concatenated streams, trailer validation."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+
+TYPE_CHECKING = False  # avoids importing typing at run time
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+from ._io import Source
+from .codec import decode_frame, verify_raw
+from .constants import (
+    CONTENT_CHECKSUM_SIZE, DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits,
+)
+from .errors import ChecksumError, FormatError, LimitError, TruncatedError, UnsupportedError
+from .frame import Frame, read_frame
+from .header import StreamHeader, read_header
+from .trailer import Trailer, TrailerEntry, parse_footer, read_trailer
+
+LmDecoder = Callable[[StreamHeader, list[Frame]], Sequence[bytes]]
+"""lm_decoder(header, frames) -> one decoded chunk per frame, in order."""
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """Yielded by Reader.items() after a stream's trailer and footer have been validated."""
+
+    header: StreamHeader
+    stream_index: int
+    offset: int  # input offset of the stream's magic
+    size: int  # bytes of the whole stream
+    trailer: Trailer
+
+
+class Reader:
+    """Reads streams from fileobj front to back without seeking (a pipe is fine)."""
+
+    def __init__(self, fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._src = Source(fileobj)
+        self.limits = limits
+
+    def items(self) -> Iterator[Frame | StreamEnd]:
+        """Every frame, and a StreamEnd after each stream. Raises LmzError on bad input."""
+        src = self._src
+        magic = src.read_upto(4)
+        if not magic:
+            raise FormatError("offset 0: empty input, not an lmz stream")
+        stream_index = 0
+        while True:
+            start = src.offset - len(magic)
+            if len(magic) < 4 and MAGIC.startswith(magic):
+                raise TruncatedError(f"offset {start}: input ends inside stream magic")
+            if magic != MAGIC:
+                if stream_index:
+                    raise FormatError(f"offset {start}: trailing garbage after stream {stream_index - 1}")
+                raise FormatError(f"offset {start}: bad magic {magic.hex()}, not an lmz stream")
+            yield from self._stream(start, stream_index, magic)
+            stream_index += 1
+            magic = src.read_upto(4)
+            if not magic:
+                return
+
+    def _stream(self, start: int, stream_index: int, magic: bytes) -> Iterator[Frame | StreamEnd]:
+        src, limits = self._src, self.limits
+        header = read_header(src, limits, magic)
+        entries: list[TrailerEntry] = []
+        total_raw = 0
+        while True:
+            method = src.read_exact(1, f"stream {stream_index} frame {len(entries)}")[0]
+            if method == END_OF_FRAMES:
+                break
+            if len(entries) >= limits.max_frames:
+                raise LimitError(f"offset {src.offset - 1}: stream {stream_index} exceeds {limits.max_frames} frames")
+            frame = read_frame(src, header, stream_index, len(entries), method)
+            entries.append(TrailerEntry(method, frame.size, frame.raw_length))
+            total_raw += frame.raw_length
+            yield frame
+        trailer_start = src.offset - 1
+        where = f"stream {stream_index}"
+        trailer = read_trailer(src, limits, len(entries), where)
+        for i, (seen, listed) in enumerate(zip(entries, trailer.entries)):
+            if seen != listed:
+                raise FormatError(f"offset {trailer_start}: trailer index entry {i} of {where} does not match frame")
+        if trailer.total_raw != total_raw:
+            raise FormatError(f"offset {trailer_start}: trailer of {where} says {trailer.total_raw} raw bytes, frames hold {total_raw}")
+        footer_at = src.offset
+        trailer_len, stream_size = parse_footer(src.read_exact(FOOTER_SIZE, f"footer of {where}"), footer_at)
+        if trailer_len != footer_at - trailer_start or stream_size != src.offset - start:
+            raise FormatError(f"offset {footer_at}: footer sizes of {where} do not match the stream")
+        yield StreamEnd(header, stream_index, start, stream_size, trailer)
+
+    def frames(self) -> Iterator[Frame]:
+        for item in self.items():
+            if isinstance(item, Frame):
+                yield item
+
+
+def _decode_lm_batch(frames: list[Frame], lm_decoder: LmDecoder | None) -> Iterator[bytes]:
+    if lm_decoder is None:
+        raise UnsupportedError(f"{frames[0].where}: lm frame needs a language model decoder")
+    outs = lm_decoder(frames[0].header, list(frames))
+    if len(outs) != len(frames):
+        raise FormatError(f"{frames[0].where}: lm decoder returned {len(outs)} chunks for {len(frames)} frames")
+    for frame, raw in zip(frames, outs):
+        yield verify_raw(frame, bytes(raw))
+
+
+def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None, batch: int = 1,
+                  limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
+    """Yield the content, chunk by chunk, each verified before it is yielded.
+
+    Consecutive lm frames of one stream are passed to lm_decoder(header, frames) in batches of up to
+    `batch`; a stored/zstd frame or the end of a stream flushes the batch first, so order is kept.
+    After each stream the content checksum is checked (ChecksumError after its chunks were yielded)."""
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
+    pending: list[Frame] = []
+    content = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+
+    def flush() -> Iterator[bytes]:
+        if pending:
+            batch_frames = pending[:]
+            pending.clear()
+            for raw in _decode_lm_batch(batch_frames, lm_decoder):
+                content.update(raw)
+                yield raw
+
+    for item in Reader(fileobj, limits).items():
+        if isinstance(item, Frame):
+            if item.method == METHOD_LM:
+                if lm_decoder is None:
+                    raise UnsupportedError(f"{item.where}: lm frame needs a language model decoder")
+                pending.append(item)
+                if len(pending) >= batch:
+                    yield from flush()
+                continue
+            yield from flush()
+            raw = decode_frame(item)
+            content.update(raw)
+            yield raw
+        else:
+            yield from flush()
+            if content.digest() != item.trailer.content_checksum:
+                raise ChecksumError(f"offset {item.offset}: content checksum mismatch in stream {item.stream_index}")
+            content = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+
+
+def decompress_bytes(data: bytes, lm_decoder: LmDecoder | None = None, batch: int = 1,
+                     limits: Limits = DEFAULT_LIMITS) -> bytes:
+    return b"".join(decode_stream(io.BytesIO(data), lm_decoder, batch, limits))

@@ -1,0 +1,35 @@
+"""Property-based fuzzing of the decoder (a few hundred examples; tools/fuzz_container.py runs more)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "fuzz_container", Path(__file__).resolve().parent.parent / "tools" / "fuzz_container.py")
+fuzz = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(fuzz)  # type: ignore[union-attr]
+
+
+def test_mutated_vectors_only_raise_lmz_errors() -> None:
+    counter: Counter = Counter()
+    fuzz.make_test(400, counter)()
+    assert sum(counter.values()) >= 100
+    assert len(counter) >= 3  # several distinct outcomes were reached
+
+
+def test_unmutated_vectors_pass() -> None:
+    for _, blob, truth in fuzz.load_bases():
+        assert fuzz.check(blob, truth, pipe=False) == "ok"
+        assert fuzz.check(blob, truth, pipe=True) == "ok"
+
+
+def test_huge_fields_with_valid_crc_hit_limits() -> None:
+    bases = {name: (blob, truth) for name, blob, truth in fuzz.load_bases()}
+    blob, truth = bases["good-1-many-frames.lmz"]
+    outcomes = set()
+    for f in fuzz.fields(blob):
+        for v in fuzz.HUGE:
+            outcomes.add(fuzz.check(fuzz.set_field(blob, f, v), truth, pipe=False))
+    assert "LimitError" in outcomes and "FormatError" in outcomes
