@@ -1,0 +1,14 @@
+"""lmcodec: lossless compression with a language model in exact integer arithmetic.
+
+    import lmcodec
+    blob = lmcodec.compress(b"some text")
+    assert lmcodec.decompress(blob) == b"some text"
+    with lmcodec.open("notes.txt.lmz", "wt") as f: f.write("hello")
+"""
+from .api import LmzFile, compress, decompress, open
+from .errors import ChecksumError, FormatError, LimitError, LmzError, ModelError, TruncatedError, UnsupportedError
+
+__version__ = "0.1.0"
+
+__all__ = ["LmzFile", "open", "compress", "decompress", "LmzError", "FormatError", "ChecksumError",
+           "TruncatedError", "LimitError", "UnsupportedError", "ModelError", "__version__"]

@@ -1,0 +1,344 @@
+"""The Python API, shaped like the stdlib's gzip/lzma: open(), compress(), decompress(), LmzFile.
+
+Decoding lives in one raw reader (_DecompressReader) wrapped by io.BufferedReader, as in the stdlib.
+Nothing here imports torch until a model is needed, so listing and stored/zstd-only work stay light.
+"""
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import lmz
+
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+
+
+_codecs: dict[tuple, Any] = {}
+
+
+def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
+              device: str = "cpu", threads: int | None = None):
+    """A Codec for these options, reused across calls (loading a model costs a few hundred ms)."""
+    from .codec import Codec
+
+    key = (model if isinstance(model, (str, type(None))) else id(model), chunk_size, batch_size, device, threads)
+    if key not in _codecs:
+        _codecs.clear()  # keep one model in memory
+        _codecs[key] = Codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
+    return _codecs[key]
+
+
+class _LmDecoder:
+    """The lm_decoder callback for lmz: finds the model each stream names, by hash."""
+
+    def __init__(self, batch_size: int, device: str, threads: int | None, model: Any = None) -> None:
+        self.batch_size, self.device, self.threads, self.model = batch_size, device, threads, model
+
+    def __call__(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
+        from . import models
+
+        model = self.model
+        if model is None or getattr(model, "sha256", None) != header.model_sha256.hex():
+            model = models.find(header.model_id, header.model_sha256.hex())
+        codec = get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size, device=self.device,
+                          threads=self.threads)
+        return codec.decode(header, frames)
+
+
+class _DecompressReader(io.RawIOBase):
+    """Raw reader of decoded bytes: sequential through lmz.decode_stream, or by the trailer index after a seek."""
+
+    def __init__(self, fp: IO[bytes], lm: _LmDecoder) -> None:
+        self._fp = fp
+        self._lm = lm
+        self._pos = 0
+        self._chunks: Iterator[bytes] | None = lmz.decode_stream(fp, lm, lm.batch_size)
+        self._buf = b""  # decoded bytes starting at self._buf_start
+        self._buf_start = 0
+        self._index: lmz.Index | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._fp.seekable()
+
+    def readinto(self, b) -> int:
+        data = self._read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def _read(self, n: int) -> bytes:
+        while self._pos >= self._buf_start + len(self._buf):
+            if not self._fill():
+                return b""
+        off = self._pos - self._buf_start
+        data = self._buf[off: off + n]
+        self._pos += len(data)
+        return data
+
+    def _fill(self) -> bool:
+        """Decode the chunk(s) after the current buffer; False at the end of the content."""
+        if self._chunks is not None:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                self._chunks = None
+                return False
+            self._buf_start += len(self._buf)
+            self._buf = nxt
+            return True
+        index = self._get_index()
+        if self._pos >= index.raw_size:
+            return False
+        i = index.find(self._pos)
+        first = index.entries[i]
+        group = [e for e in index.entries[i: i + self._lm.batch_size] if e.stream_index == first.stream_index]
+        frames = [lmz.read_frame_at(self._fp, e) for e in group]
+        lm_frames = [f for f in frames if f.method == lmz.METHOD_LM]
+        decoded = iter(self._lm(first.header, lm_frames) if lm_frames else [])
+        parts = [lmz.verify_raw(f, next(decoded)) if f.method == lmz.METHOD_LM else lmz.decode_frame(f)
+                 for f in frames]
+        self._buf_start, self._buf = first.raw_offset, b"".join(parts)
+        return True
+
+    def _get_index(self) -> lmz.Index:
+        if self._index is None:
+            self._index = lmz.read_index(self._fp)
+        return self._index
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence == io.SEEK_END:
+            offset += self._get_index().raw_size
+        elif whence != io.SEEK_SET:
+            raise ValueError(f"invalid whence {whence}")
+        if offset < 0:
+            raise ValueError("negative seek position")
+        if not self._buf_start <= offset <= self._buf_start + len(self._buf):
+            if not self.seekable():
+                raise io.UnsupportedOperation("seeking outside the current chunk needs a seekable file")
+            self._get_index()
+            self._chunks = None  # from now on, decode by index
+            self._buf, self._buf_start = b"", 0
+        self._pos = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class _CompressWriter:
+    """Cuts written bytes into chunks and writes frames, batch_size chunks at a time."""
+
+    def __init__(self, fp: IO[bytes], codec) -> None:
+        self._codec = codec
+        self._w = lmz.Writer(fp, codec.header)
+        self._buf = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) >= self._codec.chunk_size * self._codec.batch_size:
+            self._drain(final=False)
+
+    def _drain(self, final: bool) -> None:
+        chunks = []
+        buf = bytes(self._buf)
+        pos = 0
+        while True:
+            chunk, used = self._codec.cut(buf[pos:], final)
+            if chunk is None:
+                break
+            chunks.append(chunk)
+            pos += used
+        del self._buf[:pos]
+        for chunk, payload in zip(chunks, self._codec.encode(chunks)):
+            self._w.write_chunk(chunk.raw, payload)
+
+    def close(self) -> None:
+        self._drain(final=True)
+        self._w.close()
+
+
+class LmzFile(io.BufferedIOBase):
+    """A file object for .lmz data; modes 'rb', 'wb', 'ab', 'xb'. Use open() for text modes."""
+
+    def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        mode = mode.replace("b", "")
+        if mode not in ("r", "w", "a", "x"):
+            raise ValueError(f"invalid mode {mode!r}")
+        self._mode = mode
+        self._fp: IO[bytes] | None = None
+        self._owned = isinstance(filename, (str, bytes, os.PathLike))
+        self._final: str | None = None
+        self._tmp: str | None = None
+        self.name = os.fspath(filename) if self._owned else getattr(filename, "name", "")
+        if mode == "r":
+            self._fp = builtins.open(filename, "rb") if self._owned else filename
+            lm = _LmDecoder(batch_size, device, threads, model if model is not None else None)
+            self._reader = io.BufferedReader(_DecompressReader(self._fp, lm), buffer_size=1 << 16)
+            return
+        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
+        if self._owned:
+            # Write to a temporary file beside the destination; it appears only once complete.
+            final = os.fspath(filename)
+            final = final.decode() if isinstance(final, bytes) else final
+            if mode == "x" and os.path.exists(final):
+                raise FileExistsError(f"{final} exists")
+            fd, self._tmp = tempfile.mkstemp(prefix=".", suffix=".lmz.tmp", dir=os.path.dirname(final) or ".")
+            self._fp = os.fdopen(fd, "wb")
+            self._final = final
+        else:
+            self._fp = filename
+        self._writer = _CompressWriter(self._fp, codec)
+
+    # --- reading ---
+    def readable(self) -> bool:
+        self._check()
+        return self._mode == "r"
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check_mode("r")
+        return self._reader.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._check_mode("r")
+        return self._reader.read1(size)
+
+    def readinto(self, b) -> int:
+        self._check_mode("r")
+        return self._reader.readinto(b)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._check_mode("r")
+        return self._reader.readline(size)
+
+    def peek(self, n: int = 0) -> bytes:
+        self._check_mode("r")
+        return self._reader.peek(n)
+
+    def seekable(self) -> bool:
+        self._check()
+        return self._mode == "r" and self._reader.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_mode("r")
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        self._check()
+        return self._reader.tell() if self._mode == "r" else self._written
+
+    # --- writing ---
+    _written = 0
+
+    def writable(self) -> bool:
+        self._check()
+        return self._mode != "r"
+
+    def write(self, data) -> int:
+        self._check_mode("w")
+        data = bytes(data)
+        self._writer.write(data)
+        self._written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._check()
+        if self._mode != "r":
+            self._fp.flush()
+
+    # --- life cycle ---
+    def _check(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def _check_mode(self, want: str) -> None:
+        self._check()
+        if (want == "r") != (self._mode == "r"):
+            raise io.UnsupportedOperation(f"not open for {'reading' if want == 'r' else 'writing'}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._mode == "r":
+                self._reader.close()
+            else:
+                self._writer.close()
+                if self._final is not None:
+                    self._fp.close()
+                    self._commit()
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            if self._owned and self._fp is not None:
+                self._fp.close()
+            super().close()
+
+    def _commit(self) -> None:
+        if self._mode == "a" and os.path.exists(self._final):
+            with builtins.open(self._tmp, "rb") as src, builtins.open(self._final, "ab") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            os.unlink(self._tmp)
+        else:
+            os.replace(self._tmp, self._final)
+        self._tmp = None
+
+    def _abort(self) -> None:
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._mode != "r":
+            self._abort()
+            if self._fp is not None and self._owned:
+                self._fp.close()
+            io.BufferedIOBase.close(self)
+            return
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_tmp", None):
+            self._abort()
+
+
+def open(filename, mode: str = "rb", *, encoding: str | None = None, errors: str | None = None,
+         newline: str | None = None, **options: Any) -> IO:
+    """Open an .lmz file in binary ('rb', 'wb', 'ab', 'xb') or text ('rt', 'wt', 'at', 'xt') mode.
+
+    options: model, chunk_size, batch_size, device, threads.
+    """
+    if "t" in mode:
+        if "b" in mode:
+            raise ValueError(f"invalid mode {mode!r}")
+        return io.TextIOWrapper(LmzFile(filename, mode.replace("t", "b"), **options), encoding, errors, newline)
+    if encoding is not None or errors is not None or newline is not None:
+        raise ValueError("encoding, errors and newline are for text mode only")
+    return LmzFile(filename, mode, **options)
+
+
+def compress(data: bytes, **options: Any) -> bytes:
+    """Compress bytes into one .lmz stream. options: model, chunk_size, batch_size, device, threads."""
+    out = io.BytesIO()
+    with LmzFile(out, "wb", **options) as f:
+        f.write(data)
+    return out.getvalue()
+
+
+def decompress(data: bytes, **options: Any) -> bytes:
+    """Decompress one or more concatenated .lmz streams. options: batch_size, device, threads, model."""
+    with LmzFile(io.BytesIO(data), "rb", **options) as f:
+        return f.read()

@@ -1,0 +1,160 @@
+"""The codec: chunks of bytes <-> lm frame payloads, batched through the engine and the range coder.
+
+Chunk boundaries depend only on the input and the chunk size, and every chunk codes alone, so the output
+does not depend on batch size, threads or device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import lmz
+
+from . import models, rangecoder
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from .engine import Engine
+from .errors import ModelError
+from .intmodel import IntModel
+from .tokens import ByteTokenizer, utf8_cut
+
+_CONTROL = bytes(range(32)).translate(None, b"\t\n\r\f\v\x1b")
+
+
+def looks_like_text(raw: bytes) -> bool:
+    """Cheap pre-check: valid UTF-8 (but for a character cut at the end) with few control bytes."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(raw) - 3 or e.reason != "unexpected end of data":
+            return False
+    controls = len(raw) - len(raw.translate(None, _CONTROL))
+    return controls * 100 <= len(raw)
+
+
+@dataclass
+class Chunk:
+    raw: bytes
+    tokens: list[int] | None  # None: not text, skip the model
+
+
+class Codec:
+    """One model on one device, with the options that shape its output (chunk size) and its speed (batch)."""
+
+    def __init__(self, model: str | IntModel | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
+                 fast: bool = True) -> None:
+        if not 1 <= chunk_size <= lmz.MAX_CHUNK:
+            raise ValueError(f"chunk size must be in 1..{lmz.MAX_CHUNK}")
+        if batch_size < 1:
+            raise ValueError("batch size must be >= 1")
+        self.model = models.resolve(model)
+        self.chunk_size = chunk_size
+        self.batch_size = batch_size
+        self.engine = Engine(self.model, device=device, threads=threads, fast=fast)
+        self.tokenizer = ByteTokenizer(self.model)
+        self.max_tokens = self.engine.max_tokens - 1  # one position goes to BOS
+        self.ideal_bits = 0.0  # sum of -log2 p over coded tokens, for measurements
+
+    @property
+    def header(self) -> lmz.StreamHeader:
+        return lmz.StreamHeader(self.model.model_id, bytes.fromhex(self.model.sha256), self.chunk_size,
+                                lmz.CODER_LMCODEC, rangecoder.CODER_VERSION)
+
+    def cut(self, buf: bytes, final: bool) -> tuple[Chunk | None, int]:
+        """The next chunk from the start of buf and the bytes it takes; (None, 0) if more input is needed."""
+        if not buf or (len(buf) < self.chunk_size and not final):
+            return None, 0
+        end = utf8_cut(buf, self.chunk_size)
+        if end == 0:
+            end = min(len(buf), self.chunk_size)
+        raw = buf[:end]
+        if not looks_like_text(raw):
+            return Chunk(raw, None), end
+        tokens = self.tokenizer.encode(raw)
+        if len(tokens) > self.max_tokens:
+            tokens = tokens[: self.max_tokens]
+            end = len(self.tokenizer.decode(tokens))
+            raw = raw[:end]
+        return Chunk(raw, tokens), end
+
+    def encode(self, chunks: list[Chunk]) -> list[bytes | None]:
+        """lm payloads for the chunks (None where the pre-check skipped the model), batch_size at a time."""
+        out: list[bytes | None] = [None] * len(chunks)
+        todo = [i for i, c in enumerate(chunks) if c.tokens]
+        for s in range(0, len(todo), self.batch_size):
+            idx = todo[s: s + self.batch_size]
+            for i, payload in zip(idx, self._encode_batch([chunks[i].tokens for i in idx])):
+                out[i] = payload
+        return out
+
+    def _encode_batch(self, token_lists: list[list[int]]) -> list[bytes]:
+        lengths = np.array([len(t) for t in token_lists])
+        seq = torch.full((len(token_lists), int(lengths.max()) + 1), self.engine.bos_id, dtype=torch.long)
+        for i, t in enumerate(token_lists):
+            seq[i, 1: 1 + len(t)] = torch.tensor(t)
+        enc = rangecoder.BatchEncoder(len(token_lists))
+        last = seq.shape[1] - 1
+        for t0, tables in self.engine.full_tables(seq):
+            n = min(tables.shape[1], last - t0)
+            if n <= 0:
+                break
+            tables = tables[:, :n].cpu()
+            target = seq[:, t0 + 1: t0 + 1 + n, None]
+            freq = tables.gather(-1, target)[..., 0]
+            cum = (tables.cumsum(-1) - tables).gather(-1, target)[..., 0]
+            valid = np.clip(lengths - t0, 0, n)
+            f = freq.numpy()
+            self.ideal_bits += float(sum(-np.log2(f[i, :valid[i]] / rangecoder.TOTAL).sum() for i in range(len(f))))
+            enc.encode_block(cum.numpy(), f, valid)
+        return enc.finish()
+
+    def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
+        """The lmz lm_decoder callback: decode lm frames of one stream, batch_size at a time."""
+        self.check_header(header)
+        out: list[bytes] = []
+        for s in range(0, len(frames), self.batch_size):
+            out += self._decode_batch(frames[s: s + self.batch_size])
+        return out
+
+    def check_header(self, header: lmz.StreamHeader) -> None:
+        if header.model_sha256.hex() != self.model.sha256:
+            raise ModelError(
+                f"this stream needs model {header.model_id} (sha256 {header.model_sha256.hex()}), "
+                f"but {self.model.model_id} (sha256 {self.model.sha256}) is loaded")
+        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version != rangecoder.CODER_VERSION:
+            raise lmz.UnsupportedError(f"coder {header.coder_id} version {header.coder_version} is not supported")
+
+    def _decode_batch(self, frames: list[lmz.Frame]) -> list[bytes]:
+        n = len(frames)
+        need = [f.raw_length for f in frames]
+        got = [bytearray() for _ in frames]
+        dec = rangecoder.BatchDecoder([f.payload for f in frames])
+        rows = np.arange(n)  # stream index of each engine row still decoding
+        state = self.engine.start(n)
+        prev = torch.full((n,), self.engine.bos_id, dtype=torch.long)
+        tb = self.tokenizer.token_bytes
+        for _ in range(self.max_tokens):
+            tables = state.step(prev).cpu().numpy()
+            full = np.zeros((n, tables.shape[1]), dtype=np.int64)
+            full[rows] = tables
+            active = np.zeros(n, dtype=bool)
+            active[rows] = True
+            sym = dec.decode_step(full, active)
+            keep = []
+            for j, i in enumerate(rows):
+                got[i] += tb[sym[i]]
+                if len(got[i]) < need[i]:
+                    keep.append(j)
+            if not keep:
+                break
+            if len(keep) < len(rows):
+                state.keep(keep)
+                rows = rows[keep]
+            prev = torch.from_numpy(sym[rows])
+        for f, g in zip(frames, got):
+            if len(g) != f.raw_length:
+                raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
+        return [bytes(g) for g in got]
+

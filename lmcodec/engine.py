@@ -1,0 +1,279 @@
+"""The integer inference engine: token ids -> integer frequency tables, identical on every machine.
+
+All arithmetic is on integers (int64 tensors, or float64 tensors holding integers below 2**53 where a BLAS
+kernel is the fast way to sum them). spec/engine.md defines every step; this module is its reference.
+The engine knows nothing of coding or files: it takes token ids and returns tables.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .intmodel import IntModel
+from .kernels import div_round, isqrt, matmul_i8, rshift_round
+
+TOTAL_BITS = 28  # every table sums to exactly 2**TOTAL_BITS
+TOTAL = 1 << TOTAL_BITS
+Q8 = 127  # 8-bit activation grid
+Q15 = 127 * 128  # 15-bit activation grid, coded as two int8 halves
+F_BITS = 16  # fractional bits of the per-token input factor f
+
+
+@contextlib.contextmanager
+def _exact_matmul_settings() -> Iterator[None]:
+    """Force full-precision float matmuls while the engine runs, whatever the caller set.
+
+    The engine's float64 GEMMs are exact regardless, but a caller's TF32/bf16 setting must not leak into any
+    kernel choice; we restore the caller's settings afterwards.
+    """
+    prec = torch.get_float32_matmul_precision()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(prec)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+@dataclass
+class Linear:
+    wt: torch.Tensor  # int8 (K, N), |w| <= 63
+    mult: torch.Tensor  # int64 (N,) in [2**14, 2**15)
+    shift: torch.Tensor  # int64 (N,) >= 1
+    bias: torch.Tensor | None  # int64 (N,) in output units, or None
+    qmax: int  # Q8 or Q15
+
+
+class Engine:
+    """Exact integer forward passes of one converted model on one device."""
+
+    def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
+                 fast: bool = True) -> None:
+        self.model = model
+        self.cfg = c = model.config
+        self.device = torch.device(device)
+        self.fast = fast
+        if threads:
+            torch.set_num_threads(threads)
+        t = {k: v.to(self.device) for k, v in model.tensors.items()}
+        self.vocab_size: int = c["vocab_size"]
+        self.bos_id: int = c["bos_id"]
+        self.max_tokens: int = c["context"]
+        self.n_layers: int = c["n_layers"]
+        self.hd: int = c["head_dim"]
+        self.nh: int = c["n_heads"]
+        self.nkv: int = c["n_kv_heads"]
+        self.R = c["resid_bits"]
+        self.eps = c["eps_int"]
+        self.embed_w, self.embed_m, self.embed_s = t["embed.w"], t["embed.mult"], t["embed.shift"]
+        self.layers = []
+        for i in range(self.n_layers):
+            p = f"layers.{i}."
+            self.layers.append({n: self._linear(t, p + n, c["act"][n]) for n in ("qkv", "o", "gate_up", "down")})
+        self.head = self._linear(t, "head", c["act"]["head"])
+        self.cos, self.sin = t["rope.cos"], t["rope.sin"]
+        self.exp_table = t["exp"].double()
+        self.exp_last = self.exp_table.numel() - 1
+        self.silu_table = t["silu"]
+        self.silu_half = (self.silu_table.numel() - 1) // 2
+
+    @staticmethod
+    def _linear(t: dict[str, torch.Tensor], name: str, bits: int) -> Linear:
+        return Linear(t[name + ".w"], t[name + ".mult"], t[name + ".shift"], t.get(name + ".bias"),
+                      Q15 if bits == 15 else Q8)
+
+    # ---- building blocks -------------------------------------------------------------------------
+    def _norm_factor(self, x: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
+        """f = floor(amax * 2**16 / rms(x)) per token, rms in the residual's units (RMSNorm without gamma)."""
+        k = x.shape[-1]
+        bl = torch.frexp(amax.double())[1].long()  # bit length of amax
+        sh = (bl - 24).clamp(min=0)  # keep squared terms below 2**48
+        xs = x >> sh
+        ss = (xs * xs).sum(-1, keepdim=True)
+        rms = isqrt(ss // k + (self.eps >> (2 * sh))).clamp(min=1) << sh
+        return torch.div(amax << F_BITS, rms, rounding_mode="floor")
+
+    def _linear_apply(self, lin: Linear, x: torch.Tensor, in_bits: int | None = None) -> torch.Tensor:
+        """y = W x for integer x (..., K), quantized per token to lin.qmax; returns int64 in output units.
+
+        With in_bits=None the input is RMS-normalized first (gamma is folded into W); otherwise x is a fixed-point
+        value with in_bits fractional bits. Either way the real input is q * f * 2**-16 / qmax per token.
+        """
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        amax = x.abs().amax(-1, keepdim=True).clamp(min=1)
+        if in_bits is None:
+            f = self._norm_factor(x, amax)
+        elif in_bits > F_BITS:
+            f = rshift_round(amax, in_bits - F_BITS)
+        else:
+            f = amax << (F_BITS - in_bits)
+        q = div_round(lin.qmax * x, amax)
+        if lin.qmax == Q8:
+            acc = matmul_i8(q.to(torch.int8), lin.wt, self.fast)
+        else:
+            hi = (q + 64) >> 7
+            lo = q - (hi << 7)
+            both = matmul_i8(torch.cat([hi, lo]).to(torch.int8), lin.wt, self.fast)
+            acc = (both[: x.shape[0]] << 7) + both[x.shape[0]:]
+        y = rshift_round(rshift_round(acc * f, F_BITS) * lin.mult, lin.shift)
+        if lin.bias is not None:
+            y = y + lin.bias
+        return y.reshape(*shape[:-1], -1)
+
+    def _rope(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Rotate pairs (i, i + d/2) by the position's angle; cos/sin tables hold 2**14-scaled integers."""
+        h = self.hd // 2
+        c, s = self.cos[pos][:, None, :], self.sin[pos][:, None, :]  # (T, 1, d/2) against (B, T, heads, d/2)
+        x1, x2 = x[..., :h], x[..., h:]
+        return torch.cat([rshift_round(x1 * c - x2 * s, 14), rshift_round(x2 * c + x1 * s, 14)], -1)
+
+    def _softmax_weights(self, scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Exact integer attention weights from float64-held integer scores (last dim = keys)."""
+        logit = torch.floor(scores * self._score_scale)
+        if mask is not None:
+            logit = logit.masked_fill(mask, float("-inf"))
+        d = logit.amax(-1, keepdim=True) - logit
+        idx = d.clamp(max=self.exp_last).long()
+        return self.exp_table[idx]
+
+    @property
+    def _score_scale(self) -> float:
+        c = self.cfg
+        return 2.0 ** (c["exp_frac_bits"] - c["q_bits"] - c["k_bits"])
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """q (B, kv, g*Tq, d), k/v (B, kv, Tk, d) as float64 integers -> int64 (B, kv, g*Tq, d) in v's units."""
+        p = self._softmax_weights(q @ k.transpose(-1, -2), mask)
+        z = p.sum(-1, keepdim=True).long()
+        return div_round((p @ v).long(), z)
+
+    def _mlp(self, lay: dict[str, Linear], x: torch.Tensor) -> torch.Tensor:
+        gu = self._linear_apply(lay["gate_up"], x)
+        n = gu.shape[-1] // 2
+        g, u = gu[..., :n], gu[..., n:]
+        half = self.silu_half
+        inside = self.silu_table[(g.clamp(-half, half) + half)]
+        s = torch.where(g > half, g, torch.where(g < -half, torch.zeros_like(g), inside))
+        h = s * u  # 2 * mlp_bits fractional bits
+        return self._linear_apply(lay["down"], h, in_bits=2 * self.cfg["mlp_bits"])
+
+    def _qkv(self, lay: dict[str, Linear], x: torch.Tensor, pos: torch.Tensor):
+        b, t, _ = x.shape
+        d, nh, nkv = self.hd, self.nh, self.nkv
+        qkv = self._linear_apply(lay["qkv"], x)
+        lim = (1 << 15) - 1
+        q = qkv[..., : nh * d].clamp(-lim, lim).view(b, t, nh, d)
+        k = qkv[..., nh * d: (nh + nkv) * d].clamp(-lim, lim).view(b, t, nkv, d)
+        v = qkv[..., (nh + nkv) * d:].clamp(-lim, lim).view(b, t, nkv, d)
+        q = self._rope(q, pos)
+        k = self._rope(k, pos)
+        # (B, kv, g, T, d): the g query heads sharing one kv head sit together.
+        q = q.view(b, t, nkv, nh // nkv, d).permute(0, 2, 3, 1, 4)
+        return q, k.transpose(1, 2), v.transpose(1, 2)
+
+    def _attn_out(self, lay: dict[str, Linear], o: torch.Tensor) -> torch.Tensor:
+        # o: (B, kv, g, T, d) int64 in v's units -> (B, T, H) residual update
+        b, nkv, g, t, d = o.shape
+        o = o.permute(0, 3, 1, 2, 4).reshape(b, t, nkv * g * d)
+        return self._linear_apply(lay["o"], o, in_bits=self.cfg["v_bits"])
+
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return rshift_round(self.embed_w[tokens].long() * self.embed_m[tokens, None], self.embed_s[tokens, None])
+
+    def _tables(self, x: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (..., H) -> frequency tables (..., V) int64, each summing to 2**28."""
+        logit = self._linear_apply(self.head, x).double()  # in 2**-exp_frac_bits nats
+        d = logit.amax(-1, keepdim=True) - logit
+        p = self.exp_table[d.clamp(max=self.exp_last).long()]
+        z = p.sum(-1, keepdim=True)
+        v = p.shape[-1]
+        # floor(p * (TOTAL - V) / z) is exact in float64: p*(TOTAL-V) + z < 2**53 (see spec).
+        freq = torch.floor(p * float(TOTAL - v) / z).long() + 1
+        rest = TOTAL - freq.sum(-1, keepdim=True)
+        top = (d == 0).long().argmax(-1, keepdim=True)  # first most probable symbol takes the remainder
+        return freq.scatter_add(-1, top, rest)
+
+    # ---- the two passes -------------------------------------------------------------------------
+    def full_tables(self, tokens: torch.Tensor, block: int = 64) -> Iterator[tuple[int, torch.Tensor]]:
+        """Full-sequence pass. tokens (B, T) int64 including the leading BOS (pad rows at the end with any id).
+
+        Yields (t0, tables) with tables (B, t1 - t0, V): the distributions of tokens[:, t0+1 : t1+1],
+        i.e. tables[:, j] predicts position t0 + j + 1 from positions <= t0 + j.
+        """
+        with torch.inference_mode(), _exact_matmul_settings():
+            tokens = tokens.to(self.device)
+            b, t = tokens.shape
+            x = self._embed(tokens)
+            pos = torch.arange(t, device=self.device)
+            qblock = 64
+            for lay in self.layers:
+                q, k, v = self._qkv(lay, x, pos)
+                kf, vf = k.double(), v.double()
+                outs = []
+                for a in range(0, t, qblock):
+                    e = min(t, a + qblock)
+                    qq = q[:, :, :, a:e].double().reshape(b, self.nkv, -1, self.hd)
+                    mask = (pos[None, :e] > pos[a:e, None]).repeat(self.nh // self.nkv, 1)
+                    o = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask)
+                    outs.append(o.view(b, self.nkv, self.nh // self.nkv, e - a, self.hd))
+                x = x + self._attn_out(lay, torch.cat(outs, 3))
+                x = x + self._mlp(lay, x)
+            for a in range(0, t, block):
+                yield a, self._tables(x[:, a: a + block])
+
+    def start(self, batch: int) -> "DecodeState":
+        return DecodeState(self, batch)
+
+
+class DecodeState:
+    """Incremental pass: one token per row per step, with a KV cache across the batch."""
+
+    def __init__(self, engine: Engine, batch: int) -> None:
+        self.e = engine
+        self.t = 0
+        self.k: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
+        self._alloc(batch, 256)
+
+    def _alloc(self, batch: int, cap: int) -> None:
+        e = self.e
+        shape = (batch, e.nkv, cap, e.hd)
+        new_k = [torch.zeros(shape, dtype=torch.float64, device=e.device) for _ in range(e.n_layers)]
+        new_v = [torch.zeros(shape, dtype=torch.float64, device=e.device) for _ in range(e.n_layers)]
+        for old, new in zip(self.k + self.v, new_k + new_v):
+            new[:, :, : self.t] = old[:, :, : self.t]
+        self.k, self.v = new_k, new_v
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop finished rows from the batch (their caches go; the others are unchanged)."""
+        idx = torch.tensor(rows, device=self.e.device)
+        self.k = [k.index_select(0, idx) for k in self.k]
+        self.v = [v.index_select(0, idx) for v in self.v]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed token ids (B,) at the next position; returns tables (B, V) for the following position."""
+        e = self.e
+        if self.t == self.k[0].shape[2]:
+            self._alloc(self.k[0].shape[0], 2 * self.t)
+        with torch.inference_mode(), _exact_matmul_settings():
+            tokens = tokens.to(e.device)
+            b = tokens.shape[0]
+            x = e._embed(tokens[:, None])
+            pos = torch.tensor([self.t], device=e.device)
+            t = self.t + 1
+            for i, lay in enumerate(e.layers):
+                q, k, v = e._qkv(lay, x, pos)
+                self.k[i][:, :, self.t] = k[:, :, 0].double()
+                self.v[i][:, :, self.t] = v[:, :, 0].double()
+                qq = q.double().reshape(b, e.nkv, -1, e.hd)
+                o = e._attend(qq, self.k[i][:, :, :t], self.v[i][:, :, :t], None)
+                x = x + e._attn_out(lay, o.view(b, e.nkv, e.nh // e.nkv, 1, e.hd))
+                x = x + e._mlp(lay, x)
+            self.t = t
+            return e._tables(x[:, 0])

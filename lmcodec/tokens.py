@@ -1,0 +1,78 @@
+"""Bytes <-> token ids, lossless for any byte string.
+
+Valid UTF-8 goes through the model's own tokenizer; anything it cannot reproduce exactly (invalid UTF-8, or
+text whose tokens do not spell the same bytes) is spelled with single-byte tokens. Decoding needs only the
+token -> bytes table stored in the model file.
+"""
+from __future__ import annotations
+
+from .intmodel import IntModel
+
+
+class TokenizerError(ValueError):
+    """The model's vocabulary cannot spell some byte (it lacks a single-byte token for it)."""
+
+
+class ByteTokenizer:
+    def __init__(self, model: IntModel) -> None:
+        self.model = model
+        self.token_bytes = model.token_bytes
+        self._tok = None
+        self._byte_tokens: list[int] | None = None
+
+    @property
+    def byte_tokens(self) -> list[int]:
+        if self._byte_tokens is None:
+            single = {b: i for i, b in enumerate(self.token_bytes) if len(b) == 1}
+            self._byte_tokens = [single.get(bytes([v]), -1) for v in range(256)]
+        return self._byte_tokens
+
+    def _hf(self):
+        if self._tok is None:
+            from tokenizers import Tokenizer
+
+            self._tok = Tokenizer.from_str(self.model.tokenizer_json)
+        return self._tok
+
+    def _spell(self, data: bytes) -> list[int]:
+        table = self.byte_tokens
+        out = [table[b] for b in data]
+        if -1 in out:
+            raise TokenizerError(f"the model's vocabulary has no token for byte 0x{data[out.index(-1)]:02x}")
+        return out
+
+    def _text(self, data: bytes) -> list[int]:
+        ids = self._hf().encode(data.decode("utf-8"), add_special_tokens=False).ids
+        if b"".join(self.token_bytes[i] for i in ids) != data:
+            return self._spell(data)
+        return ids
+
+    def encode(self, data: bytes) -> list[int]:
+        """Token ids whose bytes concatenate to exactly `data`."""
+        out: list[int] = []
+        pos = 0
+        while pos < len(data):
+            try:
+                data[pos:].decode("utf-8")
+                out += self._text(data[pos:])
+                break
+            except UnicodeDecodeError as e:
+                if e.start:
+                    out += self._text(data[pos: pos + e.start])
+                out += self._spell(data[pos + e.start: pos + e.end])
+                pos += e.end
+        return out
+
+    def decode(self, ids: list[int]) -> bytes:
+        return b"".join(self.token_bytes[i] for i in ids)
+
+
+def utf8_cut(data: bytes, limit: int) -> int:
+    """A cut point <= limit that does not split a UTF-8 character (limit itself if no character straddles it)."""
+    if limit >= len(data):
+        return len(data)
+    for back in range(min(3, limit)):
+        b = data[limit - back]
+        if b & 0xC0 != 0x80:  # not a continuation byte: a character starts here
+            return limit - back if back or b & 0x80 else limit
+    return limit
