@@ -60,6 +60,7 @@ class _DecompressReader(io.RawIOBase):
         self._buf = b""  # decoded bytes starting at self._buf_start
         self._buf_start = 0
         self._index: lmz.Index | None = None
+        self._eof = False  # sequential decoding reached the end
 
     def readable(self) -> bool:
         return True
@@ -83,10 +84,12 @@ class _DecompressReader(io.RawIOBase):
 
     def _fill(self) -> bool:
         """Decode the chunk(s) after the current buffer; False at the end of the content."""
+        if self._eof:
+            return False
         if self._chunks is not None:
             nxt = next(self._chunks, None)
             if nxt is None:
-                self._chunks = None
+                self._eof = True
                 return False
             self._buf_start += len(self._buf)
             self._buf = nxt
@@ -124,6 +127,7 @@ class _DecompressReader(io.RawIOBase):
                 raise io.UnsupportedOperation("seeking outside the current chunk needs a seekable file")
             self._get_index()
             self._chunks = None  # from now on, decode by index
+            self._eof = False
             self._buf, self._buf_start = b"", 0
         self._pos = offset
         return offset

@@ -49,7 +49,7 @@ def int_mm_is_exact(device: torch.device) -> bool:
 
 
 def matmul_i8(a: torch.Tensor, b: torch.Tensor, fast: bool = True) -> torch.Tensor:
-    """Exact a @ b for int8 a (M, K) and int8 b (K, N) with |b| <= 63; returns int64 (M, N).
+    """Exact a @ b for int8 a (M, K) and int8 b (K, N) with |b| <= 63; returns int32 (M, N).
 
     Fast path: torch._int_mm (int32 accumulators; |sum| <= 127*63*K < 2**31 for K < 268,000).
     Fallback: float64 GEMM, exact because |sum| < 2**53.
@@ -59,9 +59,9 @@ def matmul_i8(a: torch.Tensor, b: torch.Tensor, fast: bool = True) -> torch.Tens
         if a.device.type == "cuda" and m <= 16:
             # cuBLASLt int8 GEMM needs M > 16; padded rows are zeros and are dropped again.
             pad = torch.zeros((17 - m, a.shape[1]), dtype=a.dtype, device=a.device)
-            return torch._int_mm(torch.cat([a, pad]), b)[:m].long()
-        return torch._int_mm(a.contiguous(), b).long()
-    return (a.double() @ b.double()).long()
+            return torch._int_mm(torch.cat([a, pad]), b)[:m]
+        return torch._int_mm(a.contiguous(), b)
+    return (a.double() @ b.double()).int()
 
 
 def rshift_round(x: torch.Tensor, s: int | torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,66 @@
+"""Start-up hook of lmcodec (imported by lmcodec-fsspec.pth in site-packages): fsspec compression "lmz".
+
+fsspec has no entry point for compressions. So that fsspec.open(..., compression="lmz"/"infer") works without
+`import lmcodec`, this module, run at interpreter start-up, puts a finder at the front of sys.meta_path that
+waits for `fsspec.compression` to be imported; when it is, the finder wraps that module's exec_module so
+"lmz" is registered right after the module runs, and takes itself off sys.meta_path. It imports nothing but
+sys, so start-up stays cheap; lmcodec itself is imported only when an lmz file is opened.
+"""
+import sys
+
+_TARGET = "fsspec.compression"
+
+
+def _lmz(f, mode="rb", **options):
+    from lmcodec.fsspec_plugin import lmz_file
+
+    return lmz_file(f, mode, **options)
+
+
+def _register(module):
+    try:
+        module.register_compression("lmz", _lmz, ["lmz"], force=True)
+    except Exception:  # never break fsspec's import
+        pass
+
+
+class _Finder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != _TARGET:
+            return None
+        try:
+            sys.meta_path.remove(cls)
+        except ValueError:
+            pass
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is not None and hasattr(loader, "exec_module"):
+            run = loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                _register(module)
+
+            loader.exec_module = exec_module
+        return spec
+
+    @classmethod
+    def invalidate_caches(cls):
+        pass
+
+
+def install():
+    if _TARGET in sys.modules:
+        _register(sys.modules[_TARGET])
+    elif _Finder not in sys.meta_path:
+        sys.meta_path.insert(0, _Finder)
+
+
+install()

@@ -1,0 +1,274 @@
+"""The lmcodec command: in-process through typer's CliRunner and through real processes, pipes and signals.
+
+Inputs are small, and mostly binary (stored/zstd frames, no model work), so the tiny model keeps this fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import lmz
+from lmcodec import cli
+
+TINY = str(Path(__file__).parent / "data" / "tiny-llama")
+TEXT = ("The quick brown fox jumps over the lazy dog. " * 30 + "\nÅngström ≠ angstrom.\n").encode()
+BIN = hashlib.sha256(b"seed").digest() * 200  # 6400 bytes, not text: coded without the model
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(autouse=True)
+def _env(cache, monkeypatch):
+    monkeypatch.setenv("LMCODEC_CACHE", str(cache))
+    monkeypatch.delenv("LMCODEC_MODEL", raising=False)
+
+
+def env(cache: Path) -> dict:
+    e = dict(os.environ, LMCODEC_CACHE=str(cache), PYTHONUNBUFFERED="1")
+    e.pop("LMCODEC_MODEL", None)
+    return e
+
+
+def invoke(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(cli.app, list(args), input=input)
+
+
+def proc(cache: Path, *args: str, cwd=None, input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmcodec", *args], input=input, capture_output=True, env=env(cache),
+                          cwd=cwd, timeout=120)
+
+
+def lines(text: str) -> list[str]:
+    return [x for x in text.splitlines() if x.strip()]
+
+
+@pytest.fixture()
+def files(tmp_path):
+    (tmp_path / "t.txt").write_bytes(TEXT)
+    (tmp_path / "b.bin").write_bytes(BIN)
+    return tmp_path
+
+
+# ---------------------------------------------------------------------------------------------- argv
+
+
+def test_expand_argv():
+    e = cli.expand_argv
+    assert e(["-dc", "x"]) == ["-d", "-c", "x"]
+    assert e(["-dcf"]) == ["-d", "-c", "-f"]
+    assert e(["-9c"]) == ["--level=9", "-c"]
+    assert e(["-1"]) == ["--level=1"]
+    assert e(["-ofile", "-o", "-1"]) == ["-o", "file", "-o", "-1"]
+    assert e(["-dT2", "--model", "-3", "--chunk-size=4"]) == ["-d", "-T", "2", "--model", "-3", "--chunk-size=4"]
+    assert e(["-", "--", "-9", "-c"]) == ["-", "--", "-9", "-c"]
+
+
+def test_help_and_version():
+    r = invoke("--help")
+    assert r.exit_code == 0
+    for word in ("-1 ... -9", "--rm", "--model", "Exit status", "lmcodec models"):
+        assert word in r.stdout
+    r = invoke("models", "--help")
+    assert r.exit_code == 0 and "--add" in r.stdout
+    r = invoke("-V")
+    assert r.exit_code == 0 and r.stdout.startswith("lmcodec ")
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["-x"], ["--level", "12"], ["-d", "-z"], ["-o", "o", "a", "b"],
+                                  ["--device", "tpu"], ["models", "--nope"]])
+def test_usage_errors_exit_1(args):
+    r = invoke(*args)
+    assert r.exit_code == 1, r.output
+    assert "Try 'lmcodec" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- round trips
+
+
+def test_compress_keep_decompress_rm(files):
+    t = files / "t.txt"
+    r = invoke("--model", TINY, "--chunk-size", "1024", str(t), str(files / "b.bin"))
+    assert r.exit_code == 0, r.stderr
+    assert t.exists() and (files / "t.txt.lmz").exists() and (files / "b.bin.lmz").exists()  # input kept
+    t.unlink()
+    r = invoke("-d", "--rm", str(files / "t.txt.lmz"))
+    assert r.exit_code == 0, r.stderr
+    assert t.read_bytes() == TEXT and not (files / "t.txt.lmz").exists()
+    # --rm when compressing: verified, then the input goes; -k wins over --rm
+    r = invoke("--model", TINY, "--rm", "-v", str(files / "b.bin"), "-f")
+    assert r.exit_code == 0, r.stderr
+    assert not (files / "b.bin").exists() and "-> " in r.stderr
+    r = invoke("-dk", "--rm", str(files / "b.bin.lmz"))
+    assert r.exit_code == 0 and (files / "b.bin.lmz").exists() and (files / "b.bin").read_bytes() == BIN
+    assert not [p for p in files.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stdin_stdout_and_combined_flags(files):
+    r = invoke("--model", TINY, "-9", input=BIN)  # no FILE: stdin -> stdout
+    assert r.exit_code == 0, r.stderr
+    blob = r.stdout_bytes
+    assert lmz.summary(io.BytesIO(blob))[0].chunk_size == 32 * 1024
+    r = invoke("-dcf", "-", input=blob)
+    assert r.exit_code == 0 and r.stdout_bytes == BIN
+    r = invoke("-1c", "--model", TINY, str(files / "b.bin"))
+    assert r.exit_code == 0 and lmz.summary(io.BytesIO(r.stdout_bytes))[0].chunk_size == 2048
+    r = invoke("-c", "--model", TINY, "--chunk-size", "3000", str(files / "b.bin"), str(files / "b.bin"))
+    assert r.exit_code == 0  # two files to stdout: concatenated streams
+    assert invoke("-d", input=r.stdout_bytes).stdout_bytes == BIN + BIN
+
+
+def test_output_option(files):
+    out = files / "sub.lmz"
+    r = invoke("--model", TINY, "-o", str(out), str(files / "b.bin"))
+    assert r.exit_code == 0 and out.exists()
+    r = invoke("-d", f"-o{files / 'back'}", str(out))
+    assert r.exit_code == 0 and (files / "back").read_bytes() == BIN
+
+
+def test_overwrite_refused_without_force(files):
+    dst = files / "b.bin.lmz"
+    dst.write_bytes(b"precious")
+    r = invoke("--model", TINY, str(files / "b.bin"))
+    assert r.exit_code == 1 and "already exists" in r.stderr and "-f" in r.stderr
+    assert dst.read_bytes() == b"precious"
+    r = invoke("--model", TINY, "-f", str(files / "b.bin"))
+    assert r.exit_code == 0 and dst.read_bytes().startswith(lmz.MAGIC)
+
+
+def test_terminal_refusal(files, monkeypatch):
+    monkeypatch.setattr(cli, "_isatty", lambda f: True)
+    r = invoke("--model", TINY, "-c", str(files / "b.bin"))
+    assert r.exit_code == 1 and "not written to a terminal" in r.stderr and r.stdout_bytes == b""
+    blob = lmz.compress_bytes(BIN)
+    r = invoke("-d", input=blob)
+    assert r.exit_code == 1 and "not read from a terminal" in r.stderr
+    r = invoke("-d", "-f", input=blob)
+    assert r.exit_code == 0 and r.stdout_bytes == BIN
+
+
+def test_suffix_warnings(files):
+    r = invoke("-d", str(files / "b.bin"))
+    assert r.exit_code == 2 and "unknown suffix -- ignored" in r.stderr
+    (files / "x.lmz").write_bytes(lmz.compress_bytes(BIN))
+    r = invoke("--model", TINY, str(files / "x.lmz"))
+    assert r.exit_code == 2 and "already has .lmz suffix" in r.stderr
+    r = invoke("-q", "-d", str(files / "b.bin"))
+    assert r.exit_code == 2 and r.stderr == ""
+
+
+def test_corrupt_truncated_and_test_mode(files):
+    good = lmz.compress_bytes(BIN, chunk_size=2048)
+    (files / "good.lmz").write_bytes(good)
+    bad = bytearray(good)
+    bad[200] ^= 1
+    (files / "bad.lmz").write_bytes(bytes(bad))
+    (files / "cut.lmz").write_bytes(good[:-30])
+    (files / "junk.lmz").write_bytes(b"not an lmz file at all")
+    assert invoke("-t", str(files / "good.lmz")).exit_code == 0
+    for name in ("bad", "cut", "junk"):
+        for args in (["-t"], ["-d"]):
+            r = invoke(*args, str(files / f"{name}.lmz"))
+            assert r.exit_code == 1, (name, args)
+            assert len(lines(r.stderr)) == 1 and r.stderr.startswith(f"lmcodec: {files / name}.lmz: ")
+            assert "Traceback" not in r.stderr
+        assert not (files / name).exists()  # no partial output
+    assert not [p for p in files.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_several_files_one_failing(files):
+    r = invoke("--model", TINY, str(files / "b.bin"), str(files / "missing"), str(files / "t.txt"))
+    assert r.exit_code == 1
+    assert lines(r.stderr) == [f"lmcodec: {files / 'missing'}: No such file or directory"]
+    assert (files / "b.bin.lmz").exists() and (files / "t.txt.lmz").exists()
+
+
+def test_missing_model_is_one_line(files):
+    buf = io.BytesIO()
+    w = lmz.Writer(buf, lmz.StreamHeader("no-such-model", b"\x11" * 32, 4096, lmz.CODER_LMCODEC, 1))
+    w.write_frame(lmz.METHOD_LM, b"hello", b"\x00")
+    w.close()
+    (files / "m.lmz").write_bytes(buf.getvalue())
+    r = invoke("-d", str(files / "m.lmz"))
+    assert r.exit_code == 1 and len(lines(r.stderr)) == 1
+    assert "needs model no-such-model" in r.stderr and "lmcodec models --add" in r.stderr
+    r = invoke("-l", str(files / "m.lmz"))  # listing needs no model
+    assert r.exit_code == 0 and "no-such-model" in r.stdout
+
+
+def test_list_and_models(files, cache):
+    r = invoke("--model", TINY, "--chunk-size", "1024", str(files / "t.txt"))
+    assert r.exit_code == 0, r.stderr
+    sha = lmz.summary(open(files / "t.txt.lmz", "rb"))[0].model_sha256
+    r = invoke("-l", str(files / "t.txt.lmz"), str(files / "t.txt.lmz"))
+    assert r.exit_code == 0
+    assert "tiny-llama" in r.stdout and sha[:16] in r.stdout and "1024" in r.stdout and "2 files" in r.stdout
+    r = invoke("-lv", str(files / "t.txt.lmz"))
+    assert sha in r.stdout and "coder 1 version 1" in r.stdout
+    r = invoke("models")
+    assert r.exit_code == 0 and "tiny-llama" in r.stdout and sha in r.stdout
+    r = invoke("models", "--add", TINY)
+    assert r.exit_code == 0 and f"added tiny-llama sha256 {sha}" in r.stdout
+    r = invoke("models", "--add", str(files / "nothing"))
+    assert r.exit_code == 1 and len(lines(r.stderr)) == 1
+
+
+# ---------------------------------------------------------------------------------------------- real processes
+
+
+def test_list_does_not_import_torch(tmp_path, cache):
+    p = tmp_path / "x.lmz"
+    p.write_bytes(lmz.compress_bytes(BIN, model_id="m", model_sha256=b"\x22" * 32))
+    code = ("import sys; sys.argv = ['lmcodec', '-l', sys.argv[1]]\nimport lmcodec.cli\n"
+            "try:\n    lmcodec.cli.main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nprint('NO-TORCH')")
+    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, env=env(cache))
+    assert r.returncode == 0, r.stderr
+    assert "NO-TORCH" in r.stdout and "22222222" in r.stdout
+
+
+def test_shell_pipe_round_trip(tmp_path, cache):
+    (tmp_path / "x").write_bytes(TEXT + BIN)
+    py = sys.executable
+    cmd = (f"set -o pipefail; cat x | '{py}' -m lmcodec -c --model '{TINY}' --chunk-size 2048 "
+           f"| '{py}' -m lmcodec -dc | cmp - x")
+    r = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env(cache), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+
+
+def test_closed_stdout_is_quiet(tmp_path, cache):
+    (tmp_path / "big.lmz").write_bytes(lmz.compress_bytes(os.urandom(1 << 21), chunk_size=1 << 16))
+    cmd = f"'{sys.executable}' -m lmcodec -dc big.lmz | head -c 10 > out; echo ${{PIPESTATUS[0]}} ${{PIPESTATUS[1]}}"
+    r = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env(cache), capture_output=True, text=True, timeout=60)
+    assert r.stderr == ""  # no traceback, no "Exception ignored"
+    assert r.stdout.split() == ["141", "0"]  # as if killed by SIGPIPE, like gzip; head succeeds
+    assert (tmp_path / "out").stat().st_size == 10
+
+
+def test_sigint_leaves_no_output(tmp_path, cache):
+    src = tmp_path / "big.txt"
+    src.write_bytes((Path(cli.__file__).read_bytes() * 8)[:200_000])
+    p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--model", TINY, "--chunk-size", "1024", str(src)],
+                         env=env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:  # the temp output exists: working
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
+        time.sleep(0.05)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.txt"]
