@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from .intmodel import FORMAT, FORMAT_VERSION
 
@@ -31,6 +30,31 @@ SILU_RANGE = 16  # silu table covers |g| <= 16
 # Activation grid per site: 15 bits, as two int8 matmuls. Measured on SmolLM2-135M (6 KiB of English): 8 bits
 # everywhere cost +2.4% against float32, 15 bits on qkv and down +1.7%, 15 bits everywhere +0.9%.
 ACT_BITS = {"qkv": 15, "o": 15, "gate_up": 15, "down": 15, "head": 15}
+
+
+_DTYPES = {torch.int8: "I8", torch.uint8: "U8", torch.int32: "I32", torch.int64: "I64"}
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    """Write a safetensors file byte-for-byte reproducibly: names and metadata keys sorted, data in name order.
+
+    (safetensors' own writer orders the metadata through a hash map, so equal inputs can give different bytes.)
+    """
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
 
 
 def _quant_rows(w: np.ndarray, qmax: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,5 +208,5 @@ def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, m
             "tokenizer": tokenizer_json}
     out_path = Path(out_path)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    save_file(out, str(tmp), metadata=meta)
+    save_safetensors(out, meta, tmp)
     tmp.replace(out_path)

@@ -1,12 +1,12 @@
 """The integer inference engine: token ids -> integer frequency tables, identical on every machine.
 
 All arithmetic is on integers (int64 tensors, or float64 tensors holding integers below 2**53 where a BLAS
-kernel is the fast way to sum them). spec/engine.md defines every step; this module is its reference.
+kernel is the fast way to sum them). There are no float32 matmuls, so a caller's TF32/bf16 matmul settings
+(which apply to float32 only) cannot change a result. spec/engine.md defines every step; this module is its reference.
 The engine knows nothing of coding or files: it takes token ids and returns tables.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import sys
 from collections.abc import Iterator
@@ -26,24 +26,6 @@ QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 128  # positions per block in the projections and the MLP
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
-
-
-@contextlib.contextmanager
-def _exact_matmul_settings() -> Iterator[None]:
-    """Force full-precision float matmuls while the engine runs, whatever the caller set.
-
-    The engine's float64 GEMMs are exact regardless, but a caller's TF32/bf16 setting must not leak into any
-    kernel choice; we restore the caller's settings afterwards.
-    """
-    prec = torch.get_float32_matmul_precision()
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.set_float32_matmul_precision("highest")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(prec)
-        torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def _keep_freed_memory() -> None:
@@ -257,7 +239,7 @@ class Engine:
         Work is split into blocks of rows and queries so that temporaries stay a few MB (large fresh
         allocations cost more in page faults than the arithmetic on them).
         """
-        with torch.inference_mode(), _exact_matmul_settings():
+        with torch.inference_mode():
             tokens = tokens.to(self.device)
             b, t = tokens.shape
             x = self._embed(tokens)
@@ -325,7 +307,7 @@ class DecodeState:
         e = self.e
         if self.t == self.k[0].shape[2]:
             self._alloc(self.k[0].shape[0], 2 * self.t)
-        with torch.inference_mode(), _exact_matmul_settings():
+        with torch.inference_mode():
             tokens = tokens.to(e.device)
             b = tokens.shape[0]
             x = e._embed(tokens[:, None])

@@ -1,0 +1,186 @@
+"""Proof of exactness: the engine's tables do not depend on pass, batch layout, threads, kernel path or ISA."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmcodec import models
+from lmcodec.engine import TOTAL, Engine
+from lmcodec.intmodel import IntModel
+from lmcodec.tokens import ByteTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "data" / "tiny-llama")
+TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light."
+).encode()
+
+
+@pytest.fixture(scope="module")
+def tiny() -> IntModel:
+    return models.resolve(TINY)
+
+
+def seqs(model: IntModel, n: int) -> list[list[int]]:
+    """n token sequences of different lengths, each starting with BOS."""
+    ids = ByteTokenizer(model).encode(TEXT)
+    bos = model.config["bos_id"]
+    return [[bos] + ids[(7 * i) % 11: (7 * i) % 11 + 20 + 3 * i] for i in range(n)]
+
+
+def full(engine: Engine, rows: list[list[int]], block: int = 64) -> list[torch.Tensor]:
+    """Per row, the tables of its real positions from a padded full-sequence pass."""
+    width = max(map(len, rows))
+    x = torch.full((len(rows), width), 5, dtype=torch.long)  # padding with an arbitrary token
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.tensor(r)
+    parts = [t for _, t in engine.full_tables(x, block=block)]
+    tables = torch.cat(parts, 1)
+    return [tables[i, : len(r)] for i, r in enumerate(rows)]
+
+
+def incremental(engine: Engine, rows: list[list[int]]) -> list[torch.Tensor]:
+    st = engine.start(len(rows))
+    width = max(map(len, rows))
+    out = []
+    for t in range(width):
+        tok = torch.tensor([r[t] if t < len(r) else 5 for r in rows])
+        out.append(st.step(tok))
+    tables = torch.stack(out, 1)
+    return [tables[i, : len(r)] for i, r in enumerate(rows)]
+
+
+def digest(tables: list[torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for t in tables:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_tables_are_valid(tiny):
+    (t,) = full(Engine(tiny), seqs(tiny, 1))
+    assert t.dtype == torch.int64
+    assert (t >= 1).all()
+    assert (t.sum(-1) == TOTAL).all()
+
+
+def test_full_equals_incremental(tiny):
+    e = Engine(tiny)
+    rows = seqs(tiny, 3)
+    a, b = full(e, rows), incremental(e, rows)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+def test_batch_layout_and_padding(tiny):
+    e = Engine(tiny)
+    rows = seqs(tiny, 16)
+    ref = [full(e, [r])[0] for r in rows]  # batch size 1, no padding
+    for size in (3, 16):
+        got = []
+        for s in range(0, len(rows), size):
+            got += full(e, rows[s: s + size], block=5)
+        assert all(torch.equal(x, y) for x, y in zip(ref, got))
+    # reordered batch: row content, not row position, decides the tables
+    rev = full(e, rows[::-1])[::-1]
+    assert all(torch.equal(x, y) for x, y in zip(ref, rev))
+
+
+def test_fast_path_equals_exact_fallback(tiny):
+    rows = seqs(tiny, 4)
+    assert digest(full(Engine(tiny, fast=True), rows)) == digest(full(Engine(tiny, fast=False), rows))
+
+
+def test_caller_float_settings_do_not_matter(tiny):
+    rows = seqs(tiny, 2)
+    ref = digest(full(Engine(tiny), rows))
+    prec = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")  # TF32 / bf16 for float32 matmuls, where available
+        assert digest(full(Engine(tiny), rows)) == ref
+    finally:
+        torch.set_float32_matmul_precision(prec)
+
+
+def test_threads(tiny):
+    rows = seqs(tiny, 3)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = digest(full(Engine(tiny), rows))
+        torch.set_num_threads(2)
+        two = digest(full(Engine(tiny), rows))
+    finally:
+        torch.set_num_threads(n)
+    assert one == two
+
+
+_CHILD = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_engine import TINY, digest, full, incremental, seqs
+from lmcodec import models
+from lmcodec.engine import Engine
+from lmcodec.kernels import int_mm_is_exact
+torch.set_num_threads({threads})
+m = models.resolve(TINY)
+e = Engine(m)
+rows = seqs(m, 3)
+print(digest(full(e, rows)), digest(incremental(e, rows)), int_mm_is_exact(torch.device("cpu")))
+"""
+
+
+@pytest.mark.parametrize("isa", ["SSE41", "AVX2", "AVX512_CORE", None])
+def test_cpu_isa_paths(tiny, isa):
+    """oneDNN's older kernels saturate int16 pair sums; the self-test must catch that, and tables must match."""
+    env = dict(os.environ)
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    code = _CHILD.format(tests=str(ROOT / "tests"), threads=1 if isa else 2)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    f, i, _ = out.stdout.split()
+    rows = seqs(tiny, 3)
+    e = Engine(tiny)
+    assert f == i == digest(full(e, rows)) == digest(incremental(e, rows))
+
+
+def test_self_test_rejects_a_wrong_kernel(monkeypatch):
+    from lmcodec import kernels
+
+    real = torch._int_mm
+    monkeypatch.setattr(kernels, "_verified", {})
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: real(a, b) + (a[:, :1].int() == 127))
+    assert not kernels.int_mm_is_exact(torch.device("cpu"))
+    a = torch.full((20, 64), 127, dtype=torch.int8)
+    b = torch.ones((64, 8), dtype=torch.int8)
+    assert torch.equal(kernels.matmul_i8(a, b).long(), a.long() @ b.long())  # the fallback is used
+
+
+def test_conversion_is_deterministic(tmp_path, tiny):
+    from lmcodec.convert import convert
+    from lmcodec.models import _load_hf_dir
+
+    state, cfg, tok = _load_hf_dir(Path(TINY))()
+    convert(state, cfg, tok, tiny.model_id, "test", tmp_path / "a.safetensors")
+    convert(state, cfg, tok, tiny.model_id, "test", tmp_path / "b.safetensors")
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+def test_default_model_full_equals_incremental():
+    """The real model on a short text: both passes agree, and it predicts English far better than uniform."""
+    m = models.resolve("default")
+    e = Engine(m)
+    ids = [m.config["bos_id"]] + ByteTokenizer(m).encode(TEXT)[:48]
+    a, b = full(e, [ids]), incremental(e, [ids])
+    assert torch.equal(a[0], b[0])
+    tgt = torch.tensor(ids[1:])
+    bits = -torch.log2(a[0][:-1].gather(-1, tgt[:, None]).double() / TOTAL).sum().item()
+    assert bits / len(TEXT[: len(ByteTokenizer(m).decode(ids[1:]))]) < 2.0  # bits per byte
