@@ -24,6 +24,8 @@ Q15 = 127 * 128  # 15-bit activation grid, coded as two int8 halves
 F_BITS = 16  # fractional bits of the per-token input factor f
 QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 128  # positions per block in the projections and the MLP
+GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
+RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
 
@@ -187,7 +189,7 @@ class Engine:
     def _mlp(self, lay: dict[str, Linear], x: torch.Tensor) -> torch.Tensor:
         gu = self._linear_apply(lay["gate_up"], x)
         n = gu.shape[-1] // 2
-        g, u = gu[..., :n], gu[..., n:]
+        g, u = gu[..., :n].clamp(-GU_LIMIT, GU_LIMIT), gu[..., n:].clamp(-GU_LIMIT, GU_LIMIT)
         half = self.silu_half
         inside = self.silu_table[(g.clamp(-half, half) + half)]
         s = torch.where(g > half, g, torch.where(g < -half, torch.zeros_like(g), inside))
@@ -256,8 +258,9 @@ class Engine:
                         mask = (pos[None, :e] > pos[a:e, None]).repeat(g, 1)
                         o[i: i + 1, :, :, a:e] = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask).view(
                             1, self.nkv, g, e - a, self.hd)
-                x = x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)
-                x = x + self._rows(lambda r, p: self._mlp(lay, r), x, pos)
+                x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
+                    -RESID_LIMIT, RESID_LIMIT)
+                x = (x + self._rows(lambda r, p: self._mlp(lay, r), x, pos)).clamp_(-RESID_LIMIT, RESID_LIMIT)
             block = max(1, min(block, HEAD_ELEMENTS // (b * self.vocab_size)))
             for a in range(0, t, block):
                 yield a, self._tables(x[:, a: a + block])
@@ -319,7 +322,8 @@ class DecodeState:
                 self.v[i][:, :, self.t] = v[:, :, 0].double()
                 qq = q.double().reshape(b, e.nkv, -1, e.hd)
                 o = e._attend(qq, self.k[i][:, :, :t], self.v[i][:, :, :t], None)
-                x = x + e._attn_out(lay, o.view(b, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))
-                x = x + e._mlp(lay, x)
+                x = (x + e._attn_out(lay, o.view(b, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))).clamp_(
+                    -RESID_LIMIT, RESID_LIMIT)
+                x = (x + e._mlp(lay, x)).clamp_(-RESID_LIMIT, RESID_LIMIT)
             self.t = t
             return e._tables(x[:, 0])
