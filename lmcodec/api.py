@@ -17,7 +17,22 @@ import lmz
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 
 
+_models: dict[str, Any] = {}  # the loaded model, by the name it was asked for and by its sha256
 _codecs: dict[tuple, Any] = {}
+
+
+def _model(spec: Any = None, sha256: str | None = None, model_id: str = ""):
+    """One loaded model at a time (a few hundred MB), reused across calls."""
+    from . import models
+
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):
+        return spec  # an IntModel
+    key = sha256 or str(spec or "default")
+    if key not in _models:
+        m = models.find(model_id, sha256) if sha256 else models.resolve(spec)
+        _models.clear()
+        _models[key] = _models[m.sha256] = m
+    return _models[key]
 
 
 def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -25,10 +40,11 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
     """A Codec for these options, reused across calls (loading a model costs a few hundred ms)."""
     from .codec import Codec
 
-    key = (model if isinstance(model, (str, type(None))) else id(model), chunk_size, batch_size, device, threads)
+    m = _model(model)
+    key = (m.sha256, chunk_size, batch_size, device, threads)
     if key not in _codecs:
-        _codecs.clear()  # keep one model in memory
-        _codecs[key] = Codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
+        _codecs.clear()
+        _codecs[key] = Codec(m, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
     return _codecs[key]
 
 
@@ -39,11 +55,14 @@ class _LmDecoder:
         self.batch_size, self.device, self.threads, self.model = batch_size, device, threads, model
 
     def __call__(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
-        from . import models
-
-        model = self.model
-        if model is None or getattr(model, "sha256", None) != header.model_sha256.hex():
-            model = models.find(header.model_id, header.model_sha256.hex())
+        sha = header.model_sha256.hex()
+        model = None
+        if self.model is not None:  # a model the caller named: use it if it is the one the stream needs
+            model = _model(self.model)
+            if model.sha256 != sha:
+                model = None
+        if model is None:
+            model = _model(sha256=sha, model_id=header.model_id)
         codec = get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size, device=self.device,
                           threads=self.threads)
         return codec.decode(header, frames)
@@ -150,18 +169,30 @@ class _CompressWriter:
             self._drain(final=False)
 
     def _drain(self, final: bool) -> None:
-        chunks = []
-        buf = bytes(self._buf)
+        # cut() looks at no more than chunk_size + 1 bytes, so pass it only those: slicing the whole rest of a
+        # large write for every chunk made one big write() quadratic. Chunks are coded and written batch_size
+        # at a time, so memory stays bounded by the batch, not by the write.
+        view = memoryview(self._buf)
+        span = self._codec.chunk_size + 1
         pos = 0
-        while True:
-            chunk, used = self._codec.cut(buf[pos:], final)
-            if chunk is None:
-                break
-            chunks.append(chunk)
-            pos += used
-        del self._buf[:pos]
-        for chunk, payload in zip(chunks, self._codec.encode(chunks)):
-            self._w.write_chunk(chunk.raw, payload)
+        try:
+            while True:
+                chunks = []
+                end = pos
+                while len(chunks) < self._codec.batch_size:
+                    chunk, used = self._codec.cut(bytes(view[end: end + span]), final)
+                    if chunk is None:
+                        break
+                    chunks.append(chunk)
+                    end += used
+                if not chunks:
+                    break
+                for chunk, payload in zip(chunks, self._codec.encode(chunks)):
+                    self._w.write_chunk(chunk.raw, payload)
+                pos = end
+        finally:
+            view.release()
+            del self._buf[:pos]
 
     def close(self) -> None:
         self._drain(final=True)
@@ -255,7 +286,7 @@ class LmzFile(io.BufferedIOBase):
 
     def flush(self) -> None:
         self._check()
-        if self._mode != "r":
+        if self._mode != "r" and not self._fp.closed:  # close() closes an owned file before IOBase.close flushes
             self._fp.flush()
 
     # --- life cycle ---

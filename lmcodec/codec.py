@@ -5,6 +5,7 @@ does not depend on batch size, threads or device.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,7 @@ class Codec:
         self.tokenizer = ByteTokenizer(self.model)
         self.max_tokens = self.engine.max_tokens - 1  # one position goes to BOS
         self.ideal_bits = 0.0  # sum of -log2 p over coded tokens, for measurements
+        self.seconds = {"engine": 0.0, "coding": 0.0}  # where the lm time goes, for the benchmarks
 
     @property
     def header(self) -> lmz.StreamHeader:
@@ -96,7 +98,14 @@ class Codec:
             seq[i, 1: 1 + len(t)] = torch.tensor(t)
         enc = rangecoder.BatchEncoder(len(token_lists))
         last = seq.shape[1] - 1
-        for t0, tables in self.engine.full_tables(seq):
+        passes = self.engine.full_tables(seq)
+        while True:
+            t = time.perf_counter()
+            t0, tables = next(passes, (None, None))
+            self.seconds["engine"] += time.perf_counter() - t
+            if t0 is None:
+                break
+            t = time.perf_counter()
             n = min(tables.shape[1], last - t0)
             if n <= 0:
                 break
@@ -108,6 +117,7 @@ class Codec:
             f = freq.numpy()
             self.ideal_bits += float(sum(-np.log2(f[i, :valid[i]] / rangecoder.TOTAL).sum() for i in range(len(f))))
             enc.encode_block(cum.numpy(), f, valid)
+            self.seconds["coding"] += time.perf_counter() - t
         return enc.finish()
 
     def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
@@ -136,7 +146,10 @@ class Codec:
         prev = torch.full((n,), self.engine.bos_id, dtype=torch.long)
         tb = self.tokenizer.token_bytes
         for _ in range(self.max_tokens):
+            t = time.perf_counter()
             tables = state.step(prev).cpu().numpy()
+            t1 = time.perf_counter()
+            self.seconds["engine"] += t1 - t
             full = np.zeros((n, tables.shape[1]), dtype=np.int64)
             full[rows] = tables
             active = np.zeros(n, dtype=bool)
@@ -153,6 +166,7 @@ class Codec:
                 state.keep(keep)
                 rows = rows[keep]
             prev = torch.from_numpy(sym[rows])
+            self.seconds["coding"] += time.perf_counter() - t1
         for f, g in zip(frames, got):
             if len(g) != f.raw_length:
                 raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
