@@ -45,9 +45,9 @@ class IntModel:
                 if meta.get("format_version") != FORMAT_VERSION:
                     raise ModelError(f"{path}: integer model format {meta.get('format_version')!r} is not supported")
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (OSError, ValueError, RuntimeError) as e:  # safetensors raises several types on bad files
-            if isinstance(e, ModelError):
-                raise
+        except ModelError:
+            raise
+        except Exception as e:  # safetensors raises its own SafetensorError (no common base) on bad files
             raise ModelError(f"{path}: cannot read model file: {e}") from e
         blob = tensors.pop("tokens.bytes").numpy().tobytes()
         offs = tensors.pop("tokens.offsets").tolist()
