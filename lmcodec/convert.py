@@ -15,7 +15,7 @@ import torch
 
 from .intmodel import FORMAT, FORMAT_VERSION
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 
 # Fixed-point fractional bits of the engine's integer quantities (recorded in the file's config).
 RESID_BITS = 12
