@@ -71,8 +71,11 @@ def utf8_cut(data: bytes, limit: int) -> int:
     """A cut point <= limit that does not split a UTF-8 character (limit itself if no character straddles it)."""
     if limit >= len(data):
         return len(data)
-    for back in range(min(3, limit)):
+    for back in range(min(4, limit + 1)):  # a lead byte is at most 3 bytes before the limit
         b = data[limit - back]
         if b & 0xC0 != 0x80:  # not a continuation byte: a character starts here
-            return limit - back if back or b & 0x80 else limit
+            if back == 0:
+                return limit
+            size = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+            return limit - back if size > back else limit  # move back only if that character straddles
     return limit

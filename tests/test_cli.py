@@ -24,11 +24,6 @@ TEXT = ("The quick brown fox jumps over the lazy dog. " * 30 + "\nÅngström ≠
 BIN = hashlib.sha256(b"seed").digest() * 200  # 6400 bytes, not text: coded without the model
 
 
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("model-cache")
-
-
 @pytest.fixture(autouse=True)
 def _env(cache, monkeypatch):
     monkeypatch.setenv("LMCODEC_CACHE", str(cache))

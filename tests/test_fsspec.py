@@ -21,11 +21,6 @@ TEXT = "Grüße, fsspec! The quick brown fox jumps over the lazy dog.\n" * 20
 BIN = bytes(range(256)) * 16
 
 
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("model-cache")
-
-
 @pytest.fixture(autouse=True)
 def _env(cache, monkeypatch):
     monkeypatch.setenv("LMCODEC_CACHE", str(cache))

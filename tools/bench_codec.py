@@ -42,10 +42,11 @@ def main() -> None:
     ap.add_argument("--max-bytes", type=int, default=16384)
     ap.add_argument("--chunk-size", type=int, default=8192)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 is steadier on a shared machine)")
     ap.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = ap.parse_args()
 
-    opts = dict(model=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size)
+    opts = dict(model=args.model, chunk_size=args.chunk_size, batch_size=args.batch_size, threads=args.threads)
     codec = get_codec(**opts)  # load (and convert, the first time) outside the timings
     rows = ["| file | bytes | lmcodec | bits/byte | ideal bits/byte | xz -9e | zstd -19 | lmcodec/xz | "
             "compress B/s | decompress B/s | coding share (enc / dec) |", "|" + "---|" * 11]
@@ -61,7 +62,7 @@ def main() -> None:
         ideal = codec.ideal_bits
         codec.seconds = {"engine": 0.0, "coding": 0.0}
         t = time.perf_counter()
-        back = lmcodec.decompress(blob, batch_size=args.batch_size)
+        back = lmcodec.decompress(blob, batch_size=args.batch_size, threads=args.threads)
         codec = get_codec(**opts)  # the same cached codec decoded (same model, chunk size and batch)
         t_dec = time.perf_counter() - t
         dec_share = codec.seconds["coding"] / max(1e-9, sum(codec.seconds.values()))
@@ -78,7 +79,7 @@ def main() -> None:
     rows.append(f"| **total** | {tot['raw']} | {tot['lmz']} | {8 * tot['lmz'] / tot['raw']:.3f} | | {tot['xz']} | "
                 f"{tot['zstd']} | {tot['lmz'] / tot['xz']:.2f} | | | |")
     text = "\n".join([f"Machine: {machine()}; model {codec.model.model_id} ({codec.model.sha256[:12]}), chunk "
-                      f"{args.chunk_size} B, batch {args.batch_size}, first {args.max_bytes} B of each file.", "",
+                      f"{args.chunk_size} B, batch {args.batch_size}, threads {args.threads or 'default'}, first {args.max_bytes} B of each file.", "",
                       *rows])
     print(text)
     if args.out:

@@ -1,0 +1,68 @@
+"""Shared fixtures: one model cache for the whole session, the tiny model, the shared corpus.
+
+LMCODEC_CACHE is set in os.environ for the whole session (before any model is used), so compression and
+decompression, in this process and in subprocesses, see the same converted models, and the tiny model is
+converted once per session.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "data" / "tiny-llama")
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache(tmp_path_factory) -> Path:
+    """The session's model cache directory, exported as LMCODEC_CACHE."""
+    d = tmp_path_factory.mktemp("model-cache")
+    old = os.environ.get("LMCODEC_CACHE")
+    os.environ["LMCODEC_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("LMCODEC_CACHE", None)
+    else:
+        os.environ["LMCODEC_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny() -> str:
+    """Absolute path of the tiny test model (a Hugging Face directory, converted on first use)."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture()
+def restore_threads():
+    """Codec(threads=N) calls torch.set_num_threads globally; put the thread count back afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture()
+def count_lm_frames(monkeypatch):
+    """Counts lm frames the codec decodes (patched Codec._decode_batch): returns a list of raw lengths."""
+    from lmcodec.codec import Codec
+
+    seen: list[int] = []
+    orig = Codec._decode_batch
+
+    def counting(self, frames):
+        seen.extend(f.raw_length for f in frames)
+        return orig(self, frames)
+
+    monkeypatch.setattr(Codec, "_decode_batch", counting)
+    return seen
