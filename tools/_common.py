@@ -161,3 +161,12 @@ class Timer:
 
     def __exit__(self, *exc):
         self.s = time.perf_counter() - self.t
+
+
+def emit(lines: list[str], out: str | Path | None) -> None:
+    """Print a report and, if asked, write it to a file."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)

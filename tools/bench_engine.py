@@ -249,18 +249,14 @@ def main() -> int:
         f"hashes the GGUF too, plus the converted file |",
         f"| (d) Engine(model) | {ch['engine_s']:.3f} s | | | | | |",
     ]
-    out = [f"## Integer engine vs float32 transformers: speed, memory, load time", "", C.machine_info(),
+    out = ["## Integer engine vs float32 transformers: speed, memory, load time", "", C.machine_info(),
            f"- model: {m.model_id} sha256 {m.sha256[:16]}...; float: {models.default_gguf().name} as float32 "
            f"(attention: {getattr(fm.config, '_attn_implementation', '?')}); text {Path(a.text).name}",
            f"- each figure best of {a.reps} alternating repetitions (all repetitions in the last column)", "",
            "| measure | integer engine | float32 | engine/float | target | met | notes |",
            "|---|---:|---:|---:|---:|---|---|"] + rows + [
            "", f"Wall time {time.perf_counter() - t_start:.0f} s."]
-    text = "\n".join(out) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text)
+    C.emit(out, a.out)
     return 0
 
 

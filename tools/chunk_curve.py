@@ -66,16 +66,13 @@ def main() -> int:
         head += " | all: float32 bits/byte | integer vs float"
         sep += "---:|---:|"
     head += " |"
-    best = None
     lines = []
     curve = []
     for size in sizes:
         r = res[size]
         nbytes = sum(x[0] for x in r)
-        ntok = sum(x[1] for x in r)
         ib = sum(x[2] for x in r) / nbytes
         curve.append((size, ib, sum(x[3] for x in r) / nbytes if fm is not None else None))
-        best = ib if size == max(sizes) else best
     ref = curve[sizes.index(max(sizes))][1]
     for (size, ib, fbb), r in zip(curve, (res[s] for s in sizes)):
         line = (f"| {size} | " + " | ".join(f"{x[2] / x[0]:.4f}" for x in r)
@@ -109,11 +106,7 @@ def main() -> int:
             fig.savefig(a.plot, dpi=120)
             out += ["", f"Plot: {a.plot}"]
     out += ["", f"Wall time {time.perf_counter() - t_start:.0f} s."]
-    text = "\n".join(out) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text)
+    C.emit(out, a.out)
     return 0
 
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import lmz
-from lmz.constants import FOOTER_SIZE, TRAILER_FIXED_SIZE
+from lmz.constants import FOOTER_SIZE
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 MEMORY_SLACK = 8 << 20  # bytes of tracemalloc peak allowed beyond 3x the true content

@@ -90,11 +90,7 @@ def main() -> int:
                     tot["tf"], tot["ti"]).replace(f"{diff:+.2f}", f"**{diff:+.2f}**"))
     out += ["", f"Total difference {diff:+.2f}% against the {a.target:g}% target: {'met' if ok else 'NOT MET'}. "
             f"Wall time {time.perf_counter() - t_start:.0f} s."]
-    text = "\n".join(out) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text)
+    C.emit(out, a.out)
     return 0 if ok else 1
 
 
