@@ -169,11 +169,11 @@ class _CompressWriter:
             self._drain(final=False)
 
     def _drain(self, final: bool) -> None:
-        # cut() looks at no more than chunk_size + 1 bytes, so pass it only those: slicing the whole rest of a
-        # large write for every chunk made one big write() quadratic. Chunks are coded and written batch_size
+        # cut() looks at no more than frame_limit bytes (a run of non-text data), so pass it only those:
+        # slicing the whole rest of a large write for every chunk made one big write() quadratic. Chunks are coded and written batch_size
         # at a time, so memory stays bounded by the batch, not by the write.
         view = memoryview(self._buf)
-        span = self._codec.chunk_size + 1
+        span = self._codec.frame_limit + 1
         pos = 0
         try:
             while True:

@@ -132,9 +132,10 @@ def test_sizes_around_chunk_size(tiny, kind, n):
     blob = lmcodec.compress(data, model=tiny, chunk_size=CS, batch_size=64)
     frames = list(lmz.Reader(io.BytesIO(blob)).frames())
     assert sum(f.raw_length for f in frames) == n
-    assert all(1 <= f.raw_length <= CS for f in frames)
+    assert all(1 <= f.raw_length <= CS for f in frames if f.method == lmz.METHOD_LM)
     if kind == "binary":
-        assert len(frames) == -(-n // CS)
+        # a run of non-text chunks shares one frame (up to codec.BULK); a short tail may pass the text check
+        assert len(frames) <= min(n, 2)
         assert all(f.method != lmz.METHOD_LM for f in frames)
     elif n > 8:
         assert any(f.method == lmz.METHOD_LM for f in frames)
