@@ -98,7 +98,8 @@ class Codec:
             piece = buf[end: min(end + self.chunk_size, self.frame_limit)]
             if len(piece) < min(self.chunk_size, self.frame_limit - end) and not final:
                 return None, 0
-            if not piece or looks_like_text(piece):
+            # a piece cut short (by the frame limit or the end of the input) joins the run unchecked
+            if not piece or (len(piece) == self.chunk_size and looks_like_text(piece)):
                 break
             end += len(piece)
         return Chunk(buf[:end], None), end

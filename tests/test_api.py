@@ -274,11 +274,13 @@ def _fail_after(monkeypatch, n_ok: int):
 
 
 def test_failure_mid_write_leaves_nothing(tmp_path, opts, monkeypatch):
-    _fail_after(monkeypatch, 2)
+    big = random.Random(2).randbytes(3 << 20)  # non-text: coded in 1 MiB frames while it is written
+    _fail_after(monkeypatch, 1)
     with pytest.raises(RuntimeError, match="simulated"):
         with lmcodec.open(tmp_path / "out.lmz", "wb", **opts) as f:
-            for i in range(0, len(BIN), 1000):
-                f.write(BIN[i: i + 1000])
+            for i in range(0, len(big), 1 << 16):
+                f.write(big[i: i + (1 << 16)])
+                assert i < len(big) - (1 << 16), "the failure must come from a write, not from close"
     assert os.listdir(tmp_path) == []
 
 
