@@ -168,12 +168,14 @@ class Codec:
         state = self.engine.start(n)
         prev = torch.full((n,), self.engine.bos_id, dtype=torch.long)
         tb = self.tokenizer.token_bytes
+        full = None
         for _ in range(self.max_tokens):
             t = time.perf_counter()
             tables = state.step(prev).cpu().numpy()
             t1 = time.perf_counter()
             self.seconds["engine"] += t1 - t
-            full = np.zeros((n, tables.shape[1]), dtype=np.int64)
+            if full is None:  # one (n, V) buffer for the whole batch; finished rows stay inactive
+                full = np.zeros((n, tables.shape[1]), dtype=np.int64)
             full[rows] = tables
             active = np.zeros(n, dtype=bool)
             active[rows] = True

@@ -94,6 +94,8 @@ class Engine:
         self.exp_last = self.exp_table.numel() - 1
         self.silu_table = t["silu"]
         self.silu_half = (self.silu_table.numel() - 1) // 2
+        # attention scores (q_bits + k_bits fractional bits) -> logits in 2**-exp_frac_bits nat, a power of two
+        self.score_scale = 2.0 ** (c["exp_frac_bits"] - c["q_bits"] - c["k_bits"])
 
     @staticmethod
     def _linear(t: dict[str, torch.Tensor], name: str, bits: int) -> Linear:
@@ -168,17 +170,12 @@ class Engine:
 
     def _softmax_weights(self, scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Exact integer attention weights from float64-held integer scores (last dim = keys)."""
-        logit = torch.floor(scores * self._score_scale)
+        logit = torch.floor(scores * self.score_scale)
         if mask is not None:
             logit = logit.masked_fill(mask, float("-inf"))
         d = logit.amax(-1, keepdim=True) - logit
         idx = d.clamp(max=self.exp_last).long()
         return self.exp_table[idx]
-
-    @property
-    def _score_scale(self) -> float:
-        c = self.cfg
-        return 2.0 ** (c["exp_frac_bits"] - c["q_bits"] - c["k_bits"])
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """q (B, kv, g*Tq, d), k/v (B, kv, Tk, d) as float64 integers -> int64 (B, kv, g*Tq, d) in v's units."""
