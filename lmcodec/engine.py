@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import fused as fz
 from .intmodel import IntModel
 from .kernels import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
 
@@ -23,7 +24,7 @@ Q8 = 127  # 8-bit activation grid
 Q15 = 127 * 128  # 15-bit activation grid, coded as two int8 halves
 F_BITS = 16  # fractional bits of the per-token input factor f
 QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
-ROW_BLOCK = 128  # positions per block in the projections and the MLP
+ROW_BLOCK = 256  # positions per block in the projections and the MLP
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
 RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
@@ -59,20 +60,28 @@ class Linear:
         self.unshift_f = torch.pow(2.0, -self.shift.double())
         self.bias_f = None if self.bias is None else self.bias.double()
         self.acc_bound = self.qmax * 63 * self.wt.shape[0]
+        if self.wt.device.type == "cpu":  # the parameters of fused._requant
+            bias = self.bias if self.bias is not None else torch.zeros_like(self.mult)
+            self.np = (self.mult.numpy(), self.shift.numpy(), bias.numpy(),
+                       (self.mult_f * self.unshift_f).numpy(), self.acc_bound)
 
 
 class Engine:
     """Exact integer forward passes of one converted model on one device."""
 
     def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
-                 fast: bool = True) -> None:
+                 fast: bool = True, fused: bool | None = None) -> None:
+        """fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
+        steps in the numba kernels of fused.py (default: when available and fast); same integers either way."""
         self.model = model
         self.cfg = c = model.config
         self.device = torch.device(device)
         self.fast = fast
+        self.fused = (fast and fz.available and self.device.type == "cpu") if fused is None else fused
         _keep_freed_memory()
         if threads:
             torch.set_num_threads(threads)
+        fz.set_threads(torch.get_num_threads())
         t = {k: v.to(self.device) for k, v in model.tensors.items()}
         self.vocab_size: int = c["vocab_size"]
         self.bos_id: int = c["bos_id"]
@@ -96,6 +105,9 @@ class Engine:
         self.silu_half = (self.silu_table.numel() - 1) // 2
         # attention scores (q_bits + k_bits fractional bits) -> logits in 2**-exp_frac_bits nat, a power of two
         self.score_scale = 2.0 ** (c["exp_frac_bits"] - c["q_bits"] - c["k_bits"])
+        self.score_shift = c["q_bits"] + c["k_bits"] - c["exp_frac_bits"]
+        if self.fused:
+            self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
 
     @staticmethod
     def _linear(t: dict[str, torch.Tensor], name: str, bits: int) -> Linear:
@@ -238,6 +250,11 @@ class Engine:
         Work is split into blocks of rows and queries so that temporaries stay a few MB (large fresh
         allocations cost more in page faults than the arithmetic on them).
         """
+        block = max(1, min(block, HEAD_ELEMENTS // (tokens.shape[0] * self.vocab_size)))
+        if self.fused:
+            with torch.inference_mode():
+                yield from self._full_fused(tokens.cpu(), block)
+            return
         with torch.inference_mode():
             tokens = tokens.to(self.device)
             b, t = tokens.shape
@@ -258,7 +275,6 @@ class Engine:
                 x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
                     -RESID_LIMIT, RESID_LIMIT)
                 x = (x + self._rows(lambda r, p: self._mlp(lay, r), x, pos)).clamp_(-RESID_LIMIT, RESID_LIMIT)
-            block = max(1, min(block, HEAD_ELEMENTS // (b * self.vocab_size)))
             for a in range(0, t, block):
                 yield a, self._tables(x[:, a: a + block])
 
@@ -272,6 +288,70 @@ class Engine:
         if isinstance(parts[0], tuple):
             return tuple(torch.cat([p[j] for p in parts], dim=_TIME_DIM[j]) for j in range(len(parts[0])))
         return torch.cat(parts, 1)
+
+    # ---- the fused CPU path: the same integers, element-wise steps in fused.py -------------------
+    def _mm(self, lin: Linear, x: torch.Tensor, in_bits: int = -1):
+        """Linear steps 1-4 for rows x (M, K) int64: ((acc_hi, acc_lo), f, lin's parameters) for an epilogue."""
+        m = x.shape[0]
+        q = torch.empty((m if lin.qmax == Q8 else 2 * m, x.shape[1]), dtype=torch.int8)
+        f = torch.empty(m, dtype=torch.long)
+        qn = q.numpy()
+        fz.quantize(x.numpy(), lin.qmax, in_bits, self.eps, qn[:m], qn[m:], f.numpy())  # Q8: qn[m:] is empty
+        acc = matmul_i8(q, lin.wt, self.fast).numpy()
+        return (acc[:m], acc[m:]), f.numpy(), lin.np
+
+    def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, pos0: int,
+                     k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
+        """One layer on the residual x (b*t, H) in place; new k, v go to the caches at times pos0.. pos0+t-1."""
+        g, d = self.nh // self.nkv, self.hd
+        q = torch.empty((b, self.nkv, g, t, d), dtype=torch.float64)
+        cos, sin = self.cos.numpy(), self.sin.numpy()
+        for a in range(0, b * t, ROW_BLOCK):
+            fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, pos0, cos, sin, q.numpy(),
+                        k_cache.numpy(), v_cache.numpy(), pos0)
+        o = torch.empty((b * t, self.nh * d), dtype=torch.long)
+        end = pos0 + t
+        if t == 1:  # one new position per row: all its keys are visible
+            s = q.view(b, self.nkv, g, d) @ k_cache[:, :, :end].transpose(-1, -2)
+            z = torch.empty(s.numel() // end, dtype=torch.long)
+            fz.softmax(s.view(-1, end).numpy(), end - 1, 1, self.score_shift, self.exp_np, z.numpy())
+            fz.attn_gather((s @ v_cache[:, :, :end]).numpy(), z.numpy(), 1, o.numpy(), 0)
+        else:
+            for i in range(b):
+                k, v = k_cache[i], v_cache[i]
+                for a in range(0, t, QUERY_BLOCK):
+                    e = min(t, a + QUERY_BLOCK)
+                    s = q[i, :, :, a:e].reshape(self.nkv, -1, d) @ k[:, : pos0 + e].transpose(-1, -2)
+                    z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
+                    fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np,
+                               z.numpy())
+                    fz.attn_gather((s @ v[:, : pos0 + e])[None].numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
+        for a in range(0, b * t, ROW_BLOCK):
+            fz.add_residual(*self._mm(lay["o"], o[a: a + ROW_BLOCK], self.cfg["v_bits"]),
+                            x[a: a + ROW_BLOCK].numpy())
+        h = torch.empty((min(b * t, ROW_BLOCK), self.cfg["intermediate"]), dtype=torch.long)
+        for a in range(0, b * t, ROW_BLOCK):
+            xa = x[a: a + ROW_BLOCK]
+            ha = h[: xa.shape[0]]
+            fz.gate_up(*self._mm(lay["gate_up"], xa), self.silu_np, ha.numpy())
+            fz.add_residual(*self._mm(lay["down"], ha, 2 * self.cfg["mlp_bits"]), xa.numpy())
+
+    def _tables_fused(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.empty((x.shape[0], self.vocab_size), dtype=torch.long)
+        fz.tables(*self._mm(self.head, x), self.exp_np, TOTAL, out.numpy())
+        return out
+
+    def _full_fused(self, tokens: torch.Tensor, block: int) -> Iterator[tuple[int, torch.Tensor]]:
+        b, t = tokens.shape
+        x = self._embed(tokens).reshape(b * t, -1).contiguous()
+        shape = (b, self.nkv, t, self.hd)
+        for lay in self.layers:
+            k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
+            self._layer_fused(lay, x, b, t, 0, k, v)
+        x = x.view(b, t, -1)
+        for a in range(0, t, block):
+            xa = x[:, a: a + block]
+            yield a, self._tables_fused(xa.reshape(-1, xa.shape[-1])).view(b, xa.shape[1], -1)
 
     def start(self, batch: int) -> "DecodeState":
         return DecodeState(self, batch)
@@ -313,6 +393,12 @@ class DecodeState:
             x = e._embed(tokens[:, None])
             pos = torch.tensor([self.t], device=e.device)
             t = self.t + 1
+            if e.fused:
+                x = x.view(b, -1).contiguous()
+                for i, lay in enumerate(e.layers):
+                    e._layer_fused(lay, x, b, 1, self.t, self.k[i], self.v[i])
+                self.t = t
+                return e._tables_fused(x)
             for i, lay in enumerate(e.layers):
                 q, k, v = e._qkv(lay, x, pos)
                 self.k[i][:, :, self.t] = k[:, :, 0].double()
