@@ -159,40 +159,30 @@ class _CompressWriter:
     """Cuts written bytes into chunks and writes frames, batch_size chunks at a time."""
 
     def __init__(self, fp: IO[bytes], codec) -> None:
+        from .codec import Cutter
+
         self._codec = codec
         self._w = lmz.Writer(fp, codec.header)
-        self._buf = bytearray()
+        self._cutter = Cutter(codec)
 
     def write(self, data: bytes) -> None:
-        self._buf += data
-        if len(self._buf) >= self._codec.chunk_size * self._codec.batch_size:
+        self._cutter.add(data)
+        if self._cutter.pending >= self._codec.chunk_size * self._codec.batch_size:
             self._drain(final=False)
 
     def _drain(self, final: bool) -> None:
-        # cut() looks at no more than frame_limit bytes (a run of non-text data), so pass it only those:
-        # slicing the whole rest of a large write for every chunk made one big write() quadratic. Chunks are coded and written batch_size
-        # at a time, so memory stays bounded by the batch, not by the write.
-        view = memoryview(self._buf)
-        span = self._codec.frame_limit + 1
-        pos = 0
-        try:
-            while True:
-                chunks = []
-                end = pos
-                while len(chunks) < self._codec.batch_size:
-                    chunk, used = self._codec.cut(bytes(view[end: end + span]), final)
-                    if chunk is None:
-                        break
-                    chunks.append(chunk)
-                    end += used
-                if not chunks:
-                    break
-                for chunk, payload in zip(chunks, self._codec.encode(chunks)):
-                    self._w.write_chunk(chunk.raw, payload)
-                pos = end
-        finally:
-            view.release()
-            del self._buf[:pos]
+        # Chunks are coded and written batch_size at a time, so memory stays bounded by the batch, not by the write.
+        batch = []
+        for chunk in self._cutter.chunks(final):
+            batch.append(chunk)
+            if len(batch) == self._codec.batch_size:
+                self._write(batch)
+                batch = []
+        self._write(batch)
+
+    def _write(self, chunks: list) -> None:
+        for chunk, payload in zip(chunks, self._codec.encode(chunks)):
+            self._w.write_chunk(chunk.raw, payload)
 
     def close(self) -> None:
         self._drain(final=True)

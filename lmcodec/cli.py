@@ -12,9 +12,12 @@ Structure:
     the model is loaded by lmcodec.api when a file is compressed or an lm frame is decoded.
   * Outputs are written to a temporary file beside the destination and renamed into place when complete;
     any failure, Ctrl-C, SIGTERM or SIGHUP removes the temporary file.
+  * --scheduler ADDRESS|local[:N] hands the model work to a Dask cluster (lmcodec.distributed); files are
+    still read and written here, through the same outputs, so every other option works as without it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -58,7 +61,8 @@ assert PRESETS[DEFAULT_LEVEL] == (DEFAULT_CHUNK_SIZE, DEFAULT_BATCH_SIZE)
 # short options: flags, and those that take a value (for expand_argv)
 _SHORT_FLAGS = set("dzcktlvqfhV")
 _SHORT_VALUE = set("oT")
-_LONG_VALUE = {"--output", "--model", "--chunk-size", "--batch-size", "--threads", "--device", "--level"}
+_LONG_VALUE = {"--output", "--model", "--chunk-size", "--batch-size", "--threads", "--device", "--level",
+               "--scheduler"}
 
 
 def expand_argv(argv: list[str]) -> list[str]:
@@ -257,6 +261,7 @@ class Job:
     threads: int | None
     device: str
     progress: bool
+    client: Any = None  # a dask.distributed Client with --scheduler
     _model_obj: Any = None
 
     def decode_model(self) -> Any:
@@ -297,6 +302,13 @@ def _compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tupl
     """Compress src into dst (one stream); returns (raw bytes, sha256 of the input)."""
     from .api import LmzFile
 
+    if job.client is not None:
+        from . import distributed
+
+        r = distributed.compress(src, dst, job.client, model=job.model, chunk_size=job.chunk_size,
+                                 batch_size=job.batch_size, device=job.device, threads=job.threads,
+                                 progress=job.progress, label=label)
+        return r.raw_size, r.sha256
     prog = Progress(label, _size(src), job.progress)
     h = hashlib.sha256()
     done = 0
@@ -321,6 +333,12 @@ def _decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str
     """Decode all streams of src into dst (None: discard, for -t); returns (raw bytes, sha256 of them)."""
     from .api import LmzFile
 
+    if job.client is not None:
+        from . import distributed
+
+        r = distributed.decompress(src, dst, job.client, batch_size=job.batch_size, device=job.device,
+                                   threads=job.threads, progress=job.progress, label=label)
+        return r.raw_size, r.sha256
     total = _size(src)
     prog = Progress(label, total, job.progress)
     h = hashlib.sha256()
@@ -562,6 +580,12 @@ the user cache directory); files made with the default model need only `pip inst
 `lmcodec models --add SOURCE` on this machine, or pass --model SOURCE with -d.
 
 \b
+--scheduler runs the model on a Dask cluster, with byte-identical output: `--scheduler local:4` starts 4
+local worker processes, `--scheduler tcp://HOST:8786` uses a running cluster (`dask scheduler`, and
+`dask worker tcp://HOST:8786 --nthreads 1` on each machine). Workers need the model: the default's wheel or
+LMCODEC_CACHE holding the converted model.
+
+\b
 Exit status: 0 success, 1 error, 2 warning (a file skipped), 130 interrupted, 141 standard output closed.
 """
 
@@ -640,6 +664,17 @@ def lmcodec_command(
                                                    help="CPU threads for the model.")] = None,
     device: Annotated[str, typer.Option("--device", metavar="cpu|cuda", callback=_check_device,
                                         help="Where the model runs.")] = "cpu",
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", metavar="ADDRESS|local[:N]",
+                                                     help="Run the model on a Dask cluster: its scheduler's address "
+                                                          "(tcp://host:8786), or local[:N] to start N local worker "
+                                                          "processes (default: one per CPU). The output is the same, "
+                                                          "byte for byte. FILEs are read and written here; workers "
+                                                          "need the model (found by hash), --device and --threads "
+                                                          "apply on them.")] = None,
+    per_file: Annotated[bool, typer.Option("--per-file", help="With --scheduler: each worker compresses whole "
+                                                              "FILEs (paths or fsspec URLs such as s3://b/*.txt, "
+                                                              "globs expanded, reachable from the workers) to "
+                                                              "FILE.lmz, or with -d FILE.lmz to FILE.")] = False,
 ) -> int:
     say.verbose, say.quiet = verbose, quiet
     if version:
@@ -673,15 +708,51 @@ def lmcodec_command(
     if mode != "compress" and "-" in paths and _isatty(sys.stdin) and not force:
         say.error(None, "compressed data not read from a terminal; use -f to force")
         return EXIT_ERROR
+    if scheduler is not None and mode != "compress" and model is not None:
+        raise _Usage("--model with -d/-t does not reach --scheduler workers: they find a file's model by hash "
+                     "(run `lmcodec models --add SOURCE` on each)")
+    if per_file:
+        if scheduler is None:
+            raise _Usage("--per-file needs --scheduler")
+        if mode not in ("compress", "decompress") or writes_stdout or output is not None or job.remove:
+            raise _Usage("--per-file writes each output beside its FILE: no -c, -o, -t, --rm or standard input")
+        return _per_file(paths, scheduler, job)
     status = EXIT_OK
     try:
-        for p in paths:
-            r = process_file(p, job)
-            status = EXIT_ERROR if EXIT_ERROR in (r, status) else max(status, r)
+        with contextlib.ExitStack() as stack:
+            if scheduler is not None:
+                from . import distributed
+
+                job.client = stack.enter_context(distributed.connect(scheduler))
+            for p in paths:
+                r = process_file(p, job)
+                status = EXIT_ERROR if EXIT_ERROR in (r, status) else max(status, r)
     except BrokenPipeError:  # caught here: typer would turn it into exit 1
         _remove_temps()
         _quiet_stdout()
         return EXIT_PIPE
+    return status
+
+
+def _per_file(paths: list[str], scheduler: str, job: Job) -> int:
+    """--per-file: whole files on the workers (lmcodec.distributed.compress_files / decompress_files)."""
+    from . import distributed
+
+    opts = dict(batch_size=job.batch_size, device=job.device, threads=job.threads, overwrite=job.force)
+    with distributed.connect(scheduler) as client:
+        if job.mode == "compress":
+            results = distributed.compress_files(paths, client, model=job.model, chunk_size=job.chunk_size, **opts)
+        else:
+            results = distributed.decompress_files(paths, client, **opts)
+    status = EXIT_OK
+    for r in results:
+        if r.error is not None:
+            say.error(r.src, describe(r.error))
+            status = EXIT_ERROR
+        elif job.mode == "compress":
+            say.info(r.src, f"{_ratio_text(r.raw_size, r.compressed_size)} -> {r.dst}")
+        else:
+            say.info(r.src, f"{r.raw_size} bytes -> {r.dst}")
     return status
 
 

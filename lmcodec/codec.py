@@ -6,6 +6,7 @@ does not depend on batch size, threads or device.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,47 @@ class Chunk:
     tokens: list[int] | None  # None: not text, skip the model
 
 
+class Cutter:
+    """Cuts bytes, added in pieces of any size, into the chunks Codec.cut defines.
+
+    The compressing writer and the distributed client both cut through this, so a stream's chunks (and so
+    its frames) are the same whichever of them made it.
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._buf = bytearray()
+
+    def add(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def pending(self) -> int:
+        """Bytes added and not yet cut."""
+        return len(self._buf)
+
+    def chunks(self, final: bool) -> Iterator[Chunk]:
+        """The chunks that the bytes added so far decide (all of them if final); consume before add()ing more.
+
+        cut() looks at no more than frame_limit bytes (a run of non-text data), so it is passed only those:
+        slicing the whole rest of a large write for every chunk made one big write quadratic. Cut bytes are
+        dropped once the caller is done, so memory stays bounded by what the caller keeps.
+        """
+        view = memoryview(self._buf)
+        span = self.codec.frame_limit + 1
+        pos = 0
+        try:
+            while True:
+                chunk, used = self.codec.cut(bytes(view[pos: pos + span]), final)
+                if chunk is None:
+                    return
+                pos += used
+                yield chunk
+        finally:
+            view.release()
+            del self._buf[:pos]
+
+
 class Codec:
     """One model on one device, with the options that shape its output (chunk size) and its speed (batch)."""
 
@@ -74,7 +116,9 @@ class Codec:
 
     def cut(self, buf: bytes, final: bool) -> tuple[Chunk | None, int]:
         """The next chunk from the start of buf and the bytes it takes; (None, 0) if more input is needed."""
-        if not buf or (len(buf) < self.chunk_size and not final):
+        # Unless final, wait for a byte past the chunk size: utf8_cut looks at it to avoid splitting a character,
+        # so without it where the chunk ends would depend on how the input was split into writes.
+        if not buf or (len(buf) <= self.chunk_size and not final):
             return None, 0
         end = utf8_cut(buf, self.chunk_size)
         if end == 0:
