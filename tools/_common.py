@@ -1,4 +1,5 @@
-"""Shared helpers of the measurement scripts in tools/ (quality.py, bench_engine.py, chunk_curve.py).
+"""Shared helpers of the measurement scripts in tools/ (quality.py, bench_engine.py, chunk_curve.py, bench.py,
+context_curve.py, generate.py).
 
 Chunking follows lmcodec.codec.Codec.cut (cut at a UTF-8 boundary, then at most context - 1 tokens); both
 models see the same token ids (the integer model's tokenizer) with the same BOS prefix.
@@ -152,6 +153,35 @@ def float_bits(fmodel, token_lists: list[list[int]], bos_id: int) -> list[float]
             out.append(float((lse - tgt).double().sum()) / LN2)
             del logits
     return out
+
+
+def _status_kib(field: str) -> int:
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:  # not Linux
+        return 0
+    return next((int(ln.split()[1]) for ln in lines if ln.startswith(field + ":")), 0)
+
+
+def measured(fn, *args):
+    """fn(*args), its wall time in seconds, and how far the process's resident memory rose above where it
+    stood before the call, at its peak (bytes; Linux: VmHWM after resetting it; 0 elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    except OSError:
+        pass
+    before = _status_kib("VmRSS")
+    t = time.perf_counter()
+    out = fn(*args)
+    seconds = time.perf_counter() - t
+    return out, seconds, max(0, _status_kib("VmHWM") - before) * 1024
+
+
+def progress(total: int, desc: str):
+    """A progress bar on stderr when it is a terminal (a no-op otherwise)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 class Timer:
