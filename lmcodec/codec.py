@@ -19,7 +19,7 @@ from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .engine import Engine
 from .errors import ModelError
 from .intmodel import IntModel
-from .tokens import ByteTokenizer, utf8_cut
+from .tokens import ByteTokenizer, TokenizerError, utf8_cut
 
 # Runs of non-text chunks go into one stored/zstd frame of up to this many bytes, so that framing costs
 # < 0.01% on incompressible data and such data moves at zstd speed. The header's chunk size (the largest
@@ -126,7 +126,10 @@ class Codec:
         raw = buf[:end]
         if not looks_like_text(raw):
             return self._bulk(buf, end, final)
-        tokens = self.tokenizer.encode(raw)
+        try:
+            tokens = self.tokenizer.encode(raw)
+        except TokenizerError:  # a byte the vocabulary cannot spell (SmolLM2 lacks 0x04, 0x06, ...): no model
+            return Chunk(raw, None), end
         if len(tokens) > self.max_tokens:
             tokens = tokens[: self.max_tokens]
             end = len(self.tokenizer.decode(tokens))

@@ -347,6 +347,19 @@ def test_default_model_beats_zstd_on_english():
     assert len(blob) < 0.8 * len(z)
 
 
+@pytest.mark.slow
+def test_default_model_bytes_outside_its_vocabulary():
+    """SmolLM2 has no token for some bytes (0x04, 0x06, 0x13, ...): text holding one still round-trips."""
+    from lmcodec.tokens import ByteTokenizer
+
+    missing = [b for b, t in enumerate(ByteTokenizer(lmcodec.api._model("default")).byte_tokens) if t < 0]
+    assert 0x04 in missing
+    data = english(300) + b"\x04" + english(300, start=3000) + bytes(missing)
+    blob = lmcodec.compress(data, model="default", chunk_size=256)
+    assert lm_frames(blob)  # the chunks without such bytes still go through the model
+    assert lmcodec.decompress(blob) == data
+
+
 # ------------------------------------------------------------------------------------------ lm conformance vectors
 
 VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
