@@ -311,11 +311,9 @@ class Engine:
                         k_cache.numpy(), v_cache.numpy(), pos0)
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
         end = pos0 + t
-        if t == 1:  # one new position per row: all its keys are visible
-            s = q.view(b, self.nkv, g, d) @ k_cache[:, :, :end].transpose(-1, -2)
-            z = torch.empty(s.numel() // end, dtype=torch.long)
-            fz.softmax(s.view(-1, end).numpy(), end - 1, 1, self.score_shift, self.exp_np, z.numpy())
-            fz.attn_gather((s @ v_cache[:, :, :end]).numpy(), z.numpy(), 1, o.numpy(), 0)
+        if t == 1:  # one new position per row (decoding): stream through the cache once
+            fz.attend_step(q.view(b, self.nkv, g, d).numpy(), k_cache.numpy(), v_cache.numpy(), end,
+                           self.score_shift, self.exp_np, o.numpy())
         else:
             for i in range(b):
                 k, v = k_cache[i], v_cache[i]
@@ -370,8 +368,11 @@ class DecodeState:
     def _alloc(self, batch: int, cap: int) -> None:
         e = self.e
         shape = (batch, e.nkv, cap, e.hd)
-        new_k = [torch.zeros(shape, dtype=torch.float64, device=e.device) for _ in range(e.n_layers)]
-        new_v = [torch.zeros(shape, dtype=torch.float64, device=e.device) for _ in range(e.n_layers)]
+        # rotated k and v fit int32 (|k'| <= 2**15.5); the fused path reads the cache as such (half the
+        # memory traffic of float64), the torch path keeps float64 for its BLAS products
+        dtype = torch.int32 if e.fused else torch.float64
+        new_k = [torch.zeros(shape, dtype=dtype, device=e.device) for _ in range(e.n_layers)]
+        new_v = [torch.zeros(shape, dtype=dtype, device=e.device) for _ in range(e.n_layers)]
         for old, new in zip(self.k + self.v, new_k + new_v):
             new[:, :, : self.t] = old[:, :, : self.t]
         self.k, self.v = new_k, new_v

@@ -289,6 +289,48 @@ if numba is not None:
                 fsum += fr
             y[top] += total - fsum
 
+    # reassociation is safe here: every partial sum is an exact integer, so any order gives the same value
+    @njit(cache=True, nogil=True, fastmath={"reassoc"})
+    def _attend_step(q, kc, vc, end, shift, exp_table, o):
+        """Attention steps 3-5 for one new position per row (decoding), reading the KV cache once.
+
+        q (B, nkv, g, d) float64; kc, vc (B, nkv, cap, d) integer caches holding positions 0..end-1;
+        o (B, nh*d) int64. Dot products and weighted sums in binary64 are exact: every partial sum is an
+        integer below 2**53 (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
+        """
+        nb, nkv, g, d = q.shape
+        last = exp_table.shape[0] - 1
+        s = np.empty((g, end), np.int64)
+        acc = np.empty((g, d), np.float64)
+        for b in range(nb):
+            for kv in range(nkv):
+                for u in range(end):
+                    for gi in range(g):
+                        t = 0.0
+                        for j in range(d):
+                            t += q[b, kv, gi, j] * np.float64(kc[b, kv, u, j])
+                        s[gi, u] = np.int64(t) >> shift
+                for gi in range(g):
+                    mx = s[gi, 0]
+                    for u in range(1, end):
+                        mx = max(mx, s[gi, u])
+                    z = np.int64(0)
+                    acc[gi, :] = 0.0
+                    for u in range(end):
+                        w = exp_table[min(mx - s[gi, u], last)]
+                        z += w
+                        wf = np.float64(w)
+                        for j in range(d):
+                            acc[gi, j] += wf * np.float64(vc[b, kv, u, j])
+                    zf = np.float64(z)
+                    col = (kv * g + gi) * d
+                    for j in range(d):
+                        o[b, col + j] = np.int64(np.floor((2.0 * acc[gi, j] + zf) / (2.0 * zf)))
+
+    def attend_step(q, kc, vc, end, shift, exp_table, o) -> None:
+        _split(q.shape[0], end * q.shape[1] * q.shape[2] * q.shape[3],
+               lambda a, b: _attend_step(q[a:b], kc[a:b], vc[a:b], end, shift, exp_table, o[a:b]))
+
     def quantize(x, qmax, in_bits, eps, qh, ql, f) -> None:
         _split(x.shape[0], x.shape[1], lambda a, b: _quantize(x[a:b], qmax, in_bits, eps, qh[a:b], ql[a:b], f[a:b]))
 
