@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,19 @@ def _keep_freed_memory() -> None:
             libc.mallopt(-3, 1 << 25)  # M_MMAP_THRESHOLD (32 MiB, the largest glibc accepts)
         except (OSError, AttributeError):
             pass
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to n (None: unchanged) for the duration."""
+    old = torch.get_num_threads()
+    if n is not None and n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
 
 
 @dataclass
@@ -302,54 +316,74 @@ class Engine:
 
     def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, pos0: int,
                      k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
-        """One layer on the residual x (b*t, H) in place; new k, v go to the caches at times pos0.. pos0+t-1."""
-        g, d = self.nh // self.nkv, self.hd
-        q = torch.empty((b, self.nkv, g, t, d), dtype=torch.float64)
+        """One layer on the residual x (b*t, H) in place; new k, v go to the caches at times pos0.. pos0+t-1.
+
+        Blocks of rows (and of attention queries) are independent tasks run on the kernel threads.
+        """
+        g, d, nkv = self.nh // self.nkv, self.hd, self.nkv
+        q = torch.empty((b, nkv, g, t, d), dtype=torch.float64)
         cos, sin = self.cos.numpy(), self.sin.numpy()
-        for a in range(0, b * t, ROW_BLOCK):
+        blocks = range(0, b * t, ROW_BLOCK)
+
+        def qkv(a: int) -> None:
             fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, pos0, cos, sin, q.numpy(),
                         k_cache.numpy(), v_cache.numpy(), pos0)
+
+        fz.parallel([lambda a=a: qkv(a) for a in blocks])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
         end = pos0 + t
         if t == 1:  # one new position per row (decoding): stream through the cache once
-            fz.attend_step(q.view(b, self.nkv, g, d).numpy(), k_cache.numpy(), v_cache.numpy(), end,
+            fz.attend_step(q.view(b, nkv, g, d).numpy(), k_cache.numpy(), v_cache.numpy(), end,
                            self.score_shift, self.exp_np, o.numpy())
         else:
-            for i in range(b):
-                k, v = k_cache[i], v_cache[i]
-                for a in range(0, t, QUERY_BLOCK):
-                    e = min(t, a + QUERY_BLOCK)
-                    s = q[i, :, :, a:e].reshape(self.nkv, -1, d) @ k[:, : pos0 + e].transpose(-1, -2)
-                    z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
-                    fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np,
-                               z.numpy())
-                    fz.attn_gather((s @ v[:, : pos0 + e])[None].numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
-        for a in range(0, b * t, ROW_BLOCK):
-            fz.add_residual(*self._mm(lay["o"], o[a: a + ROW_BLOCK], self.cfg["v_bits"]),
-                            x[a: a + ROW_BLOCK].numpy())
-        h = torch.empty((min(b * t, ROW_BLOCK), self.cfg["intermediate"]), dtype=torch.long)
-        for a in range(0, b * t, ROW_BLOCK):
-            xa = x[a: a + ROW_BLOCK]
-            ha = h[: xa.shape[0]]
-            fz.gate_up(*self._mm(lay["gate_up"], xa), self.silu_np, ha.numpy())
-            fz.add_residual(*self._mm(lay["down"], ha, 2 * self.cfg["mlp_bits"]), xa.numpy())
+            def attend(i: int, a: int) -> None:
+                e = min(t, a + QUERY_BLOCK)
+                k, v = k_cache[i, :, : pos0 + e], v_cache[i, :, : pos0 + e]
+                s = q[i, :, :, a:e].reshape(nkv, -1, d) @ k.transpose(-1, -2)
+                z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
+                fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np,
+                           z.numpy())
+                fz.attn_gather((s @ v)[None].numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
-    def _tables_fused(self, x: torch.Tensor) -> torch.Tensor:
+            # the longest query blocks first, so that the threads' shares even out
+            fz.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
+
+        def rest(a: int) -> None:
+            xa = x[a: a + ROW_BLOCK]
+            fz.add_residual(*self._mm(lay["o"], o[a: a + ROW_BLOCK], self.cfg["v_bits"]), xa.numpy())
+            h = torch.empty((xa.shape[0], self.cfg["intermediate"]), dtype=torch.long)
+            fz.gate_up(*self._mm(lay["gate_up"], xa), self.silu_np, h.numpy())
+            fz.add_residual(*self._mm(lay["down"], h, 2 * self.cfg["mlp_bits"]), xa.numpy())
+
+        fz.parallel([lambda a=a: rest(a) for a in blocks])
+
+    def _tables_fused(self, x: torch.Tensor, tasks: int = 1) -> torch.Tensor:
+        """Tables for rows x (M, H), as `tasks` parallel tasks (each with its own head matmul)."""
         out = torch.empty((x.shape[0], self.vocab_size), dtype=torch.long)
-        fz.tables(*self._mm(self.head, x), self.exp_np, TOTAL, out.numpy())
+
+        def part(a: int, e: int) -> None:
+            fz.tables(*self._mm(self.head, x[a:e]), self.exp_np, TOTAL, out[a:e].numpy())
+
+        m, n = x.shape[0], tasks
+        fz.parallel([lambda a=a: part(a, min(m, a + -(-m // n))) for a in range(0, m, -(-m // n))])
         return out
 
     def _full_fused(self, tokens: torch.Tensor, block: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """The full pass with the kernel threads running independent row blocks, torch ops inside them on one
+        thread each (idle OpenMP threads would otherwise spin on the cores the kernel threads need)."""
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
         shape = (b, self.nkv, t, self.hd)
-        for lay in self.layers:
-            k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
-            self._layer_fused(lay, x, b, t, 0, k, v)
+        with _torch_threads(1 if fz.threads() > 1 else None):
+            for lay in self.layers:
+                k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
+                self._layer_fused(lay, x, b, t, 0, k, v)
         x = x.view(b, t, -1)
         for a in range(0, t, block):
             xa = x[:, a: a + block]
-            yield a, self._tables_fused(xa.reshape(-1, xa.shape[-1])).view(b, xa.shape[1], -1)
+            with _torch_threads(1 if fz.threads() > 1 else None):
+                tables = self._tables_fused(xa.reshape(-1, xa.shape[-1]), fz.threads()).view(b, xa.shape[1], -1)
+            yield a, tables
 
     def start(self, batch: int) -> "DecodeState":
         return DecodeState(self, batch)

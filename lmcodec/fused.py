@@ -13,6 +13,7 @@ on 2 cores - or abort when called from two threads at once.)
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,9 +46,38 @@ def set_threads(n: int) -> None:
         _pool, _pool_size = ThreadPoolExecutor(_threads - 1, thread_name_prefix="lmcodec-fused"), _threads - 1
 
 
+_task = threading.local()  # set while a thread runs parallel() tasks: kernels inside them do not split again
+
+
+def threads() -> int:
+    return _threads
+
+
+def parallel(tasks: list[Callable[[], None]]) -> None:
+    """Run independent tasks on the kernel threads (the caller's and the pool's), dealt out in turn."""
+    if _threads <= 1 or len(tasks) <= 1 or _pool is None:
+        for task in tasks:
+            task()
+        return
+
+    def run(group: list[Callable[[], None]]) -> None:
+        _task.active = True
+        try:
+            for task in group:
+                task()
+        finally:
+            _task.active = False
+
+    groups = [tasks[p::_threads] for p in range(_threads)]
+    futures = [_pool.submit(run, g) for g in groups[1:] if g]
+    run(groups[0])
+    for fut in futures:
+        fut.result()
+
+
 def _split(m: int, work: int, fn: Callable[[int, int], None]) -> None:
     """fn(a, b) over row ranges covering 0..m, on up to _threads threads when the work is large enough."""
-    parts = min(_threads, m) if m * work >= PARALLEL_WORK else 1
+    parts = min(_threads, m) if m * work >= PARALLEL_WORK and not getattr(_task, "active", False) else 1
     if parts <= 1 or _pool is None:
         fn(0, m)
         return
