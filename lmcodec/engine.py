@@ -28,6 +28,7 @@ QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 256  # positions per block in the projections and the MLP
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
 RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
+CACHE_STEP = 512  # KV cache positions to start with and at least to add when it is full (it grows by 1.5x)
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
 
@@ -395,33 +396,49 @@ class DecodeState:
     def __init__(self, engine: Engine, batch: int) -> None:
         self.e = engine
         self.t = 0
-        self.k: list[torch.Tensor] = []
+        self.k: list[torch.Tensor] = []  # per layer: views of k_all / v_all
         self.v: list[torch.Tensor] = []
-        self._alloc(batch, 256)
+        self.k_all: torch.Tensor | None = None
+        self.v_all: torch.Tensor | None = None
+        self._grow(batch, CACHE_STEP)
 
-    def _alloc(self, batch: int, cap: int) -> None:
+    def _grow(self, batch: int, cap: int) -> None:
+        """Give the caches room for cap positions.
+
+        Each cache is one tensor over all layers: large enough to be its own mapping, so a grown cache's old
+        block goes back to the system instead of fragmenting the heap (measured: 1.4 GB peak RSS decoding 4 x
+        8 KiB chunks with per-layer blocks). Rotated k fits int32 (|k'| <= 2**15.5), v int16 (clamped to
+        +-32767); the fused path keeps them so, the torch path float64 for its BLAS products.
+        """
         e = self.e
-        shape = (batch, e.nkv, cap, e.hd)
-        # rotated k and v fit int32 (|k'| <= 2**15.5); the fused path reads the cache as such (half the
-        # memory traffic of float64), the torch path keeps float64 for its BLAS products
-        dtype = torch.int32 if e.fused else torch.float64
-        new_k = [torch.zeros(shape, dtype=dtype, device=e.device) for _ in range(e.n_layers)]
-        new_v = [torch.zeros(shape, dtype=dtype, device=e.device) for _ in range(e.n_layers)]
-        for old, new in zip(self.k + self.v, new_k + new_v):
-            new[:, :, : self.t] = old[:, :, : self.t]
-        self.k, self.v = new_k, new_v
+        shape = (e.n_layers, batch, e.nkv, cap, e.hd)
+        kt, vt = (torch.int32, torch.int16) if e.fused else (torch.float64, torch.float64)
+        self.k, self.v = [], []  # drop the views, so that each old block is freed as soon as it is copied
+        for name, dtype in (("k_all", kt), ("v_all", vt)):
+            new = torch.zeros(shape, dtype=dtype, device=e.device)
+            old = getattr(self, name)
+            if old is not None:
+                new[:, :, :, : self.t] = old[:, :, :, : self.t]
+            setattr(self, name, new)
+            del old
+        self._views()
+
+    def _views(self) -> None:
+        self.k, self.v = list(self.k_all.unbind(0)), list(self.v_all.unbind(0))
 
     def keep(self, rows: list[int]) -> None:
         """Drop finished rows from the batch (their caches go; the others are unchanged)."""
         idx = torch.tensor(rows, device=self.e.device)
-        self.k = [k.index_select(0, idx) for k in self.k]
-        self.v = [v.index_select(0, idx) for v in self.v]
+        self.k, self.v = [], []  # as in _grow: one old block alive at a time
+        self.k_all = self.k_all.index_select(1, idx)
+        self.v_all = self.v_all.index_select(1, idx)
+        self._views()
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed token ids (B,) at the next position; returns tables (B, V) for the following position."""
         e = self.e
         if self.t == self.k[0].shape[2]:
-            self._alloc(self.k[0].shape[0], 2 * self.t)
+            self._grow(self.k[0].shape[0], self.t + max(CACHE_STEP, self.t // 2))
         with torch.inference_mode():
             tokens = tokens.to(e.device)
             b = tokens.shape[0]
