@@ -89,7 +89,17 @@ def _split(m: int, work: int, fn: Callable[[int, int], None]) -> None:
 
 
 if numba is not None:
-    _jit = njit(cache=True, nogil=True)
+    def _compile(**options):
+        """njit with the compiled code cached on disk (~5 s once per install), or per process where numba finds
+        no writable cache directory (a read-only install without a home directory) rather than failing."""
+        def decorate(fn):
+            try:
+                return njit(cache=True, nogil=True, **options)(fn)
+            except RuntimeError:
+                return njit(nogil=True, **options)(fn)
+        return decorate
+
+    _jit = _compile()
 
     @_jit
     def _isqrt(v):
@@ -320,7 +330,7 @@ if numba is not None:
             y[top] += total - fsum
 
     # reassociation is safe here: every partial sum is an exact integer, so any order gives the same value
-    @njit(cache=True, nogil=True, fastmath={"reassoc"})
+    @_compile(fastmath={"reassoc"})
     def _attend_step(q, kc, vc, end, shift, exp_table, o):
         """Attention steps 3-5 for one new position per row (decoding), reading the KV cache once.
 
