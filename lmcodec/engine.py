@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from . import fused as fz
+from .fused import GU_LIMIT, QKV_LIMIT, RESID_LIMIT
 from .intmodel import IntModel
 from .kernels import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
 
@@ -26,8 +27,6 @@ Q15 = 127 * 128  # 15-bit activation grid, coded as two int8 halves
 F_BITS = 16  # fractional bits of the per-token input factor f
 QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 256  # positions per block in the projections and the MLP
-GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
-RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 CACHE_STEP = 512  # KV cache positions to start with and at least to add when it is full (it grows by 1.5x)
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
@@ -77,8 +76,8 @@ class Linear:
         self.acc_bound = self.qmax * 63 * self.wt.shape[0]
         if self.wt.device.type == "cpu":  # the parameters of fused._requant
             bias = self.bias if self.bias is not None else torch.zeros_like(self.mult)
-            self.np = (self.mult.numpy(), self.shift.numpy(), bias.numpy(),
-                       (self.mult_f * self.unshift_f).numpy(), self.acc_bound)
+            self.fused_args = (self.mult.numpy(), self.shift.numpy(), bias.numpy(),
+                               (self.mult_f * self.unshift_f).numpy(), self.acc_bound)
 
 
 class Engine:
@@ -123,6 +122,7 @@ class Engine:
         self.score_shift = c["q_bits"] + c["k_bits"] - c["exp_frac_bits"]
         if self.fused:
             self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
+            self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
 
     @staticmethod
     def _linear(t: dict[str, torch.Tensor], name: str, bits: int) -> Linear:
@@ -224,7 +224,7 @@ class Engine:
         b, t, _ = x.shape
         d, nh, nkv = self.hd, self.nh, self.nkv
         qkv = self._linear_apply(lay["qkv"], x)
-        lim = (1 << 15) - 1
+        lim = QKV_LIMIT
         q = qkv[..., : nh * d].clamp(-lim, lim).view(b, t, nh, d)
         k = qkv[..., nh * d: (nh + nkv) * d].clamp(-lim, lim).view(b, t, nkv, d)
         v = qkv[..., (nh + nkv) * d:].clamp(-lim, lim).view(b, t, nkv, d)
@@ -313,7 +313,7 @@ class Engine:
         qn = q.numpy()
         fz.quantize(x.numpy(), lin.qmax, in_bits, self.eps, qn[:m], qn[m:], f.numpy())  # Q8: qn[m:] is empty
         acc = matmul_i8(q, lin.wt, self.fast).numpy()
-        return (acc[:m], acc[m:]), f.numpy(), lin.np
+        return (acc[:m], acc[m:]), f.numpy(), lin.fused_args
 
     def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, pos0: int,
                      k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
@@ -323,11 +323,10 @@ class Engine:
         """
         g, d, nkv = self.nh // self.nkv, self.hd, self.nkv
         q = torch.empty((b, nkv, g, t, d), dtype=torch.float64)
-        cos, sin = self.cos.numpy(), self.sin.numpy()
         blocks = range(0, b * t, ROW_BLOCK)
 
         def qkv(a: int) -> None:
-            fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, pos0, cos, sin, q.numpy(),
+            fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, pos0, self.cos_np, self.sin_np, q.numpy(),
                         k_cache.numpy(), v_cache.numpy(), pos0)
 
         fz.parallel([lambda a=a: qkv(a) for a in blocks])
@@ -344,7 +343,7 @@ class Engine:
                 z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
                 fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np,
                            z.numpy())
-                fz.attn_gather((s @ v)[None].numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
+                fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
             # the longest query blocks first, so that the threads' shares even out
             fz.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
@@ -365,8 +364,9 @@ class Engine:
         def part(a: int, e: int) -> None:
             fz.tables(*self._mm(self.head, x[a:e]), self.exp_np, TOTAL, out[a:e].numpy())
 
-        m, n = x.shape[0], tasks
-        fz.parallel([lambda a=a: part(a, min(m, a + -(-m // n))) for a in range(0, m, -(-m // n))])
+        m = x.shape[0]
+        step = -(-m // tasks)
+        fz.parallel([lambda a=a: part(a, min(m, a + step)) for a in range(0, m, step)])
         return out
 
     def _full_fused(self, tokens: torch.Tensor, block: int) -> Iterator[tuple[int, torch.Tensor]]:
@@ -375,14 +375,15 @@ class Engine:
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
         shape = (b, self.nkv, t, self.hd)
-        with _torch_threads(1 if fz.threads() > 1 else None):
+        serial_torch = 1 if fz.threads() > 1 else None
+        with _torch_threads(serial_torch):
             for lay in self.layers:
                 k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
                 self._layer_fused(lay, x, b, t, 0, k, v)
         x = x.view(b, t, -1)
         for a in range(0, t, block):
             xa = x[:, a: a + block]
-            with _torch_threads(1 if fz.threads() > 1 else None):
+            with _torch_threads(serial_torch):
                 tables = self._tables_fused(xa.reshape(-1, xa.shape[-1]), fz.threads()).view(b, xa.shape[1], -1)
             yield a, tables
 
@@ -443,7 +444,6 @@ class DecodeState:
             tokens = tokens.to(e.device)
             b = tokens.shape[0]
             x = e._embed(tokens[:, None])
-            pos = torch.tensor([self.t], device=e.device)
             t = self.t + 1
             if e.fused:
                 x = x.view(b, -1).contiguous()
@@ -451,6 +451,7 @@ class DecodeState:
                     e._layer_fused(lay, x, b, 1, self.t, self.k[i], self.v[i])
                 self.t = t
                 return e._tables_fused(x)
+            pos = torch.tensor([self.t], device=e.device)
             for i, lay in enumerate(e.layers):
                 q, k, v = e._qkv(lay, x, pos)
                 self.k[i][:, :, self.t] = k[:, :, 0].double()

@@ -25,9 +25,10 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path is the fallback
     numba = None
 
-RESID_LIMIT = (1 << 40) - 1
-QKV_LIMIT = (1 << 15) - 1
-GU_LIMIT = (1 << 20) - 1
+# The spec's clamps (§4-6), shared with the torch path in engine.py.
+RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
+QKV_LIMIT = (1 << 15) - 1  # |q|, |k|, |v| bound before RoPE
+GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
 
 available = numba is not None
 
@@ -283,23 +284,23 @@ if numba is not None:
             z[r] = s
 
     @_jit
-    def _attn_gather(pv, z, tq, o, row0):
-        """Attention step 5: o[row0 + b*tq + t, h*d + j] = rdiv(sum_u w_u v_uj, Z), query head h = kv*g + gi.
+    def attn_gather(pv, z, tq, o, row0):
+        """Attention step 5: o[row0 + t, h*d + j] = rdiv(sum_u w_u v_uj, Z), query head h = kv*g + gi.
 
-        pv (nb, nkv, g*tq, d) float64 holds the exact sums; z holds Z for the same rows in the same order.
+        pv (nkv, g*tq, d) float64 holds the exact sums of one sequence's query block; z holds Z for the same
+        rows in the same order.
         """
-        nb, nkv, rows, d = pv.shape
+        nkv, rows, d = pv.shape
         g = rows // tq
-        for bt in range(nb * tq):
-            b, t = bt // tq, bt % tq
+        for t in range(tq):
             for kv in range(nkv):
                 for gi in range(g):
                     r = gi * tq + t
-                    zz = np.float64(z[(b * nkv + kv) * rows + r])
+                    zz = np.float64(z[kv * rows + r])
                     col = (kv * g + gi) * d
                     # one binary64 division is the exact floor: 2 pv + Z + 2 Z < 2**53 (spec §5 bounds)
                     for j in range(d):
-                        o[row0 + bt, col + j] = np.int64(np.floor((2.0 * pv[b, kv, r, j] + zz) / (2.0 * zz)))
+                        o[row0 + t, col + j] = np.int64(np.floor((2.0 * pv[kv, r, j] + zz) / (2.0 * zz)))
 
     @_jit
     def _tables(ah, al, f, lin, exp_table, total, out):
@@ -390,8 +391,6 @@ if numba is not None:
     def softmax(scores, q0, tq, shift, exp_table, z) -> None:
         _split(scores.shape[0], scores.shape[1],
                lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b]))
-
-    attn_gather = _attn_gather
 
     def tables(acc, f, lin, exp_table, total, out) -> None:
         ah, al = acc
