@@ -9,7 +9,7 @@ import builtins
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import lmz
@@ -27,6 +27,10 @@ def _model(spec: Any = None, sha256: str | None = None, model_id: str = ""):
 
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec  # an IntModel
+    if sha256:  # a whole hash, or its leading part (version-2 streams)
+        for m in _models.values():
+            if m.sha256.startswith(sha256):
+                return m
     key = sha256 or str(spec or "default")
     if key not in _models:
         m = models.find(model_id, sha256) if sha256 else models.resolve(spec)
@@ -49,23 +53,30 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
 
 
 class _LmDecoder:
-    """The lm_decoder callback for lmz: finds the model each stream names, by hash."""
+    """The lm_decoder callback for lmz: finds the model each stream names, by hash.
 
-    def __init__(self, batch_size: int, device: str, threads: int | None, model: Any = None) -> None:
+    progress(n), if set, is called while frames decode with n = base + the bytes of this call's frames decoded
+    so far; the reader sets base to the content bytes it had before the call."""
+
+    def __init__(self, batch_size: int, device: str, threads: int | None, model: Any = None,
+                 progress: Callable[[int], None] | None = None) -> None:
         self.batch_size, self.device, self.threads, self.model = batch_size, device, threads, model
+        self.progress = progress
+        self.base = 0
 
     def __call__(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
         sha = header.model_sha256.hex()
         model = None
         if self.model is not None:  # a model the caller named: use it if it is the one the stream needs
             model = _model(self.model)
-            if model.sha256 != sha:
+            if not header.names_model(model.sha256):
                 model = None
         if model is None:
             model = _model(sha256=sha, model_id=header.model_id)
         codec = get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size, device=self.device,
                           threads=self.threads)
-        return codec.decode(header, frames)
+        report = None if self.progress is None else lambda n: self.progress(self.base + n)
+        return codec.decode(header, frames, report)
 
 
 class _DecompressReader(io.RawIOBase):
@@ -105,6 +116,7 @@ class _DecompressReader(io.RawIOBase):
         """Decode the chunk(s) after the current buffer; False at the end of the content."""
         if self._eof:
             return False
+        self._lm.base = self._buf_start + len(self._buf)
         if self._chunks is not None:
             nxt = next(self._chunks, None)
             if nxt is None:
@@ -112,6 +124,7 @@ class _DecompressReader(io.RawIOBase):
                 return False
             self._buf_start += len(self._buf)
             self._buf = nxt
+            self._report()
             return True
         index = self._get_index()
         if self._pos >= index.raw_size:
@@ -121,11 +134,17 @@ class _DecompressReader(io.RawIOBase):
         group = [e for e in index.entries[i: i + self._lm.batch_size] if e.stream_index == first.stream_index]
         frames = [lmz.read_frame_at(self._fp, e) for e in group]
         lm_frames = [f for f in frames if f.method == lmz.METHOD_LM]
+        self._lm.base = first.raw_offset
         decoded = iter(self._lm(first.header, lm_frames) if lm_frames else [])
-        parts = [lmz.verify_raw(f, next(decoded)) if f.method == lmz.METHOD_LM else lmz.decode_frame(f)
+        parts = [f.verify(next(decoded)) if f.method == lmz.METHOD_LM else lmz.decode_frame(f)
                  for f in frames]
         self._buf_start, self._buf = first.raw_offset, b"".join(parts)
+        self._report()
         return True
+
+    def _report(self) -> None:
+        if self._lm.progress is not None:
+            self._lm.progress(self._buf_start + len(self._buf))
 
     def _get_index(self) -> lmz.Index:
         if self._index is None:
@@ -156,14 +175,17 @@ class _DecompressReader(io.RawIOBase):
 
 
 class _CompressWriter:
-    """Cuts written bytes into chunks and writes frames, batch_size chunks at a time."""
+    """Cuts written bytes into chunks and writes frames, batch_size chunks at a time.
 
-    def __init__(self, fp: IO[bytes], codec) -> None:
+    progress(n), if given, is called now and then with the bytes of content coded so far."""
+
+    def __init__(self, fp: IO[bytes], codec, progress: Callable[[int], None] | None = None) -> None:
         from .codec import Cutter
 
         self._codec = codec
         self._w = lmz.Writer(fp, codec.header)
         self._cutter = Cutter(codec)
+        self._progress = progress
 
     def write(self, data: bytes) -> None:
         self._cutter.add(data)
@@ -181,8 +203,13 @@ class _CompressWriter:
         self._write(batch)
 
     def _write(self, chunks: list) -> None:
-        for chunk, payload in zip(chunks, self._codec.encode(chunks)):
+        report = None
+        if self._progress is not None:
+            report = lambda n, base=self._w.raw_written: self._progress(base + n)
+        for chunk, payload in zip(chunks, self._codec.encode(chunks, report)):
             self._w.write_chunk(chunk.raw, payload)
+        if self._progress is not None:
+            self._progress(self._w.raw_written)
 
     def close(self) -> None:
         self._drain(final=True)
@@ -190,11 +217,14 @@ class _CompressWriter:
 
 
 class LmzFile(io.BufferedIOBase):
-    """A file object for .lmz data; modes 'rb', 'wb', 'ab', 'xb'. Use open() for text modes."""
+    """A file object for .lmz data; modes 'rb', 'wb', 'ab', 'xb'. Use open() for text modes.
+
+    progress, if given, is called now and then (from the thread doing the work) with the number of content
+    bytes coded or decoded so far, including the part of a batch still in flight: for progress meters."""
 
     def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, progress: Callable[[int], None] | None = None) -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
             raise ValueError(f"invalid mode {mode!r}")
@@ -206,7 +236,7 @@ class LmzFile(io.BufferedIOBase):
         self.name = os.fspath(filename) if self._owned else getattr(filename, "name", "")
         if mode == "r":
             self._fp = builtins.open(filename, "rb") if self._owned else filename
-            lm = _LmDecoder(batch_size, device, threads, model if model is not None else None)
+            lm = _LmDecoder(batch_size, device, threads, model, progress)
             self._reader = io.BufferedReader(_DecompressReader(self._fp, lm), buffer_size=1 << 16)
             return
         codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
@@ -221,7 +251,7 @@ class LmzFile(io.BufferedIOBase):
             self._final = final
         else:
             self._fp = filename
-        self._writer = _CompressWriter(self._fp, codec)
+        self._writer = _CompressWriter(self._fp, codec, progress)
 
     # --- reading ---
     def readable(self) -> bool:

@@ -6,7 +6,7 @@ does not depend on batch size, threads or device.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +21,6 @@ from .errors import ModelError
 from .intmodel import IntModel
 from .tokens import ByteTokenizer, TokenizerError, utf8_cut
 
-# Runs of non-text chunks go into one stored/zstd frame of up to this many bytes, so that framing costs
-# < 0.01% on incompressible data and such data moves at zstd speed. The header's chunk size (the largest
-# frame) is therefore max(chunk size, BULK); lm frames are at most the chunk size asked for.
-BULK = 1 << 20
 _CONTROL = bytes(range(32)).translate(None, b"\t\n\r\f\v\x1b")
 
 
@@ -107,12 +103,12 @@ class Codec:
 
     @property
     def header(self) -> lmz.StreamHeader:
-        return lmz.StreamHeader(self.model.model_id, bytes.fromhex(self.model.sha256), self.frame_limit,
+        return lmz.StreamHeader("", bytes.fromhex(self.model.sha256)[: lmz.MODEL_HASH_SIZE], self.chunk_size,
                                 lmz.CODER_LMCODEC, rangecoder.CODER_VERSION)
 
     @property
     def frame_limit(self) -> int:
-        return min(max(self.chunk_size, BULK), lmz.MAX_CHUNK)
+        return self.header.frame_limit
 
     def cut(self, buf: bytes, final: bool) -> tuple[Chunk | None, int]:
         """The next chunk from the start of buf and the bytes it takes; (None, 0) if more input is needed."""
@@ -151,24 +147,30 @@ class Codec:
             end += len(piece)
         return Chunk(buf[:end], None), end
 
-    def encode(self, chunks: list[Chunk]) -> list[bytes | None]:
-        """lm payloads for the chunks (None where the pre-check skipped the model), batch_size at a time."""
+    def encode(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None) -> list[bytes | None]:
+        """lm payloads for the chunks (None where the pre-check skipped the model), batch_size at a time.
+
+        progress, if given, is called now and then with an estimate of the bytes of these chunks coded so far."""
         out: list[bytes | None] = [None] * len(chunks)
         todo = [i for i, c in enumerate(chunks) if c.tokens]
+        done = sum(len(c.raw) for c in chunks if not c.tokens)
         for s in range(0, len(todo), self.batch_size):
             idx = todo[s: s + self.batch_size]
-            for i, payload in zip(idx, self._encode_batch([chunks[i].tokens for i in idx])):
+            size = sum(len(chunks[i].raw) for i in idx)
+            report = None if progress is None else lambda f, base=done, size=size: progress(base + int(f * size))
+            for i, payload in zip(idx, self._encode_batch([chunks[i].tokens for i in idx], report)):
                 out[i] = payload
+            done += size
         return out
 
-    def _encode_batch(self, token_lists: list[list[int]]) -> list[bytes]:
+    def _encode_batch(self, token_lists: list[list[int]], progress: Callable[[float], None] | None = None) -> list[bytes]:
         lengths = np.array([len(t) for t in token_lists])
         seq = torch.full((len(token_lists), int(lengths.max()) + 1), self.engine.bos_id, dtype=torch.long)
         for i, t in enumerate(token_lists):
             seq[i, 1: 1 + len(t)] = torch.tensor(t)
         enc = rangecoder.BatchEncoder(len(token_lists))
         last = seq.shape[1] - 1
-        passes = self.engine.full_tables(seq)
+        passes = self.engine.full_tables(seq, progress=progress)
         while True:
             t = time.perf_counter()
             t0, tables = next(passes, (None, None))
@@ -190,23 +192,29 @@ class Codec:
             self.seconds["coding"] += time.perf_counter() - t
         return enc.finish()
 
-    def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
-        """The lmz lm_decoder callback: decode lm frames of one stream, batch_size at a time."""
+    def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame],
+               progress: Callable[[int], None] | None = None) -> list[bytes]:
+        """The lmz lm_decoder callback: decode lm frames of one stream, batch_size at a time.
+
+        progress, if given, is called after every decoding step with the bytes of these frames decoded so far."""
         self.check_header(header)
         out: list[bytes] = []
         for s in range(0, len(frames), self.batch_size):
-            out += self._decode_batch(frames[s: s + self.batch_size])
+            base = sum(len(r) for r in out)
+            report = None if progress is None else lambda n, base=base: progress(base + n)
+            out += self._decode_batch(frames[s: s + self.batch_size], report)
         return out
 
     def check_header(self, header: lmz.StreamHeader) -> None:
-        if header.model_sha256.hex() != self.model.sha256:
+        if not header.names_model(self.model.sha256):
+            need = header.model_sha256.hex()
             raise ModelError(
-                f"this stream needs model {header.model_id} (sha256 {header.model_sha256.hex()}), "
-                f"but {self.model.model_id} (sha256 {self.model.sha256}) is loaded")
+                f"this stream needs model {header.model_id or models.model_name(need) or '(unknown id)'} "
+                f"(sha256 {need}), but {self.model.model_id} (sha256 {self.model.sha256}) is loaded")
         if header.coder_id != lmz.CODER_LMCODEC or header.coder_version != rangecoder.CODER_VERSION:
             raise lmz.UnsupportedError(f"coder {header.coder_id} version {header.coder_version} is not supported")
 
-    def _decode_batch(self, frames: list[lmz.Frame]) -> list[bytes]:
+    def _decode_batch(self, frames: list[lmz.Frame], progress: Callable[[int], None] | None = None) -> list[bytes]:
         n = len(frames)
         need = [f.raw_length for f in frames]
         got = [bytearray() for _ in frames]
@@ -232,6 +240,8 @@ class Codec:
                 got[i] += tb[sym[i]]
                 if len(got[i]) < need[i]:
                     keep.append(j)
+            if progress is not None:
+                progress(sum(len(g) for g in got))
             if not keep:
                 break
             if len(keep) < len(rows):

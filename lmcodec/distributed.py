@@ -37,9 +37,8 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
 import lmz
-from lmz.constants import CONTENT_CHECKSUM_SIZE
 
-from . import api
+from . import api, catalog
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .progress import Progress
 
@@ -109,13 +108,15 @@ def _encode_range(model_id: str, sha256: str, chunk_size: int, batch_size: int, 
         return codec.encode([Chunk(b"", t) for t in token_lists])
 
 
-def _decode_range(frames: list[lmz.Frame], batch_size: int, device: str, threads: int | None) -> list[bytes]:
-    """The content of lm frames of one stream, each verified against its checksum."""
+def _decode_range(frames: list[lmz.Frame], model_id: str, batch_size: int, device: str,
+                  threads: int | None) -> list[bytes]:
+    """The content of lm frames of one stream, each verified against its checksum. model_id: the stream's model
+    as the client knows it (format-2 streams name models by hash alone), for the message if it is missing."""
     h = frames[0].header
     with _lock:
-        codec = _codec(h.model_id, h.model_sha256.hex(), h.chunk_size, batch_size, device, threads)
+        codec = _codec(model_id, h.model_sha256.hex(), h.chunk_size, batch_size, device, threads)
         raws = codec.decode(h, frames)
-    return [lmz.verify_raw(f, r) for f, r in zip(frames, raws)]
+    return [f.verify(r) for f, r in zip(frames, raws)]
 
 
 def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: int, batch_size: int,
@@ -274,7 +275,7 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
     codec = api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size)  # cuts here: the tokenizer only
     header = codec.header
     range_size = range_size or RANGE_BATCHES * batch_size * chunk_size
-    encode = partial(_encode_range, header.model_id, header.model_sha256.hex(), chunk_size, batch_size, device,
+    encode = partial(_encode_range, codec.model.model_id, codec.model.sha256, chunk_size, batch_size, device,
                      threads)
     flight = _InOrder(client)
     digest = hashlib.sha256()
@@ -347,7 +348,7 @@ def decompress(src: Source, dst: Source | None, client: Client, *, batch_size: i
         with _writing(dst, overwrite, so) if dst is not None else contextlib.nullcontext() as fout:
             prog = Progress(label or _label(src), index.raw_size, progress)
             done = 0
-            content = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+            content = lmz.ContentCheck()
 
             def write(frames: list[lmz.Frame], decoded: list[bytes] | None) -> None:
                 nonlocal done
@@ -362,11 +363,8 @@ def decompress(src: Source, dst: Source | None, client: Client, *, batch_size: i
                 prog.update(done)
 
             def end_of_stream(stream: lmz.StreamInfo, _: None) -> None:
-                nonlocal content
-                if content.digest() != stream.content_checksum:
-                    raise lmz.ChecksumError(f"offset {stream.offset}: content checksum mismatch in stream "
-                                            f"{stream.stream_index}")
-                content = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+                content.verify(stream.header, stream.content_checksum,
+                               f"offset {stream.offset}: stream {stream.stream_index}")
 
             try:
                 first = 0
@@ -377,7 +375,9 @@ def decompress(src: Source, dst: Source | None, client: Client, *, batch_size: i
                         frames = [lmz.read_frame_at(fin, e) for e in group]
                         lm = [f for f in frames if f.method == lmz.METHOD_LM]
                         if lm:
-                            flight.submit(partial(write, frames), _decode_range, lm, batch_size, device, threads)
+                            name = stream.header.model_id or catalog.model_name(stream.header.model_sha256.hex())
+                            flight.submit(partial(write, frames), _decode_range, lm, name, batch_size, device,
+                                          threads)
                         else:
                             flight.submit(partial(write, frames))
                     flight.submit(partial(end_of_stream, stream))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -257,18 +257,20 @@ class Engine:
         return freq.scatter_add_(-1, top, rest).long()
 
     # ---- the two passes -------------------------------------------------------------------------
-    def full_tables(self, tokens: torch.Tensor, block: int = 64) -> Iterator[tuple[int, torch.Tensor]]:
+    def full_tables(self, tokens: torch.Tensor, block: int = 64,
+                    progress: Callable[[float], None] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """Full-sequence pass. tokens (B, T) int64 including the leading BOS (pad rows at the end with any id).
 
         Yields (t0, tables) with tables (B, t1 - t0, V): the distributions of tokens[:, t0+1 : t1+1],
-        i.e. tables[:, j] predicts position t0 + j + 1 from positions <= t0 + j.
+        i.e. tables[:, j] predicts position t0 + j + 1 from positions <= t0 + j. progress, if given, is called
+        with the fraction of the layers done after each layer (the tables come after the last).
         Work is split into blocks of rows and queries so that temporaries stay a few MB (large fresh
         allocations cost more in page faults than the arithmetic on them).
         """
         block = max(1, min(block, HEAD_ELEMENTS // (tokens.shape[0] * self.vocab_size)))
         if self.fused:
             with torch.inference_mode():
-                yield from self._full_fused(tokens.cpu(), block)
+                yield from self._full_fused(tokens.cpu(), block, progress)
             return
         with torch.inference_mode():
             tokens = tokens.to(self.device)
@@ -276,7 +278,7 @@ class Engine:
             x = self._embed(tokens)
             pos = torch.arange(t, device=self.device)
             g = self.nh // self.nkv
-            for lay in self.layers:
+            for n, lay in enumerate(self.layers, 1):
                 q, k, v = self._rows(lambda r, p: self._qkv(lay, r, p), x, pos)
                 o = torch.empty((b, self.nkv, g, t, self.hd), dtype=torch.long, device=self.device)
                 for i in range(b):
@@ -290,6 +292,8 @@ class Engine:
                 x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
                     -RESID_LIMIT, RESID_LIMIT)
                 x = (x + self._rows(lambda r, p: self._mlp(lay, r), x, pos)).clamp_(-RESID_LIMIT, RESID_LIMIT)
+                if progress is not None:
+                    progress(n / self.n_layers)
             for a in range(0, t, block):
                 yield a, self._tables(x[:, a: a + block])
 
@@ -369,7 +373,8 @@ class Engine:
         fz.parallel([lambda a=a: part(a, min(m, a + step)) for a in range(0, m, step)])
         return out
 
-    def _full_fused(self, tokens: torch.Tensor, block: int) -> Iterator[tuple[int, torch.Tensor]]:
+    def _full_fused(self, tokens: torch.Tensor, block: int,
+                    progress: Callable[[float], None] | None) -> Iterator[tuple[int, torch.Tensor]]:
         """The full pass with the kernel threads running independent row blocks, torch ops inside them on one
         thread each (idle OpenMP threads would otherwise spin on the cores the kernel threads need)."""
         b, t = tokens.shape
@@ -377,9 +382,11 @@ class Engine:
         shape = (b, self.nkv, t, self.hd)
         serial_torch = 1 if fz.threads() > 1 else None
         with _torch_threads(serial_torch):
-            for lay in self.layers:
+            for n, lay in enumerate(self.layers, 1):
                 k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
                 self._layer_fused(lay, x, b, t, 0, k, v)
+                if progress is not None:
+                    progress(n / self.n_layers)
         x = x.view(b, t, -1)
         for a in range(0, t, block):
             xa = x[:, a: a + block]

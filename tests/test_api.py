@@ -264,11 +264,11 @@ def _fail_after(monkeypatch, n_ok: int):
     calls = {"n": 0}
     orig = Codec.encode
 
-    def encode(self, chunks):
+    def encode(self, chunks, *rest):
         calls["n"] += 1
         if calls["n"] > n_ok:
             raise RuntimeError("simulated codec failure")
-        return orig(self, chunks)
+        return orig(self, chunks, *rest)
 
     monkeypatch.setattr(Codec, "encode", encode)
 
@@ -318,15 +318,19 @@ def test_failed_append_keeps_the_original(tmp_path, opts, monkeypatch):
 # ---------------------------------------------------------------------------------------------- errors
 
 
-def _lm_stream(model_id: str, sha: bytes, raw: bytes = b"hello", payload: bytes = b"\x12\x34\x56") -> bytes:
+def _lm_stream(model_id: str, sha: bytes, raw: bytes = b"hello", payload: bytes = b"\x12\x34\x56",
+               version: int = 1) -> bytes:
+    """One lm frame in a stream that names a model (format 1: id and whole hash; format 2: 128 bits of hash)."""
     out = io.BytesIO()
-    with lmz.Writer(out, lmz.StreamHeader(model_id, sha, 1024, lmz.CODER_LMCODEC, 1)) as w:
+    header = lmz.StreamHeader(model_id, sha, 1024, lmz.CODER_LMCODEC, 1, 0, 1) if version == 1 else \
+        lmz.StreamHeader("", sha[:16], 1024, lmz.CODER_LMCODEC, 1)
+    with lmz.Writer(out, header) as w:
         w.write_frame(lmz.METHOD_LM, raw, payload)
     return out.getvalue()
 
 
 def test_stream_for_another_model_raises_model_error_before_decoding(tiny, monkeypatch):
-    def boom(self, frames):
+    def boom(self, frames, *rest):
         raise AssertionError("decoding started")
 
     monkeypatch.setattr(Codec, "_decode_batch", boom)
@@ -340,12 +344,14 @@ def test_stream_for_another_model_raises_model_error_before_decoding(tiny, monke
     assert isinstance(e.value, OSError)
 
 
-def test_loaded_codec_refuses_a_stream_for_another_model(tiny):
+@pytest.mark.parametrize("version", [1, 2])
+def test_loaded_codec_refuses_a_stream_for_another_model(tiny, version):
     codec = get_codec(tiny, chunk_size=1024)
-    blob = _lm_stream("x", b"\x01" * 32)
+    blob = _lm_stream("x", b"\x01" * 32, version=version)
     frames = list(lmz.Reader(io.BytesIO(blob)).frames())
-    with pytest.raises(ModelError, match="01010101"):
+    with pytest.raises(ModelError, match="01010101") as e:  # both names and hashes
         codec.decode(frames[0].header, frames)
+    assert codec.model.sha256 in str(e.value) and codec.model.model_id in str(e.value)
 
 
 def test_corrupted_lm_payload(tiny):

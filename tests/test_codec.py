@@ -50,7 +50,7 @@ def decode_many(blobs: list[bytes], tiny: str, batch: int = 4096) -> list[bytes]
         header = lm[0].header
         assert all(f.header == header for f in lm)
         codec = get_codec(tiny, chunk_size=header.chunk_size, batch_size=batch)
-        decoded = {id(f): lmz.verify_raw(f, raw) for f, raw in zip(lm, codec.decode(header, lm))}
+        decoded = {id(f): f.verify(raw) for f, raw in zip(lm, codec.decode(header, lm))}
     out = []
     for items in parsed:
         parts = []
@@ -58,7 +58,7 @@ def decode_many(blobs: list[bytes], tiny: str, batch: int = 4096) -> list[bytes]
             if isinstance(it, lmz.Frame):
                 parts.append(decoded[id(it)] if it.method == lmz.METHOD_LM else lmz.decode_frame(it))
             else:
-                assert hashlib.blake2b(b"".join(parts), digest_size=16).digest() == it.trailer.content_checksum
+                assert it.trailer.count == len(parts) and it.raw_size == sum(map(len, parts))
         out.append(b"".join(parts))
     return out
 
@@ -230,7 +230,7 @@ def _framing_bound(n: int, chunk: int, blob_overhead: int = 256) -> int:
 @pytest.fixture()
 def no_model(monkeypatch):
     """Fail if the engine is asked to code anything."""
-    def boom(self, token_lists):
+    def boom(self, token_lists, *rest):
         raise AssertionError("the model was used on data the pre-check should skip")
 
     monkeypatch.setattr(Codec, "_encode_batch", boom)
@@ -398,6 +398,6 @@ def test_lm_vector_generator_is_deterministic(tiny):
 
     mod = runpy.run_path(str(VECTORS.parent.parent / "tools" / "make_lm_vectors.py"))
     files, meta = mod["build"](tiny)
-    assert meta == LM_VECTORS
+    assert meta == [v for v in LM_VECTORS if not v.get("frozen")]  # the frozen format-1 files stay as made
     for name, blob in files.items():
         assert blob == (VECTORS / name).read_bytes(), name

@@ -1,4 +1,4 @@
-"""Round trips, pipes, concatenation, random access, lm batching, import hygiene."""
+"""Round trips, pipes, concatenation, random access, lm batching, import hygiene; format versions 1 and 2."""
 
 from __future__ import annotations
 
@@ -13,6 +13,19 @@ import pytest
 import lmz
 
 SHA = hashlib.sha256(b"model").digest()
+VERSIONS = pytest.mark.parametrize("version", [1, 2])
+
+
+def lm_header(chunk: int, version: int = lmz.FORMAT_VERSION) -> lmz.StreamHeader:
+    """A header for a stream with lm frames (a toy model)."""
+    if version == 1:
+        return lmz.StreamHeader("toy", SHA, chunk, 1, 1, 0, 1)
+    return lmz.StreamHeader("", SHA[:16], chunk, 1, 1, 0, 2)
+
+
+def plain(chunk: int, version: int = lmz.FORMAT_VERSION) -> lmz.StreamHeader:
+    """A header for a stream without lm frames."""
+    return lmz.StreamHeader("", bytes(32) if version == 1 else b"", chunk, 0, 0, 0, version)
 
 
 class Pipe(io.RawIOBase):
@@ -61,23 +74,47 @@ def rev_decoder(calls: list[int]):
     return dec
 
 
+@VERSIONS
 @pytest.mark.parametrize("n", [0, 1, 2, 255, 256, 257, 1000, 4096, 10_000, 100_003])
 @pytest.mark.parametrize("chunk", [1, 256, 4096])
-def test_round_trip(n: int, chunk: int) -> None:
-    if chunk == 1 and n > 1000:
+def test_round_trip(n: int, chunk: int, version: int) -> None:
+    if chunk == 1 and n > 1000 and version == 1:
         pytest.skip("too many frames")
     data = content(n)
-    blob = lmz.compress_bytes(data, chunk_size=chunk)
+    blob = lmz.compress_bytes(data, chunk_size=chunk, version=version)
     assert lmz.decompress_bytes(blob) == data
     idx = lmz.read_index(io.BytesIO(blob))
-    assert idx.raw_size == n and len(idx.entries) == -(-n // chunk)
-    assert all(1 <= e.raw_size <= chunk for e in idx.entries)
+    limit = plain(chunk, version).frame_limit  # version 2: stored/zstd frames of up to 1 MiB
+    assert idx.raw_size == n and len(idx.entries) == -(-n // limit)
+    assert all(1 <= e.raw_size <= limit for e in idx.entries)
+    assert lmz.read_range(io.BytesIO(blob), idx, n // 3, n) == data[n // 3:]
+
+
+@pytest.mark.parametrize("frames", [1, 5, lmz.INDEX_MIN_FRAMES - 1, lmz.INDEX_MIN_FRAMES, 200])
+def test_v2_index_only_where_it_pays(frames: int) -> None:
+    """Below INDEX_MIN_FRAMES frames a stream has no index (readers scan frame headers); from there on it has one,
+    and both give the same index. A one-frame stream costs what the spec's table says."""
+    raws = [content(40, i) for i in range(frames)]
+    out = io.BytesIO()
+    with lmz.Writer(out, lm_header(40)) as w:
+        for r in raws:
+            w.write_frame(lmz.METHOD_LM, r, r[::-1])
+    blob = out.getvalue()
+    has_footer = blob.endswith(b"ZML\x8a")
+    assert has_footer == (frames >= lmz.INDEX_MIN_FRAMES)
+    idx = lmz.read_index(io.BytesIO(blob))
+    assert [e.raw_size for e in idx.entries] == [40] * frames
+    dec = rev_decoder([])
+    assert b"".join(lmz.decode_stream(io.BytesIO(blob), dec)) == b"".join(raws)
+    assert lmz.read_range(io.BytesIO(blob), idx, 40 * (frames - 1), 40, dec) == raws[-1]
+    if frames == 1:  # header 4+1+3+1+16+1+4 = 30, frame 1+1+40+4, trailer 2
+        assert len(blob) == 30 + 46 + 2
 
 
 def test_pipe_writer_and_reader() -> None:
     data = content(50_000)
     pipe = Pipe()
-    with lmz.Writer(pipe, lmz.StreamHeader("", bytes(32), 1000, 0, 0)) as w:
+    with lmz.Writer(pipe, plain(1000)) as w:
         w.write_data(data)
     blob = bytes(pipe.written)
     assert blob == lmz.compress_bytes(data, chunk_size=1000)
@@ -96,15 +133,17 @@ def test_empty_stream_and_empty_file() -> None:
         lmz.read_index(io.BytesIO(b""))
 
 
-def test_concatenation_and_random_access() -> None:
+@pytest.mark.parametrize("versions", [(1, 1, 1, 1), (2, 2, 2, 2), (1, 2, 1, 2), (2, 1, 2, 2)])
+def test_concatenation_and_random_access(versions: tuple[int, ...]) -> None:
     parts = [content(3000, 1), b"", content(777, 2), content(5000, 3)]
     chunks = [100, 4096, 7, 1 << 20]
-    blob = b"".join(lmz.compress_bytes(p, chunk_size=c, model_id=f"m{i}") for i, (p, c) in enumerate(zip(parts, chunks)))
+    blob = b"".join(lmz.compress_bytes(p, chunk_size=c, model_id=f"m{i}" if v == 1 else "", version=v)
+                    for i, (p, c, v) in enumerate(zip(parts, chunks, versions)))
     whole = b"".join(parts)
     assert lmz.decompress_bytes(blob) == whole
     assert b"".join(lmz.decode_stream(Pipe(blob))) == whole
     idx = lmz.read_index(io.BytesIO(blob))
-    assert [s.header.model_id for s in idx.streams] == ["m0", "m1", "m2", "m3"]
+    assert [s.header.version for s in idx.streams] == list(versions)
     assert [s.raw_size for s in idx.streams] == [len(p) for p in parts]
     assert sum(s.size for s in idx.streams) == len(blob)
     f = io.BytesIO(blob)
@@ -118,12 +157,13 @@ def test_concatenation_and_random_access() -> None:
     assert sum(sum(s.frames_by_method.values()) for s in summ) == len(idx.entries)
 
 
+@VERSIONS
 @pytest.mark.parametrize("batch", [1, 2, 3, 100])
-def test_lm_frames_batched_in_order(batch: int) -> None:
+def test_lm_frames_batched_in_order(batch: int, version: int) -> None:
     raws = [content(50, i) for i in range(12)]
     pattern = "LLLSLLLLZLLL"  # lm, stored, zstd
     out = io.BytesIO()
-    with lmz.Writer(out, lmz.StreamHeader("toy", SHA, 64, 1, 1)) as w:
+    with lmz.Writer(out, lm_header(64, version)) as w:
         for raw, p in zip(raws, pattern):
             if p == "L":
                 w.write_frame(lmz.METHOD_LM, raw, raw[::-1])
@@ -144,9 +184,10 @@ def test_lm_frames_batched_in_order(batch: int) -> None:
     assert lmz.summary(io.BytesIO(blob))[0].frames_by_method == {"lm": 10, "stored": 1, "zstd": 1}
 
 
-def test_wrong_lm_output_is_never_yielded() -> None:
+@VERSIONS
+def test_wrong_lm_output_is_never_yielded(version: int) -> None:
     out = io.BytesIO()
-    with lmz.Writer(out, lmz.StreamHeader("toy", SHA, 64, 1, 1)) as w:
+    with lmz.Writer(out, lm_header(64, version)) as w:
         w.write_frame(lmz.METHOD_STORED, b"ok")
         w.write_frame(lmz.METHOD_LM, b"abc", b"xyz")
     got: list[bytes] = []
@@ -160,7 +201,7 @@ def test_wrong_lm_output_is_never_yielded() -> None:
 
 def test_write_chunk_picks_smallest() -> None:
     out = io.BytesIO()
-    with lmz.Writer(out, lmz.StreamHeader("toy", SHA, 1 << 16, 1, 1)) as w:
+    with lmz.Writer(out, lm_header(1 << 16)) as w:
         assert w.write_chunk(os.urandom(1000)) == lmz.METHOD_STORED
         assert w.write_chunk(b"a" * 1000) == lmz.METHOD_ZSTD
         assert w.write_chunk(b"a" * 1000, lm_payload=b"x") == lmz.METHOD_LM
@@ -168,16 +209,19 @@ def test_write_chunk_picks_smallest() -> None:
     assert [e.method for e in lmz.read_index(io.BytesIO(out.getvalue())).entries] == [0, 1, 2, 0]
 
 
-def test_writer_rejects_bad_input() -> None:
+@VERSIONS
+def test_writer_rejects_bad_input(version: int) -> None:
     with pytest.raises(lmz.LimitError):
-        lmz.Writer(io.BytesIO(), lmz.StreamHeader("", bytes(32), 1 << 40, 0, 0))
+        lmz.Writer(io.BytesIO(), plain(1 << 40, version))
     with pytest.raises(lmz.UnsupportedError):
-        lmz.Writer(io.BytesIO(), lmz.StreamHeader("", bytes(32), 10, 5, 0))
+        lmz.Writer(io.BytesIO(), lmz.StreamHeader("", bytes(32) if version == 1 else b"", 10, 5, 0, 0, version))
     with pytest.raises(lmz.FormatError):
-        lmz.Writer(io.BytesIO(), lmz.StreamHeader("x" * 65, bytes(32), 10, 0, 0))
-    w = lmz.Writer(io.BytesIO(), lmz.StreamHeader("", bytes(32), 10, 0, 0))
+        lmz.Writer(io.BytesIO(), lmz.StreamHeader("x" * 65, bytes(32), 10, 0, 0, 0, version))
+    with pytest.raises(lmz.FormatError):  # a version-2 stream names its model by a 128-bit hash, no id
+        lmz.Writer(io.BytesIO(), lmz.StreamHeader("toy", SHA, 10, 1, 1, 0, 2))
+    w = lmz.Writer(io.BytesIO(), plain(10, version))
     with pytest.raises(lmz.LimitError):
-        w.write_frame(lmz.METHOD_STORED, b"x" * 11)
+        w.write_frame(lmz.METHOD_STORED, b"x" * (plain(10, version).frame_limit + 1))
     with pytest.raises(lmz.FormatError):
         w.write_frame(lmz.METHOD_STORED, b"")
     with pytest.raises(lmz.FormatError):
@@ -189,7 +233,7 @@ def test_writer_rejects_bad_input() -> None:
 def test_writer_exception_leaves_truncated_stream() -> None:
     out = io.BytesIO()
     with pytest.raises(RuntimeError):
-        with lmz.Writer(out, lmz.StreamHeader("", bytes(32), 10, 0, 0)) as w:
+        with lmz.Writer(out, plain(10)) as w:
             w.write_frame(lmz.METHOD_STORED, b"abc")
             raise RuntimeError
     with pytest.raises(lmz.TruncatedError):
@@ -197,7 +241,7 @@ def test_writer_exception_leaves_truncated_stream() -> None:
 
 
 def test_limits_enforced() -> None:
-    blob = lmz.compress_bytes(b"x" * 5000, chunk_size=2048)
+    blob = lmz.compress_bytes(b"x" * 5000, chunk_size=2048, version=1)
     with pytest.raises(lmz.LimitError):
         lmz.decompress_bytes(blob, limits=lmz.Limits(max_chunk=1024))
     with pytest.raises(lmz.LimitError):

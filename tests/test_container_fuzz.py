@@ -25,9 +25,13 @@ def test_unmutated_vectors_pass() -> None:
         assert fuzz.check(blob, truth, pipe=True) == "ok"
 
 
-def test_huge_fields_with_valid_crc_hit_limits() -> None:
+import pytest
+
+
+@pytest.mark.parametrize("name", ["good-1-many-frames.lmz", "good-v2-1-bulk.lmz"])
+def test_huge_fields_with_valid_crc_hit_limits(name: str) -> None:
     bases = {name: (blob, truth) for name, blob, truth in fuzz.load_bases()}
-    blob, truth = bases["good-1-many-frames.lmz"]
+    blob, truth = bases[name]
     outcomes = set()
     for f in fuzz.fields(blob):
         for v in fuzz.HUGE:

@@ -50,14 +50,17 @@ def test_vector(v: dict) -> None:
         assert "\n" not in str(e.value)
 
 
-def test_every_truncation_point() -> None:
+@pytest.mark.parametrize("name", MANIFEST["truncation_rule"]["files"])
+def test_every_truncation_point(name: str) -> None:
     rule = MANIFEST["truncation_rule"]
-    data = (VECTORS / rule["file"]).read_bytes()
+    data = (VECTORS / name).read_bytes()
     with pytest.raises(getattr(lmz, rule["prefix_length_0"])):
         _decode(b"")
     for n in range(1, len(data)):
         with pytest.raises(getattr(lmz, rule["prefix_length_1_to_len_minus_1"])):
             _decode(data[:n])
+        with pytest.raises(lmz.LmzError):  # random access fails too (not always as a truncation: it reads the end)
+            lmz.read_index(io.BytesIO(data[:n]))
 
 
 def test_truncation_of_concatenation() -> None:

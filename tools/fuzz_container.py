@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import lmz
+from lmz import varint
 from lmz.constants import FOOTER_SIZE
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
@@ -46,11 +47,15 @@ def load_bases() -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-def fields(blob: bytes) -> list[tuple[int, int, int, int]]:
-    """Integer fields of a valid blob as (offset, size, crc_start, crc_offset)."""
+def fields(blob: bytes) -> list[tuple]:
+    """Integer fields of a valid blob: version 1 as (offset, size, crc_start, crc_offset); version-2 varints as
+    (offset, size, "varint", fix) with fix(new blob, shift) restoring the covering CRC."""
     idx = lmz.read_index(io.BytesIO(blob))
-    out = []
+    out: list[tuple] = []
     for s in idx.streams:
+        if s.header.version == 2:
+            out += _v2_fields(blob, s, [e for e in idx.entries if e.stream_index == s.stream_index])
+            continue
         hl = s.header.size
         out.append((s.offset + 8, 8, s.offset, s.offset + hl - 4))  # chunk size
         out.append((s.offset + 4, 1, -1, -1))  # version (checked before the CRC)
@@ -65,12 +70,51 @@ def fields(blob: bytes) -> list[tuple[int, int, int, int]]:
             out += [(e, 1, t, f - 4), (e + 1, 4, t, f - 4), (e + 5, 4, t, f - 4)]
         out += [(f, 8, f, f + 16), (f + 8, 8, f, f + 16)]  # footer sizes
     for e in idx.entries:
-        o = e.offset
-        out += [(o, 1, o, o + 9), (o + 1, 4, o, o + 9), (o + 5, 4, o, o + 9)]  # method, raw, payload
+        if e.header.version == 1:
+            o = e.offset
+            out += [(o, 1, o, o + 9), (o + 1, 4, o, o + 9), (o + 5, 4, o, o + 9)]  # method, raw, payload
     return out
 
 
-def set_field(blob: bytes, field: tuple[int, int, int, int], value: int) -> bytes:
+def _v2_fields(blob: bytes, s, entries) -> list[tuple]:
+    """The chunk size (header CRC fixed after a change) and each frame's lengths (its check fixed)."""
+    out: list[tuple] = []
+    start = s.offset
+    n = len(varint.encode(s.header.chunk_size))
+    hl = len(s.header.encode())
+
+    def fix_header(b: bytearray, shift: int) -> None:
+        end = start + hl + shift
+        b[end - 4:end] = struct.pack("<I", zlib.crc32(bytes(b[start:end - 4])))
+
+    out.append((start + 8, n, "varint", fix_header))
+    for e in entries:
+        f = lmz.read_frame_at(io.BytesIO(blob), e)
+        raw = lmz.decode_frame(f)
+        pos = e.offset + 1
+
+        def fix_frame(b: bytearray, shift: int, e=e, f=f, raw=raw) -> None:
+            head_len = len(f.head) + shift
+            end = e.offset + e.frame_size + shift
+            b[end - 4:end] = lmz.frame_check(f.number, bytes(b[e.offset:e.offset + head_len]), raw)
+
+        for size in ([len(varint.encode(f.raw_length))] if not f.head[0] & 0x80 else []) + \
+                [len(f.head) - 1 - (0 if f.head[0] & 0x80 else len(varint.encode(f.raw_length)))]:
+            out.append((pos, size, "varint", fix_frame))
+            pos += size
+    return out
+
+
+def set_field(blob: bytes, field: tuple, value: int) -> bytes:
+    if field[2] == "varint":
+        pos, size, _, fix = field
+        new = varint.encode(value % (1 << 64))
+        b = bytearray(blob[:pos] + new + blob[pos + size:])
+        try:
+            fix(b, len(new) - size)
+        except (IndexError, struct.error, ValueError):
+            pass
+        return bytes(b)
     pos, size, crc_start, crc_pos = field
     b = bytearray(blob)
     b[pos:pos + size] = (value % (1 << (8 * size))).to_bytes(size, "little")
@@ -107,8 +151,14 @@ def mutation(draw: st.DrawFn, blob: bytes, flds: list) -> bytes:
         return blob
     if kind == "field":
         return set_field(blob, f, draw(st.sampled_from(HUGE)))
-    old = int.from_bytes(blob[f[0]:f[0] + f[1]], "little")
-    return set_field(blob, f, old + draw(st.integers(-3, 3)))
+    if f[2] == "varint":
+        try:
+            old = varint.read(lmz._io.Source(io.BytesIO(blob[f[0]:f[0] + f[1]])), "field")[0]
+        except lmz.LmzError:
+            return blob
+    else:
+        old = int.from_bytes(blob[f[0]:f[0] + f[1]], "little")
+    return set_field(blob, f, max(0, old + draw(st.integers(-3, 3))))
 
 
 @st.composite

@@ -57,7 +57,7 @@ class Lm:
 
     def decompress(self, blob: bytes, data: bytes) -> LmRun:
         """Decompress blob, which must give back data, through lmcodec.decompress."""
-        dec = self.codec(self.codec().frame_limit)  # the codec the reader will ask for (its header's chunk size)
+        dec = self.codec()  # the codec the reader will ask for (its header's chunk size)
         dec.seconds = {"engine": 0.0, "coding": 0.0}
         back, s, peak = measured(lambda: lmcodec.decompress(blob, model=self.model, **self.opts))
         if back != data:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Generate the lm conformance vectors (spec/vectors/*-lm-*.lmz) with the tiny test model, and merge their
-entries into spec/vectors/manifest.json (needs_lm: true, with the model they need).
+"""Generate the lm conformance vectors of the current format (spec/vectors/*-lm-v2-*.lmz) with the tiny test model,
+and merge their entries into spec/vectors/manifest.json (needs_lm: true, with the model they need). The format-1
+lm vectors (*-lm-1-*, *-lm-2-*, "frozen" in the manifest) were made by lmcodec 0.1.0 and are kept as they are.
 
-Usage: python tools/make_lm_vectors.py [OUTDIR]      (run after tools/make_vectors.py, which rewrites the manifest)
+Usage: python tools/make_lm_vectors.py [OUTDIR]      (run after tools/make_vectors.py)
 
 Decoding them needs lmcodec and the tiny model (tests/data/tiny-llama) converted on the decoding machine; its
 converted SHA-256 must equal model_sha256 in the manifest (conversion is deterministic).
@@ -45,20 +46,20 @@ def build(tiny: str | Path = TINY) -> tuple[dict[str, bytes], list[dict]]:
 
     english = ENGLISH * 2
     e_blob = lmcodec.compress(english, model=tiny, chunk_size=128, batch_size=8)
-    good("good-lm-1-english.lmz", e_blob, english, "English prose in lm frames of chunk size 128")
+    good("good-lm-v2-1-english.lmz", e_blob, english, "English prose in lm frames of chunk size 128")
     noise = random.Random(0).randbytes(150)
     mixed = MIXED_TEXT + noise + MIXED_TEXT + b"\x00" * 70
     m_blob = lmcodec.compress(mixed, model=tiny, chunk_size=64, batch_size=8)
-    good("good-lm-2-mixed-concat.lmz", m_blob + e_blob, mixed + english,
+    good("good-lm-v2-2-mixed-concat.lmz", m_blob + e_blob, mixed + english,
          "UTF-8 text cut at chunk size 64 (lm), random bytes (stored), zeros (zstd); then a second stream")
 
     entry = next(e for e in lmz.read_index(io.BytesIO(e_blob)).entries if e.method == lmz.METHOD_LM and e.number)
     frame = lmz.read_frame_at(io.BytesIO(e_blob), entry)
     bad = bytearray(e_blob)
     bad[frame.payload_offset + len(frame.payload) // 2] ^= 0x04
-    files["bad-lm-1-payload-bitflip.lmz"] = bytes(bad)
-    meta.append({"file": "bad-lm-1-payload-bitflip.lmz", "kind": "bad", **ref, "error": "ChecksumError",
-                 "description": f"good-lm-1-english with one bit flipped in the lm payload of frame {entry.number}"})
+    files["bad-lm-v2-1-payload-bitflip.lmz"] = bytes(bad)
+    meta.append({"file": "bad-lm-v2-1-payload-bitflip.lmz", "kind": "bad", **ref, "error": "ChecksumError",
+                 "description": f"good-lm-v2-1-english with one bit flipped in the lm payload of frame {entry.number}"})
     for v in meta:
         v["size"] = len(files[v["file"]])
         v["sha256"] = hashlib.sha256(files[v["file"]]).hexdigest()
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
         (outdir / name).write_bytes(data)
     mpath = outdir / "manifest.json"
     manifest = json.loads(mpath.read_text())
-    manifest["vectors"] = [v for v in manifest["vectors"] if not v.get("needs_lm")] + meta
+    manifest["vectors"] = [v for v in manifest["vectors"] if v["file"] not in files] + meta
     mpath.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {len(files)} lm vectors to {outdir}")
     return 0

@@ -12,7 +12,7 @@ _PIECE = 1 << 20  # never ask read() for more than this at once: memory follows 
 
 
 class Source:
-    """Reads forward from fileobj, counting bytes; never seeks."""
+    """Reads forward from fileobj, counting bytes; never seeks, but in skip() (seekable files only)."""
 
     def __init__(self, fileobj: BinaryIO, offset: int = 0) -> None:
         self._f = fileobj
@@ -38,3 +38,15 @@ class Source:
         if len(data) != n:
             raise TruncatedError(f"offset {start}: input ends inside {what} ({len(data)} of {n} bytes)")
         return data
+
+    def skip(self, n: int, what: str) -> None:
+        """Move n bytes forward without reading them (the file must be seekable); TruncatedError past the end."""
+        start = self.offset
+        here = self._f.tell()
+        end = self._f.seek(0, 2)
+        if end - here < n:
+            self._f.seek(end)
+            self.offset += end - here
+            raise TruncatedError(f"offset {start}: input ends inside {what} ({end - here} of {n} bytes)")
+        self._f.seek(here + n)
+        self.offset += n

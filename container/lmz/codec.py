@@ -1,4 +1,4 @@
-"""Stored and zstd payloads: encode, bounded decode, raw checksum verification."""
+"""Stored and zstd payloads: encode, bounded decode and verification."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 from types import ModuleType
 
 from .constants import DEFAULT_ZSTD_LEVEL, METHOD_LM, METHOD_STORED, METHOD_ZSTD
-from .errors import ChecksumError, FormatError, UnsupportedError
-from .frame import Frame, raw_checksum
+from .errors import FormatError, UnsupportedError
+from .frame import Frame
 
 _local = threading.local()  # zstd contexts are not thread-safe: one set per thread
 
@@ -55,22 +55,13 @@ def zstd_decompress(payload: bytes, raw_length: int, where: str = "frame") -> by
     return raw
 
 
-def verify_raw(frame: Frame, raw: bytes) -> bytes:
-    """Return raw if it has the frame's length and checksum, else raise."""
-    if len(raw) != frame.raw_length:
-        raise FormatError(f"{frame.where}: decoded {len(raw)} bytes, raw length is {frame.raw_length}")
-    if raw_checksum(raw) != frame.checksum:
-        raise ChecksumError(f"{frame.where}: raw checksum mismatch")
-    return raw
-
-
 def decode_frame(frame: Frame) -> bytes:
     """Decode and verify a stored or zstd frame. lm frames need lmcodec (see decode_stream)."""
     if frame.method == METHOD_STORED:
-        return verify_raw(frame, frame.payload)
+        return frame.verify(frame.payload)
     if frame.method == METHOD_ZSTD:
-        return verify_raw(frame, zstd_decompress(frame.payload, frame.raw_length, frame.where))
+        return frame.verify(zstd_decompress(frame.payload, frame.raw_length, frame.where))
     if frame.method == METHOD_LM:
         raise UnsupportedError(f"{frame.where}: lm frame needs a language model decoder "
-                               f"(model {frame.header.model_id!r})")
+                               f"(model {frame.header.model_id or frame.header.model_sha256.hex()})")
     raise UnsupportedError(f"{frame.where}: unknown method {frame.method}")

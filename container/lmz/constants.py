@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAGIC = b"\x89LMZ"  # stream header magic
-FOOTER_MAGIC = b"ZML\x89"  # last 4 bytes of every stream
-FORMAT_VERSION = 1
+FOOTER_MAGIC = b"ZML\x89"  # last 4 bytes of every version-1 stream
+FOOTER2_MAGIC = b"ZML\x8a"  # last 4 bytes of a version-2 stream that carries an index
+FORMAT_VERSION = 2  # what the writer writes
+FORMAT_VERSIONS = frozenset({1, 2})  # what the reader reads
 
 METHOD_STORED = 0
 METHOD_ZSTD = 1
@@ -16,9 +18,9 @@ METHOD_NAMES = {METHOD_STORED: "stored", METHOD_ZSTD: "zstd", METHOD_LM: "lm"}
 
 CODER_NONE = 0
 CODER_LMCODEC = 1  # "lmcodec range coder", spec/coder.md
-# coder id -> coder versions this decoder accepts
-SUPPORTED_CODERS: dict[int, frozenset[int]] = {CODER_NONE: frozenset({0}), CODER_LMCODEC: frozenset({1})}
-FLAGS_KNOWN = 0  # no flag bits are defined in version 1
+# coder id -> coder versions this container accepts (whether an lm decoder can decode them is its business)
+SUPPORTED_CODERS: dict[int, frozenset[int]] = {CODER_NONE: frozenset({0}), CODER_LMCODEC: frozenset({1, 2})}
+FLAGS_KNOWN = 0  # no flag bits are defined in versions 1 and 2
 
 MAX_MODEL_ID = 64  # bytes of UTF-8
 MAX_CHUNK = 64 * 1024 * 1024
@@ -33,6 +35,16 @@ INDEX_ENTRY_SIZE = 9  # method u8, frame size u32, raw size u32
 TRAILER_FIXED_SIZE = 1 + 8 + 8 + 16 + 4  # marker, count, total raw, content checksum, crc32
 FOOTER_SIZE = 24  # trailer size u64, stream size u64, crc32 u32, magic
 CONTENT_CHECKSUM_SIZE = 16
+
+# version 2 (spec/lmz-format.md, part B)
+MODEL_HASH_SIZE = 16  # the model is named by the first 128 bits of its SHA-256
+MAX_PARAMS = 255  # bytes of coder parameters in a header
+BULK_FRAME = 1 << 20  # stored/zstd frames may hold up to max(chunk size, this) raw bytes
+FULL_CHUNK = 0x80  # method-byte flag: the raw length is the chunk size and is not written
+CHECK_SIZE = 4  # CRC-32 ending each frame
+INDEX_MIN_FRAMES = 64  # streams with fewer frames carry no index: a reader scans their frame headers
+FOOTER2_SIZE = 20  # trailer size u32, stream size u64, crc32 u32, magic
+MAX_VARINT = 10  # bytes of a LEB128 u64
 
 DEFAULT_ZSTD_LEVEL = 3
 

@@ -1,5 +1,5 @@
-"""Frames: one per chunk. Header (method, lengths, CRC-32), payload, BLAKE2b-64 of the raw bytes."""
-
+"""Frames: one per chunk. Version 1: header (method, lengths, CRC-32), payload, BLAKE2b-64 of the raw bytes.
+Version 2: method byte, varint lengths, payload, CRC-32 of frame number, frame header and raw bytes."""
 from __future__ import annotations
 
 import hashlib
@@ -7,19 +7,26 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from . import varint
 from ._io import Source
 from .constants import (
-    CODER_NONE, FRAME_CHECKSUM_SIZE, FRAME_HEADER_SIZE, FRAME_OVERHEAD, METHOD_LM, METHOD_NAMES,
-    METHOD_STORED, max_payload,
+    CHECK_SIZE, CODER_NONE, FRAME_CHECKSUM_SIZE, FRAME_HEADER_SIZE, FRAME_OVERHEAD, FULL_CHUNK, METHOD_LM,
+    METHOD_NAMES, METHOD_STORED, max_payload,
 )
 from .errors import ChecksumError, FormatError, LimitError, UnsupportedError
 from .header import StreamHeader
 
-_LENGTHS = struct.Struct("<BII")  # method, raw length, payload length
+_LENGTHS = struct.Struct("<BII")  # version 1: method, raw length, payload length
 
 
 def raw_checksum(raw: bytes) -> bytes:
+    """Version 1's frame checksum: BLAKE2b-64 of the raw bytes."""
     return hashlib.blake2b(raw, digest_size=FRAME_CHECKSUM_SIZE).digest()
+
+
+def frame_check(number: int, head: bytes, raw: bytes) -> bytes:
+    """Version 2's frame check: CRC-32 of the frame number (u32), the frame's header bytes and its raw bytes."""
+    return struct.pack("<I", zlib.crc32(raw, zlib.crc32(head, zlib.crc32(struct.pack("<I", number & 0xFFFFFFFF)))))
 
 
 @dataclass(frozen=True)
@@ -32,25 +39,56 @@ class Frame:
     method: int
     raw_length: int
     payload: bytes = field(repr=False)
-    checksum: bytes  # BLAKE2b-64 of the raw bytes, as stored
+    checksum: bytes  # as stored: v1 BLAKE2b-64 of the raw bytes, v2 CRC-32 (see frame_check)
     offset: int  # input offset of the frame's method byte
+    head: bytes = b""  # version 2: the frame's header bytes (method byte and lengths), covered by the check
 
     @property
     def size(self) -> int:
-        return FRAME_OVERHEAD + len(self.payload)
+        if self.header.version == 1:
+            return FRAME_OVERHEAD + len(self.payload)
+        return len(self.head) + len(self.payload) + CHECK_SIZE
 
     @property
     def payload_offset(self) -> int:
-        return self.offset + FRAME_HEADER_SIZE
+        return self.offset + (FRAME_HEADER_SIZE if self.header.version == 1 else len(self.head))
 
     @property
     def where(self) -> str:
         return f"stream {self.stream_index} frame {self.number} at offset {self.offset}"
 
+    def verify(self, raw: bytes) -> bytes:
+        """raw if it has this frame's length and checksum, else FormatError / ChecksumError."""
+        if len(raw) != self.raw_length:
+            raise FormatError(f"{self.where}: decoded {len(raw)} bytes, raw length is {self.raw_length}")
+        want = raw_checksum(raw) if self.header.version == 1 else frame_check(self.number, self.head, raw)
+        if want != self.checksum:
+            raise ChecksumError(f"{self.where}: checksum mismatch")
+        return raw
+
 
 def encode_frame_header(method: int, raw_length: int, payload_length: int) -> bytes:
+    """Version 1's 13-byte frame header."""
     body = _LENGTHS.pack(method, raw_length, payload_length)
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def frame_head(header: StreamHeader, method: int, raw_length: int, payload_length: int) -> bytes:
+    """Version 2's frame header: the method byte (FULL_CHUNK set when the raw length is the chunk size, which
+    is then not written) and the lengths as varints."""
+    if raw_length == header.chunk_size:
+        return bytes((method | FULL_CHUNK,)) + varint.encode(payload_length)
+    return bytes((method,)) + varint.encode(raw_length) + varint.encode(payload_length)
+
+
+def payload_length_of(header: StreamHeader, raw_length: int, frame_size: int) -> int:
+    """The payload length of a version-2 frame of this raw length and total size (-1 if none fits)."""
+    fixed = CHECK_SIZE + 1 + (0 if raw_length == header.chunk_size else len(varint.encode(raw_length)))
+    for k in range(1, 11):
+        p = frame_size - fixed - k
+        if p >= 0 and len(varint.encode(p)) == k:
+            return p
+    return -1
 
 
 def check_frame(header: StreamHeader, method: int, raw_length: int, payload_length: int, where: str) -> None:
@@ -59,10 +97,11 @@ def check_frame(header: StreamHeader, method: int, raw_length: int, payload_leng
         raise UnsupportedError(f"{where}: unknown method {method}")
     if raw_length < 1:
         raise FormatError(f"{where}: raw length is zero")
-    if raw_length > header.chunk_size:
-        raise LimitError(f"{where}: raw length {raw_length} exceeds chunk size {header.chunk_size}")
-    if payload_length > max_payload(header.chunk_size):
-        raise LimitError(f"{where}: payload length {payload_length} exceeds MAX_FRAME {max_payload(header.chunk_size)}")
+    limit = header.chunk_size if method == METHOD_LM else header.frame_limit
+    if raw_length > limit:
+        raise LimitError(f"{where}: raw length {raw_length} exceeds the limit {limit}")
+    if payload_length > max_payload(header.frame_limit):
+        raise LimitError(f"{where}: payload length {payload_length} exceeds MAX_FRAME {max_payload(header.frame_limit)}")
     if method == METHOD_STORED and payload_length != raw_length:
         raise FormatError(f"{where}: stored payload length {payload_length} != raw length {raw_length}")
     if payload_length < 1:
@@ -71,16 +110,50 @@ def check_frame(header: StreamHeader, method: int, raw_length: int, payload_leng
         raise FormatError(f"{where}: lm frame in a stream without a coder or model hash")
 
 
+def _lengths(src: Source, header: StreamHeader, method: int, where: str) -> tuple[int, int, int, bytes, int]:
+    """(method, raw length, payload length, v2 frame-header bytes, checksum size) of a frame whose method byte
+    (already consumed) is `method`; validated before anything of those sizes is read."""
+    if header.version == 1:
+        rest = src.read_exact(FRAME_HEADER_SIZE - 1, "frame header")
+        body = bytes((method,)) + rest[:8]
+        if zlib.crc32(body) != struct.unpack("<I", rest[8:])[0]:
+            raise ChecksumError(f"{where}: frame header CRC-32 mismatch")
+        _, raw_length, payload_length = _LENGTHS.unpack(body)
+        head, check_size = b"", FRAME_CHECKSUM_SIZE
+    else:
+        base = method & ~FULL_CHUNK
+        if base not in METHOD_NAMES:
+            raise UnsupportedError(f"{where}: unknown method {method}")
+        head = bytes((method,))
+        if method & FULL_CHUNK:
+            raw_length = header.chunk_size
+        else:
+            raw_length, raw = varint.read(src, f"raw length of {where}")
+            head += raw
+            if raw_length == header.chunk_size:
+                raise FormatError(f"{where}: a full-chunk frame must be written with the full-chunk flag")
+        payload_length, raw = varint.read(src, f"payload length of {where}")
+        head += raw
+        method, check_size = base, CHECK_SIZE
+    check_frame(header, method, raw_length, payload_length, where)
+    return method, raw_length, payload_length, head, check_size
+
+
 def read_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int) -> Frame:
     """Read the rest of a frame whose method byte (already consumed) is `method`."""
     offset = src.offset - 1
     where = f"stream {stream_index} frame {number} at offset {offset}"
-    rest = src.read_exact(FRAME_HEADER_SIZE - 1, "frame header")
-    body = bytes((method,)) + rest[:8]
-    if zlib.crc32(body) != struct.unpack("<I", rest[8:])[0]:
-        raise ChecksumError(f"{where}: frame header CRC-32 mismatch")
-    _, raw_length, payload_length = _LENGTHS.unpack(body)
-    check_frame(header, method, raw_length, payload_length, where)
+    method, raw_length, payload_length, head, check_size = _lengths(src, header, method, where)
     payload = src.read_exact(payload_length, f"payload of {where}")
-    checksum = src.read_exact(FRAME_CHECKSUM_SIZE, f"checksum of {where}")
-    return Frame(header, stream_index, number, method, raw_length, payload, checksum, offset)
+    checksum = src.read_exact(check_size, f"checksum of {where}")
+    return Frame(header, stream_index, number, method, raw_length, payload, checksum, offset, head)
+
+
+def skip_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int) -> tuple[int, int, int]:
+    """(method, frame size, raw length) of a frame whose method byte was consumed; its payload and checksum are
+    skipped unread (src must be seekable): for finding frames in streams without an index."""
+    offset = src.offset - 1
+    where = f"stream {stream_index} frame {number} at offset {offset}"
+    method, raw_length, payload_length, head, check_size = _lengths(src, header, method, where)
+    src.skip(payload_length + check_size, f"frame {where}")
+    return method, src.offset - offset, raw_length

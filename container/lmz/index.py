@@ -1,4 +1,9 @@
-"""Random access on seekable files: the index is found from the end (footer -> trailer -> header)."""
+"""Random access on seekable files: where every frame is, without decoding any.
+
+Streams are found from the end when they end in a footer (version 1 always; version 2 when it carries an
+index): footer -> trailer -> header, then the stream before it. The streams before the last one found so (all
+of them, if the last stream has no footer) are found from the start instead, by reading each frame's header and
+seeking over its payload."""
 
 from __future__ import annotations
 
@@ -12,14 +17,14 @@ if TYPE_CHECKING:
 from ._io import Source
 from .codec import decode_frame
 from .constants import (
-    DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, FRAME_OVERHEAD, HEADER_MIN_SIZE, METHOD_LM,
-    INDEX_ENTRY_SIZE, TRAILER_FIXED_SIZE, Limits,
+    DEFAULT_LIMITS, END_OF_FRAMES, FOOTER2_MAGIC, FOOTER2_SIZE, FOOTER_MAGIC, FOOTER_SIZE, FRAME_OVERHEAD,
+    HEADER_MIN_SIZE, INDEX_ENTRY_SIZE, MAGIC, METHOD_LM, TRAILER_FIXED_SIZE, Limits,
 )
-from .errors import FormatError
-from .frame import Frame, check_frame, read_frame
+from .errors import FormatError, LimitError, TruncatedError
+from .frame import Frame, check_frame, payload_length_of, read_frame, skip_frame
 from .header import StreamHeader, read_header
 from .reader import LmDecoder, _decode_lm_batch
-from .trailer import parse_footer, read_trailer
+from .trailer import TrailerEntry, parse_footer, parse_footer2, read_trailer, read_trailer2
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class StreamInfo:
     frame_count: int
     raw_offset: int
     raw_size: int
-    content_checksum: bytes
+    content_checksum: bytes  # version 1; b"" in version 2
 
 
 @dataclass(frozen=True)
@@ -63,51 +68,139 @@ class Index:
         return bisect.bisect_right(starts, raw_offset) - 1
 
 
+# one stream found: (start, size, header, [(method, offset, frame size, raw size)], content checksum)
+_Found = tuple[int, int, StreamHeader, list[tuple[int, int, int, int]], bytes]
+
+
 def _read_at(f: BinaryIO, offset: int, n: int, what: str) -> bytes:
     f.seek(offset)
     return Source(f, offset).read_exact(n, what)
 
 
-def read_index(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Index:
-    """Read every stream's index, walking back from the end of a seekable file. Frames are not read."""
-    end = fileobj.seek(0, io.SEEK_END)
-    if end == 0:
-        raise FormatError("offset 0: empty input, not an lmz stream")
-    found: list[tuple[int, int, StreamHeader, list[tuple[int, int, int, int]], int, bytes]] = []
-    while end > 0:
-        if end < HEADER_MIN_SIZE + TRAILER_FIXED_SIZE + FOOTER_SIZE:
-            raise FormatError(f"offset {end}: {end} bytes before this point are too few for a stream")
+def _frames_from(header: StreamHeader, first: int, entries: tuple[TrailerEntry, ...], trailer_at: int,
+                 where: str) -> list[tuple[int, int, int, int]]:
+    frames, pos = [], first
+    for i, e in enumerate(entries):
+        payload = e.frame_size - FRAME_OVERHEAD if header.version == 1 else \
+            payload_length_of(header, e.raw_size, e.frame_size)
+        check_frame(header, e.method, e.raw_size, payload, f"index entry {i} of {where}")
+        frames.append((e.method, pos, e.frame_size, e.raw_size))
+        pos += e.frame_size
+    if pos != trailer_at:
+        raise FormatError(f"offset {trailer_at}: index of {where} does not add up to the stream")
+    return frames
+
+
+def _from_end(f: BinaryIO, end: int, limits: Limits) -> _Found | None:
+    """The stream ending at `end` if it ends in a footer, else None."""
+    if end < 4:
+        return None
+    tail = _read_at(f, end - 4, 4, "footer")
+    where = f"stream ending at {end}"
+    if tail == FOOTER_MAGIC and end >= FOOTER_SIZE:
         footer_at = end - FOOTER_SIZE
-        trailer_len, stream_size = parse_footer(_read_at(fileobj, footer_at, FOOTER_SIZE, "footer"), footer_at)
-        start = end - stream_size
+        trailer_len, stream_size = parse_footer(_read_at(f, footer_at, FOOTER_SIZE, "footer"), footer_at)
         count, extra = divmod(trailer_len - TRAILER_FIXED_SIZE, INDEX_ENTRY_SIZE)
         if stream_size > end or trailer_len < TRAILER_FIXED_SIZE or extra or \
                 trailer_len + FOOTER_SIZE + HEADER_MIN_SIZE > stream_size:
             raise FormatError(f"offset {footer_at}: footer sizes are inconsistent")
         trailer_at = footer_at - trailer_len
-        where = f"stream ending at {end}"
-        fileobj.seek(trailer_at)
-        src = Source(fileobj, trailer_at)
+        f.seek(trailer_at)
+        src = Source(f, trailer_at)
         if src.read_exact(1, "trailer")[0] != END_OF_FRAMES:
             raise FormatError(f"offset {trailer_at}: no end-of-frames marker where the footer points")
         trailer = read_trailer(src, limits, count, where)
-        fileobj.seek(start)
-        src = Source(fileobj, start)
-        header = read_header(src, limits)
-        frames, pos, raw = [], src.offset, 0
-        for i, e in enumerate(trailer.entries):
-            check_frame(header, e.method, e.raw_size, e.frame_size - FRAME_OVERHEAD, f"index entry {i} of {where}")
-            frames.append((e.method, pos, e.frame_size, e.raw_size))
-            pos += e.frame_size
-            raw += e.raw_size
-        if pos != trailer_at or raw != trailer.total_raw:
-            raise FormatError(f"offset {trailer_at}: index of {where} does not add up to the stream")
-        found.append((start, stream_size, header, frames, raw, trailer.content_checksum))
-        end = start
+    elif tail == FOOTER2_MAGIC and end >= FOOTER2_SIZE:
+        footer_at = end - FOOTER2_SIZE
+        trailer_len, stream_size = parse_footer2(_read_at(f, footer_at, FOOTER2_SIZE, "footer"), footer_at)
+        if stream_size > end or not FOOTER2_SIZE + 2 <= trailer_len < stream_size:
+            raise FormatError(f"offset {footer_at}: footer sizes are inconsistent")
+        trailer_at = end - trailer_len
+    else:
+        return None
+    start = end - stream_size
+    f.seek(start)
+    src = Source(f, start)
+    header = read_header(src, limits)
+    if tail == FOOTER2_MAGIC:
+        if header.version != 2:
+            raise FormatError(f"offset {start}: a version-2 footer ends a version-{header.version} stream")
+        f.seek(trailer_at)
+        tsrc = Source(f, trailer_at)
+        if tsrc.read_exact(1, "trailer")[0] != END_OF_FRAMES:
+            raise FormatError(f"offset {trailer_at}: no end-of-frames marker where the footer points")
+        trailer = read_trailer2(tsrc, limits, header.chunk_size, None, where)
+        if tsrc.offset != end or not trailer.entries:
+            raise FormatError(f"offset {trailer_at}: trailer of {where} does not end where its footer does")
+    elif header.version != 1:
+        raise FormatError(f"offset {start}: a version-1 footer ends a version-{header.version} stream")
+    frames = _frames_from(header, src.offset, trailer.entries, trailer_at, where)
+    if header.version == 1 and sum(fr[3] for fr in frames) != trailer.total_raw:
+        raise FormatError(f"offset {trailer_at}: index of {where} does not add up to the stream")
+    return start, stream_size, header, frames, trailer.content_checksum
+
+
+def _scan(f: BinaryIO, end: int, limits: Limits) -> list[_Found]:
+    """The streams in [0, end), found from the start by reading frame headers."""
+    found: list[_Found] = []
+    f.seek(0)
+    src = Source(f, 0)
+    while src.offset < end:
+        start = src.offset
+        magic = src.read_upto(min(4, end - start))
+        if magic != MAGIC:
+            if len(magic) < 4 and MAGIC.startswith(magic):
+                raise TruncatedError(f"offset {start}: input ends inside stream magic")
+            what = "trailing garbage after a stream" if found else f"bad magic {magic.hex()}, not an lmz stream"
+            raise FormatError(f"offset {start}: {what}")
+        header = read_header(src, limits, magic)
+        where = f"stream {len(found)}"
+        frames: list[tuple[int, int, int, int]] = []
+        while True:
+            if src.offset >= end:
+                raise TruncatedError(f"offset {src.offset}: input ends inside {where}")
+            at = src.offset
+            method = src.read_exact(1, f"{where} frame {len(frames)}")[0]
+            if method == END_OF_FRAMES:
+                break
+            if len(frames) >= limits.max_frames:
+                raise LimitError(f"offset {at}: {where} exceeds {limits.max_frames} frames")
+            m, size, raw = skip_frame(src, header, len(found), len(frames), method)
+            frames.append((m, at, size, raw))
+        if header.version == 1:
+            trailer = read_trailer(src, limits, len(frames), where)
+            src.read_exact(FOOTER_SIZE, f"footer of {where}")
+        else:
+            trailer = read_trailer2(src, limits, header.chunk_size, len(frames), where)
+        if src.offset > end:
+            raise FormatError(f"offset {start}: {where} runs past the stream that follows it")
+        found.append((start, src.offset - start, header, frames, trailer.content_checksum))
+    return found
+
+
+def read_index(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Index:
+    """Where every frame of every stream is, in a seekable file. Payloads are not read."""
+    end = fileobj.seek(0, io.SEEK_END)
+    if end == 0:
+        raise FormatError("offset 0: empty input, not an lmz stream")
+    magic = _read_at(fileobj, 0, min(4, end), "stream header magic")
+    if magic != MAGIC[: len(magic)]:
+        raise FormatError(f"offset 0: bad magic {magic.hex()}, not an lmz stream")
+    if end < 4:
+        raise TruncatedError("offset 0: input ends inside stream magic")
+    tail: list[_Found] = []
+    while end > 0:
+        one = _from_end(fileobj, end, limits)
+        if one is None:
+            break
+        tail.append(one)
+        end = one[0]
+    found = (_scan(fileobj, end, limits) if end > 0 else []) + tail[::-1]
     streams: list[StreamInfo] = []
     entries: list[IndexEntry] = []
     raw_offset = 0
-    for si, (start, size, header, frames, raw, checksum) in enumerate(reversed(found)):
+    for si, (start, size, header, frames, checksum) in enumerate(found):
+        raw = sum(fr[3] for fr in frames)
         streams.append(StreamInfo(si, header, start, size, len(frames), raw_offset, raw, checksum))
         for n, (method, pos, fsize, rsize) in enumerate(frames):
             entries.append(IndexEntry(si, header, n, method, pos, fsize, raw_offset, rsize))

@@ -12,14 +12,12 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 from ._io import Source
-from .codec import decode_frame, verify_raw
-from .constants import (
-    CONTENT_CHECKSUM_SIZE, DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits,
-)
+from .codec import decode_frame
+from .constants import CONTENT_CHECKSUM_SIZE, DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits
 from .errors import ChecksumError, FormatError, LimitError, TruncatedError, UnsupportedError
 from .frame import Frame, read_frame
 from .header import StreamHeader, read_header
-from .trailer import Trailer, TrailerEntry, parse_footer, read_trailer
+from .trailer import Trailer, TrailerEntry, parse_footer, read_trailer, read_trailer2
 
 LmDecoder = Callable[[StreamHeader, list[Frame]], Sequence[bytes]]
 """lm_decoder(header, frames) -> one decoded chunk per frame, in order."""
@@ -27,13 +25,18 @@ LmDecoder = Callable[[StreamHeader, list[Frame]], Sequence[bytes]]
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """Yielded by Reader.items() after a stream's trailer and footer have been validated."""
+    """Yielded by Reader.items() after a stream's trailer (and footer) have been validated."""
 
     header: StreamHeader
     stream_index: int
     offset: int  # input offset of the stream's magic
     size: int  # bytes of the whole stream
     trailer: Trailer
+    entries: tuple[TrailerEntry, ...] = ()  # (method, frame size, raw length) of each frame, as read
+
+    @property
+    def raw_size(self) -> int:
+        return sum(e.raw_size for e in self.entries)
 
 
 class Reader:
@@ -68,7 +71,6 @@ class Reader:
         src, limits = self._src, self.limits
         header = read_header(src, limits, magic)
         entries: list[TrailerEntry] = []
-        total_raw = 0
         while True:
             method = src.read_exact(1, f"stream {stream_index} frame {len(entries)}")[0]
             if method == END_OF_FRAMES:
@@ -76,27 +78,51 @@ class Reader:
             if len(entries) >= limits.max_frames:
                 raise LimitError(f"offset {src.offset - 1}: stream {stream_index} exceeds {limits.max_frames} frames")
             frame = read_frame(src, header, stream_index, len(entries), method)
-            entries.append(TrailerEntry(method, frame.size, frame.raw_length))
-            total_raw += frame.raw_length
+            entries.append(TrailerEntry(frame.method, frame.size, frame.raw_length))
             yield frame
         trailer_start = src.offset - 1
         where = f"stream {stream_index}"
-        trailer = read_trailer(src, limits, len(entries), where)
-        for i, (seen, listed) in enumerate(zip(entries, trailer.entries)):
-            if seen != listed:
-                raise FormatError(f"offset {trailer_start}: trailer index entry {i} of {where} does not match frame")
-        if trailer.total_raw != total_raw:
-            raise FormatError(f"offset {trailer_start}: trailer of {where} says {trailer.total_raw} raw bytes, frames hold {total_raw}")
-        footer_at = src.offset
-        trailer_len, stream_size = parse_footer(src.read_exact(FOOTER_SIZE, f"footer of {where}"), footer_at)
-        if trailer_len != footer_at - trailer_start or stream_size != src.offset - start:
-            raise FormatError(f"offset {footer_at}: footer sizes of {where} do not match the stream")
-        yield StreamEnd(header, stream_index, start, stream_size, trailer)
+        if header.version == 1:
+            trailer = read_trailer(src, limits, len(entries), where)
+        else:
+            trailer = read_trailer2(src, limits, header.chunk_size, len(entries), where)
+        if trailer.entries:
+            for i, (seen, listed) in enumerate(zip(entries, trailer.entries)):
+                if seen != listed:
+                    raise FormatError(f"offset {trailer_start}: index entry {i} of {where} does not match its frame")
+        if header.version == 1:
+            if trailer.total_raw != sum(e.raw_size for e in entries):
+                raise FormatError(f"offset {trailer_start}: trailer of {where} says {trailer.total_raw} raw bytes, "
+                                  f"frames hold {sum(e.raw_size for e in entries)}")
+            footer_at = src.offset
+            trailer_len, stream_size = parse_footer(src.read_exact(FOOTER_SIZE, f"footer of {where}"), footer_at)
+            if trailer_len != footer_at - trailer_start or stream_size != src.offset - start:
+                raise FormatError(f"offset {footer_at}: footer sizes of {where} do not match the stream")
+        elif trailer.entries and trailer.stream_size != src.offset - start:
+            raise FormatError(f"offset {src.offset - 20}: footer of {where} gives the wrong stream size")
+        yield StreamEnd(header, stream_index, start, src.offset - start, trailer, tuple(entries))
 
     def frames(self) -> Iterator[Frame]:
         for item in self.items():
             if isinstance(item, Frame):
                 yield item
+
+
+class ContentCheck:
+    """A stream's whole-content check: version 1's BLAKE2b-128 (version 2 frames carry their numbers in their
+    checks instead, and the trailer their count, so a stream needs no more than its frames' checks)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+
+    def update(self, raw: bytes) -> None:
+        self._h.update(raw)
+
+    def verify(self, header: StreamHeader, content_checksum: bytes, where: str) -> None:
+        """ChecksumError if a version-1 stream's content does not match; resets for the next stream."""
+        digest, self._h = self._h.digest(), hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+        if header.version == 1 and digest != content_checksum:
+            raise ChecksumError(f"{where}: content checksum mismatch")
 
 
 def _decode_lm_batch(frames: list[Frame], lm_decoder: LmDecoder | None) -> Iterator[bytes]:
@@ -106,7 +132,7 @@ def _decode_lm_batch(frames: list[Frame], lm_decoder: LmDecoder | None) -> Itera
     if len(outs) != len(frames):
         raise FormatError(f"{frames[0].where}: lm decoder returned {len(outs)} chunks for {len(frames)} frames")
     for frame, raw in zip(frames, outs):
-        yield verify_raw(frame, bytes(raw))
+        yield frame.verify(bytes(raw))
 
 
 def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None, batch: int = 1,
@@ -115,11 +141,11 @@ def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None, batch:
 
     Consecutive lm frames of one stream are passed to lm_decoder(header, frames) in batches of up to
     `batch`; a stored/zstd frame or the end of a stream flushes the batch first, so order is kept.
-    After each stream the content checksum is checked (ChecksumError after its chunks were yielded)."""
+    After each version-1 stream its content checksum is checked (ChecksumError after its chunks were yielded)."""
     if batch < 1:
         raise ValueError("batch must be >= 1")
     pending: list[Frame] = []
-    content = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+    content = ContentCheck()
 
     def flush() -> Iterator[bytes]:
         if pending:
@@ -144,9 +170,7 @@ def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None, batch:
             yield raw
         else:
             yield from flush()
-            if content.digest() != item.trailer.content_checksum:
-                raise ChecksumError(f"offset {item.offset}: content checksum mismatch in stream {item.stream_index}")
-            content = hashlib.blake2b(digest_size=CONTENT_CHECKSUM_SIZE)
+            content.verify(item.header, item.trailer.content_checksum, f"offset {item.offset}: stream {item.stream_index}")
 
 
 def decompress_bytes(data: bytes, lm_decoder: LmDecoder | None = None, batch: int = 1,

@@ -7,7 +7,7 @@ TYPE_CHECKING = False  # avoids importing typing at run time
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-from .constants import DEFAULT_LIMITS, METHOD_NAMES, Limits
+from .constants import DEFAULT_LIMITS, METHOD_LM, METHOD_NAMES, Limits
 from .header import StreamHeader
 from .reader import Reader, StreamEnd
 
@@ -17,7 +17,7 @@ class StreamSummary:
     stream_index: int
     model_id: str
     model_sha256: str  # hex
-    chunk_size: int
+    chunk_size: int  # the chunking chosen: the largest raw length of a text (lm) frame
     coder_id: int
     coder_version: int
     offset: int
@@ -25,6 +25,9 @@ class StreamSummary:
     raw_size: int
     frames: int
     frames_by_method: dict[str, int] = field(default_factory=dict)
+    version: int = 1  # container format version
+    frame_limit: int = 0  # the largest raw length any frame may have (runs of binary data share one frame)
+    coder_params: str = ""  # the coder's parameters, as words
 
 
 def _seekable(f: BinaryIO) -> bool:
@@ -43,23 +46,22 @@ def summary(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> list[StreamSu
 
         idx = read_index(fileobj, limits)
         for s in idx.streams:
-            counts: dict[str, int] = {}
-            for e in idx.entries:
-                if e.stream_index == s.stream_index:
-                    counts[METHOD_NAMES[e.method]] = counts.get(METHOD_NAMES[e.method], 0) + 1
-            out.append(_make(s.stream_index, s.header, s.offset, s.size, s.raw_size, s.frame_count, counts))
+            entries = [(e.method, e.raw_size) for e in idx.entries if e.stream_index == s.stream_index]
+            out.append(_make(s.stream_index, s.header, s.offset, s.size, s.raw_size, entries))
         return out
     for item in Reader(fileobj, limits).items():
         if isinstance(item, StreamEnd):
-            counts = {}
-            for e in item.trailer.entries:
-                counts[METHOD_NAMES[e.method]] = counts.get(METHOD_NAMES[e.method], 0) + 1
-            out.append(_make(item.stream_index, item.header, item.offset, item.size, item.trailer.total_raw,
-                             len(item.trailer.entries), counts))
+            entries = [(e.method, e.raw_size) for e in item.entries]
+            out.append(_make(item.stream_index, item.header, item.offset, item.size, item.raw_size, entries))
     return out
 
 
-def _make(i: int, h: StreamHeader, offset: int, size: int, raw: int, frames: int,
-          counts: dict[str, int]) -> StreamSummary:
-    return StreamSummary(i, h.model_id, h.model_sha256.hex(), h.chunk_size, h.coder_id, h.coder_version,
-                         offset, size, raw, frames, counts)
+def _make(i: int, h: StreamHeader, offset: int, size: int, raw: int, entries: list[tuple[int, int]]) -> StreamSummary:
+    counts: dict[str, int] = {}
+    for method, _ in entries:
+        counts[METHOD_NAMES[method]] = counts.get(METHOD_NAMES[method], 0) + 1
+    # A version-1 header holds the largest frame, which is the bulk-frame limit when binary runs were coded;
+    # the chunking chosen shows in the lm frames. A version-2 header holds the chunking itself.
+    chunk = h.chunk_size if h.version != 1 else max((r for m, r in entries if m == METHOD_LM), default=h.chunk_size)
+    return StreamSummary(i, h.model_id, h.model_sha256.hex(), chunk, h.coder_id, h.coder_version, offset, size, raw,
+                         len(entries), counts, h.version, h.frame_limit, h.params.hex())

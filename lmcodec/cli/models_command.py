@@ -1,0 +1,61 @@
+"""`lmcodec models [--add SOURCE]...`: the models on this machine; convert and cache one."""
+from __future__ import annotations
+
+import getopt
+import sys
+
+from ..progress import human_bytes
+from .messages import PROG, describe, say
+from .options import Usage, getopt_message
+from .work import EXIT_ERROR, EXIT_OK
+
+HELP = f"""\
+Usage: {PROG} models [--add SOURCE]...
+List the models on this machine, or convert and cache one.
+
+Lists the converted models in the model cache ($LMCODEC_CACHE, or the user cache directory)
+and the default model's source if it is installed but not yet converted: model id, size,
+SHA-256 (what .lmz files name) and source.
+
+  -a, --add=SOURCE   convert SOURCE and cache it (repeatable), so that files made with it
+                     can be decompressed here. SOURCE is a GGUF file, a Hugging Face model
+                     directory, a converted .safetensors file, 'default', or a Hugging Face
+                     name in the local cache; lmcodec never downloads anything.
+  -h, --help         show this help and exit
+"""
+
+
+def models_command(argv: list[str]) -> int:
+    from .. import models
+
+    try:
+        pairs, rest = getopt.gnu_getopt(argv, "a:h", ["add=", "help"])
+    except getopt.GetoptError as e:
+        raise Usage(getopt_message(e)) from None
+    if rest:
+        raise Usage(f"unexpected argument '{rest[0]}'")
+    if any(k in ("-h", "--help") for k, _ in pairs):
+        sys.stdout.write(HELP)
+        return EXIT_OK
+    add = [v for k, v in pairs if k in ("-a", "--add")]
+    status = EXIT_OK
+    for src in add:
+        try:
+            m = models.resolve(src)
+            sys.stdout.write(f"added {m.model_id} sha256 {m.sha256} ({m.path})\n")
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as e:
+            say.error(f"models: {src}", describe(e))
+            status = EXIT_ERROR
+    if add:
+        return status
+    infos = models.list_models()
+    if not infos:
+        sys.stdout.write(f"no models in {models.cache_dir()}; install the default: {models.INSTALL_DEFAULT}\n")
+        return status
+    w = max(len(m.model_id) for m in infos)
+    sys.stdout.write(f"{'MODEL':<{w}}  {'SIZE':>10}  {'SHA256':<64}  SOURCE\n")
+    for m in infos:
+        sys.stdout.write(f"{m.model_id:<{w}}  {human_bytes(m.size):>10}  {m.sha256:<64}  {m.source}\n")
+    return status

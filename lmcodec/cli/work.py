@@ -1,0 +1,232 @@
+"""Compressing, decompressing and testing one input: files, standard input and output, --rm, progress."""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+import lmz
+
+from ..progress import Progress
+from .messages import Skipped, describe, say
+from .outputs import Output
+
+SUFFIX = ".lmz"
+EXIT_OK, EXIT_ERROR, EXIT_WARNING = 0, 1, 2
+
+
+@dataclass
+class Job:
+    mode: str  # "compress", "decompress", "test"
+    to_stdout: bool
+    output: str | None
+    remove: bool
+    force: bool
+    model: str | None
+    chunk_size: int
+    batch_size: int
+    threads: int | None
+    device: str
+    progress: bool
+    client: Any = None  # a dask.distributed Client with --scheduler
+    _model_obj: Any = None
+
+    def decode_model(self) -> Any:
+        """With -d --model X: the model X (converted and cached), so streams that name it find it."""
+        if self.model is None:
+            return None
+        if self._model_obj is None:
+            from .. import models
+
+            self._model_obj = models.resolve(self.model)
+        return self._model_obj
+
+
+def isatty(f: Any) -> bool:
+    try:
+        return bool(f.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _size(f: IO[bytes]) -> int | None:
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _content_size(f: IO[bytes]) -> int | None:
+    """Bytes of content in a seekable .lmz file, from its index without decoding (None: not known)."""
+    if _size(f) is None:
+        return None
+    try:
+        pos = f.tell()
+        try:
+            return lmz.read_index(f).raw_size
+        finally:
+            f.seek(pos)
+    except (lmz.LmzError, OSError, ValueError):
+        return None  # decoding reports the problem
+
+
+def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple[int, str]:
+    """Compress src into dst (one stream); returns (raw bytes, sha256 of the input)."""
+    from ..api import LmzFile
+
+    if job.client is not None:
+        from .. import distributed
+
+        r = distributed.compress(src, dst, job.client, model=job.model, chunk_size=job.chunk_size,
+                                 batch_size=job.batch_size, device=job.device, threads=job.threads,
+                                 progress=job.progress, label=label)
+        return r.raw_size, r.sha256
+    prog = Progress(label, _size(src), job.progress)
+    h = hashlib.sha256()
+    done = 0
+    try:
+        with LmzFile(dst, "wb", model=job.model, chunk_size=job.chunk_size, batch_size=job.batch_size,
+                     device=job.device, threads=job.threads, progress=prog.update if job.progress else None) as z:
+            block = max(1 << 16, job.chunk_size * job.batch_size)
+            while data := src.read(block):
+                z.write(data)
+                h.update(data)
+                done += len(data)
+    finally:
+        prog.close()
+    return done, h.hexdigest()
+
+
+def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str) -> tuple[int, str]:
+    """Decode all streams of src into dst (None: discard, for -t); returns (raw bytes, sha256 of them)."""
+    from ..api import LmzFile
+
+    if job.client is not None:
+        from .. import distributed
+
+        r = distributed.decompress(src, dst, job.client, batch_size=job.batch_size, device=job.device,
+                                   threads=job.threads, progress=job.progress, label=label)
+        return r.raw_size, r.sha256
+    prog = Progress(label, _content_size(src) if job.progress else None, job.progress)
+    h = hashlib.sha256()
+    done = 0
+    try:
+        with LmzFile(src, "rb", model=job.decode_model(), batch_size=job.batch_size, device=job.device,
+                     threads=job.threads, progress=prog.update if job.progress else None) as z:
+            while data := z.read1(1 << 16):
+                h.update(data)
+                done += len(data)
+                if dst is not None:
+                    dst.write(data)
+    finally:
+        prog.close()
+    return done, h.hexdigest()
+
+
+def _ratio_text(raw: int, comp: int) -> str:
+    if raw == 0:
+        return f"{raw} -> {comp} bytes"
+    return f"{raw} -> {comp} bytes ({100.0 * comp / raw:.1f}%, {8.0 * comp / raw:.3f} bits/byte)"
+
+
+def _output_name(path: str, job: Job) -> str | None:
+    """The output path for an input file (None: standard output)."""
+    if job.to_stdout:
+        return None
+    if job.output is not None:
+        return None if job.output == "-" else job.output
+    if path == "-":
+        return None
+    if job.mode == "compress":
+        if path.endswith(SUFFIX) and not job.force:
+            raise Skipped(f"already has {SUFFIX} suffix -- unchanged", status=EXIT_OK)  # gzip 1.12 exits 0 here
+        return path + SUFFIX
+    base = path[: -len(SUFFIX)] if path.endswith(SUFFIX) else ""
+    if not base or base.endswith(os.sep) or (os.altsep and base.endswith(os.altsep)):
+        raise Skipped("unknown suffix -- ignored")
+    return base
+
+
+def process_file(path: str, job: Job) -> int:
+    """Compress, decompress or test one input ('-' = stdin). Returns an exit status."""
+    label = "(stdin)" if path == "-" else path
+    out: Output | None = None
+    src: IO[bytes] | None = None
+    t0 = time.monotonic()
+    try:
+        st = None
+        if path == "-":
+            src = sys.stdin.buffer
+        else:
+            st = os.stat(path)
+            if stat.S_ISDIR(st.st_mode):
+                raise Skipped("is a directory -- ignored")
+        dest = None if job.mode == "test" else _output_name(path, job)
+        if dest is not None and st is not None and os.path.exists(dest) and os.path.samefile(path, dest):
+            raise ValueError("input and output are the same file")
+        if src is None:
+            src = open(path, "rb")
+        if dest is not None:
+            out = Output(dest, job.force, st if (st is not None and stat.S_ISREG(st.st_mode)) else None)
+            dst: IO[bytes] | None = out.fp
+        elif job.mode == "test":
+            dst = None
+        else:
+            dst = sys.stdout.buffer
+        remove = job.remove and path != "-" and dest is not None and st is not None and stat.S_ISREG(st.st_mode)
+
+        if job.mode == "compress":
+            raw, digest = compress_into(src, dst, job, label)
+            if out is not None:
+                out.fp.flush()
+            comp = out.fp.tell() if out is not None and out.tmp else None
+            if remove:  # verify before the input goes: decode the new file and compare
+                with open(out.tmp or dest, "rb") as check:
+                    _, back = decompress_into(check, None, job, f"{label} (verifying)")
+                if back != digest:
+                    raise lmz.ChecksumError("verification failed: the output does not decode to the input")
+            if out is not None:
+                out.commit(job.force, sync=remove)
+            if comp is not None:
+                say.info(label, f"{_ratio_text(raw, comp)} in {time.monotonic() - t0:.1f} s -> {dest}")
+            else:
+                say.info(label, f"{raw} bytes compressed in {time.monotonic() - t0:.1f} s")
+        else:
+            raw, _ = decompress_into(src, dst, job, label)
+            if out is not None:
+                out.commit(job.force, sync=remove)
+            if job.mode == "test":
+                say.info(label, f"OK ({raw} bytes)")
+            else:
+                say.info(label, f"{raw} bytes in {time.monotonic() - t0:.1f} s" + (f" -> {dest}" if dest else ""))
+        if dst is not None and out is None:
+            dst.flush()
+        if remove:
+            os.unlink(path)
+        return EXIT_OK
+    except Skipped as w:
+        if out is not None:
+            out.abort()
+        say.warn(label, str(w))
+        return w.status
+    except (KeyboardInterrupt, BrokenPipeError, SystemExit):
+        if out is not None:
+            out.abort()
+        raise
+    except BaseException as e:  # one line per failing file, never a traceback
+        if out is not None:
+            out.abort()
+        if os.environ.get("LMCODEC_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        say.error(label, describe(e))
+        return EXIT_ERROR
+    finally:
+        if src is not None and path != "-":
+            src.close()
