@@ -333,3 +333,65 @@ def test_sigint_leaves_no_output(tmp_path, cache):
     assert p.returncode == 130, err
     assert b"Traceback" not in err
     assert sorted(x.name for x in tmp_path.iterdir()) == ["big.txt"]
+
+
+def _on_a_terminal(cache: Path, *args: str, cwd=None) -> tuple[int, str]:
+    """Run lmcodec with its stderr on a pseudo-terminal (stdout a pipe); (exit status, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "lmcodec", *args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=slave, env=env(cache), cwd=cwd)
+    os.close(slave)
+    got = bytearray()
+    while True:
+        try:
+            piece = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not piece:
+            break
+        got += piece
+    p.stdout.read()
+    os.close(master)
+    return p.wait(timeout=120), got.decode(errors="replace")
+
+
+def test_progress_on_a_terminal_only(tmp_path, cache):
+    """Decoding and testing show progress (bytes, rate, time left) when stderr is a terminal, nothing otherwise."""
+    text = (Path(__file__).parent / "data" / "english.txt").read_bytes() * 6  # a few seconds with the tiny model
+    src = tmp_path / "e.txt"
+    src.write_bytes(text)
+    assert invoke("--model", TINY, "--chunk-size", "1024", str(src)).exit_code == 0
+    for mode in ("-t", "-dc"):
+        code, shown = _on_a_terminal(cache, mode, str(tmp_path / "e.txt.lmz"))
+        assert code == 0, shown
+        assert "e.txt.lmz:" in shown and "%" in shown and "/s" in shown and "ETA" in shown, shown
+        assert "\r" in shown and "Traceback" not in shown
+        r = proc(cache, mode, str(tmp_path / "e.txt.lmz"))  # stderr a pipe: silent
+        assert r.returncode == 0 and r.stderr == b""
+
+
+def test_exit_status_matches_gzip(tmp_path, cache):
+    """Each case's exit status is gzip's (checked against gzip 1.12): 2 for a file skipped, 1 for an error."""
+    (tmp_path / "a").write_bytes(BIN)
+    (tmp_path / "a.lmz").write_bytes(b"already here")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "g.lmz").write_bytes(b"not compressed")
+    cases = [  # arguments, lmcodec's status (= gzip's for the same case with .gz)
+        (["a"], 2),  # output exists, not overwritten
+        (["missing"], 1),  # no such file
+        (["d"], 2),  # a directory, ignored
+        (["-d", "a"], 2),  # unknown suffix, ignored
+        (["-d", "g.lmz"], 1),  # not in the format
+        (["-t", "g.lmz"], 1),
+        (["-l", "g.lmz"], 1),
+        (["-f", "a"], 0),
+        (["a.lmz"], 0),  # already has the suffix: gzip warns and exits 0
+        (["--bogus"], 1),
+    ]
+    for args, want in cases:
+        r = proc(cache, "--model", TINY, *args, cwd=tmp_path)
+        assert r.returncode == want, (args, r.stderr)
+        assert b"Traceback" not in r.stderr and (want == 0 or r.stderr)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
