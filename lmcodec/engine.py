@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import fused as fz
@@ -84,9 +85,14 @@ class Engine:
     """Exact integer forward passes of one converted model on one device."""
 
     def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
-                 fast: bool = True, fused: bool | None = None) -> None:
+                 fast: bool = True, fused: bool | None = None, window: int | None = None) -> None:
         """fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
-        steps in the numba kernels of fused.py (default: when available and fast); same integers either way."""
+        steps in the numba kernels of fused.py (default: when available and fast); same integers either way.
+        window: each position attends to position 0 and the window - 1 positions up to itself (spec §5);
+        None: to every earlier position."""
+        if window is not None and window < 2:
+            raise ValueError("an attention window needs at least 2 positions")
+        self.window = window
         self.model = model
         self.cfg = c = model.config
         self.device = torch.device(device)
@@ -123,6 +129,36 @@ class Engine:
         if self.fused:
             self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
             self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
+
+    def _rope_rows(self, n: int) -> None:
+        """Make the RoPE tables cover positions 0 .. n-1. Rows past the model file's (its context C) are made
+        exactly from earlier ones: row p = row(p - C/2) rotated by row(C/2), rounded as RoPE rounds (spec §5)."""
+        have = self.cos.shape[0]
+        if n <= have:
+            return
+        half = self.cfg["context"] // 2
+        cos, sin = self.cos.cpu().long(), self.sin.cpu().long()
+        parts_c, parts_s = [cos], [sin]
+        c2, s2 = cos[half], sin[half]
+        while have < n:
+            a = have - half  # rows have - half .. have - 1 exist; each new row needs the one half before it
+            k = min(half, n - have)
+            c1 = torch.cat(parts_c)[a: a + k] if len(parts_c) > 1 else cos[a: a + k]
+            s1 = torch.cat(parts_s)[a: a + k] if len(parts_s) > 1 else sin[a: a + k]
+            parts_c.append(rshift_round(c1 * c2 - s1 * s2, 14))
+            parts_s.append(rshift_round(s1 * c2 + c1 * s2, 14))
+            have += k
+        self.cos = torch.cat(parts_c).to(torch.int32).to(self.device)
+        self.sin = torch.cat(parts_s).to(torch.int32).to(self.device)
+        if self.fused:
+            self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
+
+    def _visible(self, qpos: torch.Tensor, kpos: torch.Tensor) -> torch.Tensor:
+        """Mask (queries, keys): True where a query at qpos may NOT attend to a key at kpos (spec §5)."""
+        hidden = kpos[None, :] > qpos[:, None]
+        if self.window is not None:
+            hidden |= (kpos[None, :] > 0) & (kpos[None, :] < qpos[:, None] - self.window + 2)
+        return hidden
 
     @staticmethod
     def _linear(t: dict[str, torch.Tensor], name: str, bits: int) -> Linear:
@@ -268,6 +304,7 @@ class Engine:
         allocations cost more in page faults than the arithmetic on them).
         """
         block = max(1, min(block, HEAD_ELEMENTS // (tokens.shape[0] * self.vocab_size)))
+        self._rope_rows(tokens.shape[1])
         if self.fused:
             with torch.inference_mode():
                 yield from self._full_fused(tokens.cpu(), block, progress)
@@ -286,7 +323,7 @@ class Engine:
                     for a in range(0, t, QUERY_BLOCK):
                         e = min(t, a + QUERY_BLOCK)
                         qq = q[i: i + 1, :, :, a:e].double().reshape(1, self.nkv, -1, self.hd)
-                        mask = (pos[None, :e] > pos[a:e, None]).repeat(g, 1)
+                        mask = self._visible(pos[a:e], pos[:e]).repeat(g, 1)
                         o[i: i + 1, :, :, a:e] = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask).view(
                             1, self.nkv, g, e - a, self.hd)
                 x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
@@ -321,7 +358,7 @@ class Engine:
 
     def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, pos0: int,
                      k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
-        """One layer on the residual x (b*t, H) in place; new k, v go to the caches at times pos0.. pos0+t-1.
+        """One layer of the full pass on the residual x (b*t, H) in place; k, v go to the caches (b, nkv, t, d).
 
         Blocks of rows (and of attention queries) are independent tasks run on the kernel threads.
         """
@@ -335,31 +372,35 @@ class Engine:
 
         fz.parallel([lambda a=a: qkv(a) for a in blocks])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
-        end = pos0 + t
-        if t == 1:  # one new position per row (decoding): stream through the cache once
-            fz.attend_step(q.view(b, nkv, g, d).numpy(), k_cache.numpy(), v_cache.numpy(), end,
-                           self.score_shift, self.exp_np, o.numpy())
-        else:
-            def attend(i: int, a: int) -> None:
-                e = min(t, a + QUERY_BLOCK)
+        win = self.window or 0
+
+        def attend(i: int, a: int) -> None:
+            e = min(t, a + QUERY_BLOCK)
+            lo = pos0 + a - win + 2 if win else 0  # the first key the block's first query sees besides position 0
+            if lo > 1:  # position 0 and the window: a band of keys, its cost bounded by the window
+                k = torch.cat([k_cache[i, :, :1], k_cache[i, :, lo: pos0 + e]], 1)
+                v = torch.cat([v_cache[i, :, :1], v_cache[i, :, lo: pos0 + e]], 1)
+                k0, sink = lo, 1
+            else:
                 k, v = k_cache[i, :, : pos0 + e], v_cache[i, :, : pos0 + e]
-                s = q[i, :, :, a:e].reshape(nkv, -1, d) @ k.transpose(-1, -2)
-                z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
-                fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np,
-                           z.numpy())
-                fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
+                k0, sink = 0, 0
+            s = q[i, :, :, a:e].reshape(nkv, -1, d) @ k.transpose(-1, -2)
+            z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
+            fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np, z.numpy(),
+                       k0, sink, win)
+            fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
-            # the longest query blocks first, so that the threads' shares even out
-            fz.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
+        # the longest query blocks first, so that the threads' shares even out
+        fz.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
 
-        def rest(a: int) -> None:
-            xa = x[a: a + ROW_BLOCK]
-            fz.add_residual(*self._mm(lay["o"], o[a: a + ROW_BLOCK], self.cfg["v_bits"]), xa.numpy())
-            h = torch.empty((xa.shape[0], self.cfg["intermediate"]), dtype=torch.long)
-            fz.gate_up(*self._mm(lay["gate_up"], xa), self.silu_np, h.numpy())
-            fz.add_residual(*self._mm(lay["down"], h, 2 * self.cfg["mlp_bits"]), xa.numpy())
+        fz.parallel([lambda a=a: self._rest_fused(lay, x[a: a + ROW_BLOCK], o[a: a + ROW_BLOCK]) for a in blocks])
 
-        fz.parallel([lambda a=a: rest(a) for a in blocks])
+    def _rest_fused(self, lay: dict[str, Linear], x: torch.Tensor, o: torch.Tensor) -> None:
+        """The attention output projection and the MLP on rows x (M, H), in place."""
+        fz.add_residual(*self._mm(lay["o"], o, self.cfg["v_bits"]), x.numpy())
+        h = torch.empty((x.shape[0], self.cfg["intermediate"]), dtype=torch.long)
+        fz.gate_up(*self._mm(lay["gate_up"], x), self.silu_np, h.numpy())
+        fz.add_residual(*self._mm(lay["down"], h, 2 * self.cfg["mlp_bits"]), x.numpy())
 
     def _tables_fused(self, x: torch.Tensor, tasks: int = 1) -> torch.Tensor:
         """Tables for rows x (M, H), as `tasks` parallel tasks (each with its own head matmul)."""
@@ -399,19 +440,26 @@ class Engine:
 
 
 class DecodeState:
-    """Incremental pass: one token per row per step, with a KV cache across the batch."""
+    """Incremental pass: rows advance one position at a time, each at its own pace, over KV caches.
+
+    Row i has fed self.pos[i] positions. Its cache holds the keys its next position attends to: without a window
+    slot u is position u (the cache grows as needed); with a window W it has W slots, slot 0 holding position 0
+    and slots 1 .. W-1 a ring of the latest positions (position u >= 1 at slot 1 + (u - 1) mod (W - 1)), so its
+    size and each step's cost are bounded by W, not by the frame.
+    """
 
     def __init__(self, engine: Engine, batch: int) -> None:
         self.e = engine
-        self.t = 0
+        self.pos = np.zeros(batch, dtype=np.int64)
         self.k: list[torch.Tensor] = []  # per layer: views of k_all / v_all
         self.v: list[torch.Tensor] = []
         self.k_all: torch.Tensor | None = None
         self.v_all: torch.Tensor | None = None
-        self._grow(batch, CACHE_STEP)
+        self.cap = 0
+        self._grow(batch, engine.window or CACHE_STEP)
 
     def _grow(self, batch: int, cap: int) -> None:
-        """Give the caches room for cap positions.
+        """Give the caches room for cap slots.
 
         Each cache is one tensor over all layers: large enough to be its own mapping, so a grown cache's old
         block goes back to the system instead of fragmenting the heap (measured: 1.4 GB peak RSS decoding 4 x
@@ -426,47 +474,71 @@ class DecodeState:
             new = torch.zeros(shape, dtype=dtype, device=e.device)
             old = getattr(self, name)
             if old is not None:
-                new[:, :, :, : self.t] = old[:, :, :, : self.t]
+                new[:, :, :, : self.cap] = old
             setattr(self, name, new)
             del old
+        self.cap = cap
         self._views()
 
     def _views(self) -> None:
         self.k, self.v = list(self.k_all.unbind(0)), list(self.v_all.unbind(0))
 
     def keep(self, rows: list[int]) -> None:
-        """Drop finished rows from the batch (their caches go; the others are unchanged)."""
+        """Drop finished rows from the batch (their caches go; the others are unchanged and renumbered)."""
         idx = torch.tensor(rows, device=self.e.device)
         self.k, self.v = [], []  # as in _grow: one old block alive at a time
         self.k_all = self.k_all.index_select(1, idx)
         self.v_all = self.v_all.index_select(1, idx)
+        self.pos = self.pos[rows]
         self._views()
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed token ids (B,) at the next position; returns tables (B, V) for the following position."""
+    def _slots(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(slot the new position goes to, slots filled once it is there) for positions pos."""
+        w = self.e.window
+        if w is None:
+            return pos, pos + 1
+        return np.where(pos == 0, 0, 1 + (pos - 1) % (w - 1)), np.minimum(pos + 1, w)
+
+    def step(self, tokens: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
+        """Feed token ids (n,) to rows (indices into the batch; default all, in order), each at its next
+        position; returns tables (n, V) for the position after."""
         e = self.e
-        if self.t == self.k[0].shape[2]:
-            self._grow(self.k[0].shape[0], self.t + max(CACHE_STEP, self.t // 2))
+        rows = np.arange(len(self.pos)) if rows is None else np.asarray(rows, dtype=np.int64)
+        pos = self.pos[rows]
+        if e.window is None and int(pos.max()) >= self.cap:
+            self._grow(len(self.pos), self.cap + max(CACHE_STEP, self.cap // 2))
+        e._rope_rows(int(pos.max()) + 1)
+        slot, end = self._slots(pos)
         with torch.inference_mode():
             tokens = tokens.to(e.device)
-            b = tokens.shape[0]
+            n = tokens.shape[0]
             x = e._embed(tokens[:, None])
-            t = self.t + 1
             if e.fused:
-                x = x.view(b, -1).contiguous()
+                x = x.view(n, -1).contiguous()
+                g, d, nkv = e.nh // e.nkv, e.hd, e.nkv
+                q = torch.empty((n, nkv, g, d), dtype=torch.float64)
+                o = torch.empty((n, e.nh * d), dtype=torch.long)
                 for i, lay in enumerate(e.layers):
-                    e._layer_fused(lay, x, b, 1, self.t, self.k[i], self.v[i])
-                self.t = t
+                    fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
+                                     self.k[i].numpy(), self.v[i].numpy())
+                    fz.attend_rows(q.numpy(), self.k[i].numpy(), self.v[i].numpy(), rows, end, e.score_shift,
+                                   e.exp_np, o.numpy())
+                    e._rest_fused(lay, x, o)
+                self.pos[rows] += 1
                 return e._tables_fused(x)
-            pos = torch.tensor([self.t], device=e.device)
-            for i, lay in enumerate(e.layers):
-                q, k, v = e._qkv(lay, x, pos)
-                self.k[i][:, :, self.t] = k[:, :, 0].double()
-                self.v[i][:, :, self.t] = v[:, :, 0].double()
-                qq = q.double().reshape(b, e.nkv, -1, e.hd)
-                o = e._attend(qq, self.k[i][:, :, :t], self.v[i][:, :, :t], None)
-                x = (x + e._attn_out(lay, o.view(b, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))).clamp_(
-                    -RESID_LIMIT, RESID_LIMIT)
-                x = (x + e._mlp(lay, x)).clamp_(-RESID_LIMIT, RESID_LIMIT)
-            self.t = t
-            return e._tables(x[:, 0])
+            out = []
+            for j, r in enumerate(rows.tolist()):  # the reference: one row at a time
+                xr = x[j: j + 1]
+                p, u, m = int(pos[j]), int(slot[j]), int(end[j])
+                for i, lay in enumerate(e.layers):
+                    qr, kr, vr = e._qkv(lay, xr, torch.tensor([p], device=e.device))
+                    self.k[i][r, :, u] = kr[0, :, 0].double()
+                    self.v[i][r, :, u] = vr[0, :, 0].double()
+                    qq = qr.double().reshape(1, e.nkv, -1, e.hd)
+                    o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], None)
+                    xr = (xr + e._attn_out(lay, o.view(1, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))
+                          ).clamp_(-RESID_LIMIT, RESID_LIMIT)
+                    xr = (xr + e._mlp(lay, xr)).clamp_(-RESID_LIMIT, RESID_LIMIT)
+                out.append(e._tables(xr[:, 0]))
+            self.pos[rows] += 1
+            return torch.cat(out)

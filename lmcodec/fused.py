@@ -259,28 +259,66 @@ if numba is not None:
                         vo[b, h - nh - nkv, k_off + t, hd + j] = c
 
     @_jit
-    def _softmax(scores, r0, q0, tq, shift, exp_table, z):
+    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo):
+        """Attention steps 1-2 for one new position of each row i (decoding): row i of the batch is row crow[i]
+        of the caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
+        m = f.shape[0]
+        nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[3]
+        nh = nkv * g
+        hd = d // 2
+        for i in range(m):
+            b, p, u = crow[i], pos[i], slot[i]
+            y = np.empty((nh + 2 * nkv) * d, np.int64)
+            _requant(ah, al, i, f[i], lin, y)
+            for h in range(nh + 2 * nkv):
+                base = h * d
+                for j in range(hd):
+                    a = min(max(y[base + j], -QKV_LIMIT), QKV_LIMIT)
+                    c = min(max(y[base + hd + j], -QKV_LIMIT), QKV_LIMIT)
+                    if h < nh + nkv:
+                        cs = np.int64(cos[p, j])
+                        sn = np.int64(sin[p, j])
+                        a, c = (a * cs - c * sn + 8192) >> 14, (c * cs + a * sn + 8192) >> 14
+                    if h < nh:
+                        qo[i, h // g, h % g, j] = a
+                        qo[i, h // g, h % g, hd + j] = c
+                    elif h < nh + nkv:
+                        ko[b, h - nh, u, j] = a
+                        ko[b, h - nh, u, hd + j] = c
+                    else:
+                        vo[b, h - nh - nkv, u, j] = a
+                        vo[b, h - nh - nkv, u, hd + j] = c
+
+    @_jit
+    def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, sink, win):
         """Attention steps 3-4 in place: scores (R, keys) float64 -> weights w_u; z (R,) int64 gets Z.
 
-        Row r is the query at position q0 + (r0 + r) % tq; keys after it get weight 0 (the causal mask).
-        l_u = floor(S_u / 2^shift) is an arithmetic shift of the exact integer S_u.
+        Row r is the query at position p = q0 + (r0 + r) % tq. Column c holds key position u = c + k0, or with
+        sink = 1, u = 0 for c = 0 and u = c - 1 + k0 for the others. Keys after p get weight 0 (the causal
+        mask), and with a window win > 0 so do keys u with 0 < u < p - win + 2 (spec §5: the first position and
+        the last win - 1). l_u = floor(S_u / 2^shift) is an arithmetic shift of the exact integer S_u.
         """
         r_n, keys = scores.shape
         last = exp_table.shape[0] - 1
         for r in range(r_n):
-            n = min(keys, q0 + (r0 + r) % tq + 1)
-            mx = np.int64(scores[r, 0]) >> shift
-            for u in range(1, n):
-                v = np.int64(scores[r, u]) >> shift
-                if v > mx:
-                    mx = v
+            p = q0 + (r0 + r) % tq
+            lo = p - win + 2 if win > 0 else 0
+            mx = np.int64(-(1 << 62))
+            for c in range(keys):
+                u = (0 if c == 0 else c - 1 + k0) if sink else c + k0
+                if u <= p and (u == 0 or u >= lo):
+                    v = np.int64(scores[r, c]) >> shift
+                    if v > mx:
+                        mx = v
             s = np.int64(0)
-            for u in range(n):
-                w = exp_table[min(mx - (np.int64(scores[r, u]) >> shift), last)]
-                scores[r, u] = w
-                s += w
-            for u in range(n, keys):
-                scores[r, u] = 0.0
+            for c in range(keys):
+                u = (0 if c == 0 else c - 1 + k0) if sink else c + k0
+                if u <= p and (u == 0 or u >= lo):
+                    w = exp_table[min(mx - (np.int64(scores[r, c]) >> shift), last)]
+                    scores[r, c] = w
+                    s += w
+                else:
+                    scores[r, c] = 0.0
             z[r] = s
 
     @_jit
@@ -332,24 +370,27 @@ if numba is not None:
 
     # reassociation is safe here: every partial sum is an exact integer, so any order gives the same value
     @_compile(fastmath={"reassoc"})
-    def _attend_step(q, kc, vc, end, shift, exp_table, o):
-        """Attention steps 3-5 for one new position per row (decoding), reading the KV cache once.
+    def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o):
+        """Attention steps 3-5 for one new position per row (decoding), reading each row's cache once.
 
-        q (B, nkv, g, d) float64; kc, vc (B, nkv, cap, d) integer caches holding positions 0..end-1;
-        o (B, nh*d) int64. Dot products and weighted sums in binary64 are exact: every partial sum is an
-        integer below 2**53 (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
+        q (B, nkv, g, d) float64; kc, vc (rows, nkv, cap, d) integer caches; row i of the batch is cache row
+        crow[i], whose slots 0 .. ends[i]-1 hold exactly the keys its position attends to (in any order: the
+        sums and the maximum do not depend on it); o (B, nh*d) int64. Dot products and weighted sums in binary64
+        are exact: every partial sum is an integer below 2**53 (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
         """
         nb, nkv, g, d = q.shape
         last = exp_table.shape[0] - 1
-        s = np.empty((g, end), np.int64)
+        cap = kc.shape[2]
+        s = np.empty((g, cap), np.int64)
         acc = np.empty((g, d), np.float64)
         for b in range(nb):
+            row, end = crow[b], ends[b]
             for kv in range(nkv):
                 for u in range(end):
                     for gi in range(g):
                         t = 0.0
                         for j in range(d):
-                            t += q[b, kv, gi, j] * np.float64(kc[b, kv, u, j])
+                            t += q[b, kv, gi, j] * np.float64(kc[row, kv, u, j])
                         s[gi, u] = np.int64(t) >> shift
                 for gi in range(g):
                     mx = s[gi, 0]
@@ -362,15 +403,15 @@ if numba is not None:
                         z += w
                         wf = np.float64(w)
                         for j in range(d):
-                            acc[gi, j] += wf * np.float64(vc[b, kv, u, j])
+                            acc[gi, j] += wf * np.float64(vc[row, kv, u, j])
                     zf = np.float64(z)
                     col = (kv * g + gi) * d
                     for j in range(d):
                         o[b, col + j] = np.int64(np.floor((2.0 * acc[gi, j] + zf) / (2.0 * zf)))
 
-    def attend_step(q, kc, vc, end, shift, exp_table, o) -> None:
-        _split(q.shape[0], end * q.shape[1] * q.shape[2] * q.shape[3],
-               lambda a, b: _attend_step(q[a:b], kc[a:b], vc[a:b], end, shift, exp_table, o[a:b]))
+    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o) -> None:
+        _split(q.shape[0], int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3],
+               lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table, o[a:b]))
 
     def quantize(x, qmax, in_bits, eps, qh, ql, f) -> None:
         _split(x.shape[0], x.shape[1], lambda a, b: _quantize(x[a:b], qmax, in_bits, eps, qh[a:b], ql[a:b], f[a:b]))
@@ -388,9 +429,14 @@ if numba is not None:
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope(ah[a:b], al[a:b], f[a:b], lin, row0 + a, t_len,
                                                                 pos0, cos, sin, qo, ko, vo, k_off))
 
-    def softmax(scores, q0, tq, shift, exp_table, z) -> None:
+    def softmax(scores, q0, tq, shift, exp_table, z, k0=0, sink=0, win=0) -> None:
         _split(scores.shape[0], scores.shape[1],
-               lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b]))
+               lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, sink, win))
+
+    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo) -> None:
+        ah, al = acc
+        _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope_rows(ah[a:b], al[a:b], f[a:b], lin, crow[a:b],
+                                                                     pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo))
 
     def tables(acc, f, lin, exp_table, total, out) -> None:
         ah, al = acc

@@ -214,3 +214,65 @@ def test_default_model_full_equals_incremental():
     tgt = torch.tensor(ids[1:])
     bits = -torch.log2(a[0][:-1].gather(-1, tgt[:, None]).double() / TOTAL).sum().item()
     assert bits / len(TEXT[: len(ByteTokenizer(m).decode(ids[1:]))]) < 2.0  # bits per byte
+
+
+# ---- attention windows, rows at their own pace, positions past the model's RoPE table (coder 1 version 2) ----
+
+def long_rows(model: IntModel, n: int) -> list[list[int]]:
+    ids = ByteTokenizer(model).encode(TEXT * 2)
+    bos = model.config["bos_id"]
+    return [[bos] + ids[3 * i: 3 * i + 40 + 9 * i] for i in range(n)]
+
+
+def uneven(engine: Engine, rows: list[list[int]], seed: int = 0) -> list[torch.Tensor]:
+    """The incremental pass with the rows advancing in a random interleaving, a few rows per step."""
+    import random
+
+    rnd = random.Random(seed)
+    st = engine.start(len(rows))
+    got: list[list[torch.Tensor]] = [[] for _ in rows]
+    while any(len(g) < len(r) for g, r in zip(got, rows)):
+        live = [i for i, (g, r) in enumerate(zip(got, rows)) if len(g) < len(r)]
+        pick = sorted(rnd.sample(live, rnd.randint(1, len(live))))
+        tables = st.step(torch.tensor([rows[i][len(got[i])] for i in pick]), pick)
+        for j, i in enumerate(pick):
+            got[i].append(tables[j])
+    return [torch.stack(g) for g in got]
+
+
+@pytest.mark.parametrize("window", [2, 5, 16])
+@pytest.mark.parametrize("fused", [True, False])
+def test_window_full_equals_incremental(tiny, window, fused):
+    e = Engine(tiny, fused=fused, window=window)
+    rows = long_rows(tiny, 3)
+    a = full(e, rows, block=7)
+    b = uneven(e, rows)
+    assert digest(a) == digest(b)
+    assert digest(a) != digest(full(Engine(tiny, fused=fused), rows))  # the window does change the tables
+
+
+def test_window_fused_equals_torch_and_wide_window_is_none(tiny):
+    rows = long_rows(tiny, 2)
+    assert digest(full(Engine(tiny, fused=True, window=6), rows)) == digest(full(Engine(tiny, fused=False, window=6),
+                                                                              rows))
+    longest = max(map(len, rows))
+    assert digest(full(Engine(tiny, window=longest), rows)) == digest(full(Engine(tiny), rows))
+
+
+def test_positions_past_the_rope_table(tiny, monkeypatch):
+    """Rows past the model file's RoPE table are made by the spec's rule; full and incremental agree there."""
+    e = Engine(tiny, window=8)
+    c = 16
+    e.cfg = dict(e.cfg, context=c)
+    true_cos, true_sin = e.cos[:200].clone(), e.sin[:200].clone()
+    e.cos, e.sin = e.cos[:c].clone(), e.sin[:c].clone()
+    if e.fused:
+        e.cos_np, e.sin_np = e.cos.numpy(), e.sin.numpy()
+    rows = long_rows(tiny, 2)
+    assert digest(full(e, rows)) == digest(uneven(e, rows, seed=3))
+    n = e.cos.shape[0]
+    assert n >= max(map(len, rows))
+    # the made rows are rotations by p * theta to within a few units of 2**-14
+    assert (e.cos[:n].long() - true_cos[:n].long()).abs().max() <= 8
+    assert (e.sin[:n].long() - true_sin[:n].long()).abs().max() <= 8
+    assert torch.equal(e.cos[:c], true_cos[:c])
