@@ -1,38 +1,40 @@
-"""The codec: chunks of bytes <-> lm frame payloads, batched through the engine and the range coder.
+"""The codec: chunks of bytes <-> lm frame payloads, batched through the engine, the mixer and the range coder.
 
 Chunk boundaries depend only on the input and the chunk size, and every chunk codes alone, so the output
-does not depend on batch size, threads or device.
+does not depend on batch size, threads or device. Frames are written with coder 1 version 2 (lmcodec.coder_v2);
+version-1 frames (lmcodec 0.1.0) still decode (lmcodec.coder_v1).
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-
 import lmz
 
-from . import models, rangecoder
+from . import coder_v1, coder_v2, coderspec, models
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .engine import Engine
 from .errors import ModelError
 from .intmodel import IntModel
-from .tokens import ByteTokenizer, TokenizerError, utf8_cut
+from .tokens import ByteTokenizer, utf8_cut
 
-_CONTROL = bytes(range(32)).translate(None, b"\t\n\r\f\v\x1b")
+_BINARY = bytes(range(32)).translate(None, b"\0\t\n\r\f\v\x1b")  # control bytes text seldom holds
 
 
 def looks_like_text(raw: bytes) -> bool:
-    """Cheap pre-check: valid UTF-8 (but for a character cut at the end) with few control bytes."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.start < len(raw) - 3 or e.reason != "unexpected end of data":
-            return False
-    controls = len(raw) - len(raw.translate(None, _CONTROL))
-    return controls * 100 <= len(raw)
+    """Cheap pre-check for the model: at most 1 byte in 32 is binary (an invalid UTF-8 byte or a control byte
+    other than NUL and whitespace) and at most 3 in 4 are NUL. Text with some binary inside (tar headers and
+    their NUL padding, logs with escape sequences, bytes the vocabulary lacks) goes to the model; what is
+    mostly binary goes to zstd, which codes it as well as the model would, at zstd's speed."""
+    if raw.count(0) * 4 > 3 * len(raw):
+        return False
+    text = raw.decode("utf-8", "ignore")
+    invalid = len(raw) - len(text.encode("utf-8"))
+    if invalid and raw[-1] & 0x80:  # a character cut at the end of the chunk is not binary
+        tail = len(raw) - len(raw.rstrip(bytes(range(0x80, 0x100))))
+        invalid -= min(tail, 3)
+    controls = len(raw) - len(raw.translate(None, _BINARY))
+    return (invalid + controls) * 32 <= len(raw)
 
 
 @dataclass
@@ -83,28 +85,41 @@ class Cutter:
 
 
 class Codec:
-    """One model on one device, with the options that shape its output (chunk size) and its speed (batch)."""
+    """One model on one device, with the options that shape its output (chunk size, attention window) and its
+    speed (batch)."""
 
     def __init__(self, model: str | IntModel | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
-                 fast: bool = True) -> None:
+                 fast: bool = True, window: int = coderspec.DEFAULT_WINDOW) -> None:
         if not 1 <= chunk_size <= lmz.MAX_CHUNK:
             raise ValueError(f"chunk size must be in 1..{lmz.MAX_CHUNK}")
         if batch_size < 1:
             raise ValueError("batch size must be >= 1")
+        if not 2 <= window <= coderspec.MAX_WINDOW:
+            raise ValueError(f"attention window must be in 2..{coderspec.MAX_WINDOW}")
         self.model = models.resolve(model)
         self.chunk_size = chunk_size
         self.batch_size = batch_size
-        self.engine = Engine(self.model, device=device, threads=threads, fast=fast)
+        self.window = window
+        self._device, self._threads, self._fast = device, threads, fast
+        self._engines: dict[int | None, Engine] = {}
+        self.engine = self.engine_for(window)
         self.tokenizer = ByteTokenizer(self.model)
-        self.max_tokens = self.engine.max_tokens - 1  # one position goes to BOS
-        self.ideal_bits = 0.0  # sum of -log2 p over coded tokens, for measurements
+        self.ideal_bits = 0.0  # sum of -log2 p over coded symbols, for measurements
         self.seconds = {"engine": 0.0, "coding": 0.0}  # where the lm time goes, for the benchmarks
+
+    def engine_for(self, window: int | None) -> Engine:
+        """The engine for an attention window (None: full attention, coder version 1), made once."""
+        if window not in self._engines:
+            self._engines[window] = Engine(self.model, device=self._device, threads=self._threads, fast=self._fast,
+                                           window=window)
+        return self._engines[window]
 
     @property
     def header(self) -> lmz.StreamHeader:
         return lmz.StreamHeader("", bytes.fromhex(self.model.sha256)[: lmz.MODEL_HASH_SIZE], self.chunk_size,
-                                lmz.CODER_LMCODEC, rangecoder.CODER_VERSION)
+                                lmz.CODER_LMCODEC, coderspec.CODER_VERSION, 0, lmz.FORMAT_VERSION,
+                                coderspec.encode_params(self.window))
 
     @property
     def frame_limit(self) -> int:
@@ -122,15 +137,7 @@ class Codec:
         raw = buf[:end]
         if not looks_like_text(raw):
             return self._bulk(buf, end, final)
-        try:
-            tokens = self.tokenizer.encode(raw)
-        except TokenizerError:  # a byte the vocabulary cannot spell (SmolLM2 lacks 0x04, 0x06, ...): no model
-            return Chunk(raw, None), end
-        if len(tokens) > self.max_tokens:
-            tokens = tokens[: self.max_tokens]
-            end = len(self.tokenizer.decode(tokens))
-            raw = raw[:end]
-        return Chunk(raw, tokens), end
+        return Chunk(raw, self.tokenizer.encode(raw, raw=True)), end
 
     def _bulk(self, buf: bytes, end: int, final: bool) -> tuple[Chunk | None, int]:
         """A non-text chunk extended over the following non-text pieces of chunk size, up to frame_limit.
@@ -158,99 +165,44 @@ class Codec:
             idx = todo[s: s + self.batch_size]
             size = sum(len(chunks[i].raw) for i in idx)
             report = None if progress is None else lambda f, base=done, size=size: progress(base + int(f * size))
-            for i, payload in zip(idx, self._encode_batch([chunks[i].tokens for i in idx], report)):
+            payloads, bits = coder_v2.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report)
+            self.ideal_bits += bits
+            for i, payload in zip(idx, payloads):
                 out[i] = payload
             done += size
         return out
-
-    def _encode_batch(self, token_lists: list[list[int]], progress: Callable[[float], None] | None = None) -> list[bytes]:
-        lengths = np.array([len(t) for t in token_lists])
-        seq = torch.full((len(token_lists), int(lengths.max()) + 1), self.engine.bos_id, dtype=torch.long)
-        for i, t in enumerate(token_lists):
-            seq[i, 1: 1 + len(t)] = torch.tensor(t)
-        enc = rangecoder.BatchEncoder(len(token_lists))
-        last = seq.shape[1] - 1
-        passes = self.engine.full_tables(seq, progress=progress)
-        while True:
-            t = time.perf_counter()
-            t0, tables = next(passes, (None, None))
-            self.seconds["engine"] += time.perf_counter() - t
-            if t0 is None:
-                break
-            t = time.perf_counter()
-            n = min(tables.shape[1], last - t0)
-            if n <= 0:
-                break
-            tables = tables[:, :n].cpu()
-            target = seq[:, t0 + 1: t0 + 1 + n, None]
-            freq = tables.gather(-1, target)[..., 0]
-            cum = (tables.cumsum(-1) - tables).gather(-1, target)[..., 0]
-            valid = np.clip(lengths - t0, 0, n)
-            f = freq.numpy()
-            self.ideal_bits += float(sum(-np.log2(f[i, :valid[i]] / rangecoder.TOTAL).sum() for i in range(len(f))))
-            enc.encode_block(cum.numpy(), f, valid)
-            self.seconds["coding"] += time.perf_counter() - t
-        return enc.finish()
 
     def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame],
                progress: Callable[[int], None] | None = None) -> list[bytes]:
         """The lmz lm_decoder callback: decode lm frames of one stream, batch_size at a time.
 
         progress, if given, is called after every decoding step with the bytes of these frames decoded so far."""
-        self.check_header(header)
+        window = self.check_header(header)
+        engine = self.engine_for(window)
         out: list[bytes] = []
         for s in range(0, len(frames), self.batch_size):
             base = sum(len(r) for r in out)
             report = None if progress is None else lambda n, base=base: progress(base + n)
-            out += self._decode_batch(frames[s: s + self.batch_size], report)
+            batch = frames[s: s + self.batch_size]
+            if header.coder_version == coderspec.VERSION_PLAIN:
+                out += coder_v1.decode_batch(engine, self.tokenizer.token_bytes, batch, self.seconds, report)
+            else:
+                out += coder_v2.decode_batch(engine, self.tokenizer.symbol_lengths, self.tokenizer.token_bytes, batch,
+                                             self.seconds, report)
         return out
 
-    def check_header(self, header: lmz.StreamHeader) -> None:
+    def check_header(self, header: lmz.StreamHeader) -> int | None:
+        """The stream's attention window, if this codec's model and coder can decode it (else ModelError or
+        UnsupportedError)."""
         if not header.names_model(self.model.sha256):
             need = header.model_sha256.hex()
             raise ModelError(
                 f"this stream needs model {header.model_id or models.model_name(need) or '(unknown id)'} "
                 f"(sha256 {need}), but {self.model.model_id} (sha256 {self.model.sha256}) is loaded")
-        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version != rangecoder.CODER_VERSION:
+        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version not in (coderspec.VERSION_PLAIN,
+                                                                                coderspec.VERSION_MIXED):
             raise lmz.UnsupportedError(f"coder {header.coder_id} version {header.coder_version} is not supported")
-
-    def _decode_batch(self, frames: list[lmz.Frame], progress: Callable[[int], None] | None = None) -> list[bytes]:
-        n = len(frames)
-        need = [f.raw_length for f in frames]
-        got = [bytearray() for _ in frames]
-        dec = rangecoder.BatchDecoder([f.payload for f in frames])
-        rows = np.arange(n)  # stream index of each engine row still decoding
-        state = self.engine.start(n)
-        prev = torch.full((n,), self.engine.bos_id, dtype=torch.long)
-        tb = self.tokenizer.token_bytes
-        full = None
-        for _ in range(self.max_tokens):
-            t = time.perf_counter()
-            tables = state.step(prev).cpu().numpy()
-            t1 = time.perf_counter()
-            self.seconds["engine"] += t1 - t
-            if full is None:  # one (n, V) buffer for the whole batch; finished rows stay inactive
-                full = np.zeros((n, tables.shape[1]), dtype=np.int64)
-            full[rows] = tables
-            active = np.zeros(n, dtype=bool)
-            active[rows] = True
-            sym = dec.decode_step(full, active)
-            keep = []
-            for j, i in enumerate(rows):
-                got[i] += tb[sym[i]]
-                if len(got[i]) < need[i]:
-                    keep.append(j)
-            if progress is not None:
-                progress(sum(len(g) for g in got))
-            if not keep:
-                break
-            if len(keep) < len(rows):
-                state.keep(keep)
-                rows = rows[keep]
-            prev = torch.from_numpy(sym[rows])
-            self.seconds["coding"] += time.perf_counter() - t1
-        for f, g in zip(frames, got):
-            if len(g) != f.raw_length:
-                raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
-        return [bytes(g) for g in got]
-
+        try:
+            return coderspec.window_of(header.coder_version, header.params)
+        except ValueError as e:
+            raise lmz.FormatError(f"stream header: {e}") from None

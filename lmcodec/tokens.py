@@ -1,8 +1,9 @@
 """Bytes <-> token ids, lossless for any byte string.
 
 Valid UTF-8 goes through the model's own tokenizer; anything it cannot reproduce exactly (invalid UTF-8, or
-text whose tokens do not spell the same bytes) is spelled with single-byte tokens. Decoding needs only the
-token -> bytes table stored in the model file.
+text whose tokens do not spell the same bytes) is spelled with single-byte tokens, and a byte the vocabulary has
+no token for with the raw-byte symbol V + byte (coder 1 version 2 codes symbols V .. V+255). Decoding needs only
+the token -> bytes table stored in the model file.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class ByteTokenizer:
         self.token_bytes = model.token_bytes
         self._tok = None
         self._byte_tokens: list[int] | None = None
+        self._lens = None
 
     @property
     def byte_tokens(self) -> list[int]:
@@ -34,37 +36,51 @@ class ByteTokenizer:
             self._tok = Tokenizer.from_str(self.model.tokenizer_json)
         return self._tok
 
-    def _spell(self, data: bytes) -> list[int]:
+    def _spell(self, data: bytes, raw: bool) -> list[int]:
         table = self.byte_tokens
         out = [table[b] for b in data]
         if -1 in out:
-            raise TokenizerError(f"the model's vocabulary has no token for byte 0x{data[out.index(-1)]:02x}")
+            if not raw:
+                raise TokenizerError(f"the model's vocabulary has no token for byte 0x{data[out.index(-1)]:02x}")
+            v = len(self.token_bytes)
+            out = [t if t >= 0 else v + b for t, b in zip(out, data)]
         return out
 
-    def _text(self, data: bytes) -> list[int]:
+    def _text(self, data: bytes, raw: bool) -> list[int]:
         ids = self._hf().encode(data.decode("utf-8"), add_special_tokens=False).ids
         if b"".join(self.token_bytes[i] for i in ids) != data:
-            return self._spell(data)
+            return self._spell(data, raw)
         return ids
 
-    def encode(self, data: bytes) -> list[int]:
-        """Token ids whose bytes concatenate to exactly `data`."""
+    def encode(self, data: bytes, raw: bool = False) -> list[int]:
+        """Token ids whose bytes concatenate to exactly `data`. raw: spell a byte the vocabulary lacks with the
+        raw-byte symbol V + byte (else TokenizerError)."""
         out: list[int] = []
         pos = 0
         while pos < len(data):
             try:
                 data[pos:].decode("utf-8")
-                out += self._text(data[pos:])
+                out += self._text(data[pos:], raw)
                 break
             except UnicodeDecodeError as e:
                 if e.start:
-                    out += self._text(data[pos: pos + e.start])
-                out += self._spell(data[pos + e.start: pos + e.end])
+                    out += self._text(data[pos: pos + e.start], raw)
+                out += self._spell(data[pos + e.start: pos + e.end], raw)
                 pos += e.end
         return out
 
+    @property
+    def symbol_lengths(self) -> "np.ndarray":
+        """Bytes each symbol spells: the tokens', then 1 for each raw-byte symbol."""
+        import numpy as np
+
+        if self._lens is None:
+            self._lens = np.array([len(b) for b in self.token_bytes] + [1] * 256, dtype=np.int64)
+        return self._lens
+
     def decode(self, ids: list[int]) -> bytes:
-        return b"".join(self.token_bytes[i] for i in ids)
+        v = len(self.token_bytes)
+        return b"".join(self.token_bytes[i] if i < v else bytes((i - v,)) for i in ids)
 
 
 def utf8_cut(data: bytes, limit: int) -> int:

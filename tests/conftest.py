@@ -54,15 +54,15 @@ def restore_threads():
 
 @pytest.fixture()
 def count_lm_frames(monkeypatch):
-    """Counts lm frames the codec decodes (patched Codec._decode_batch): returns a list of raw lengths."""
+    """Counts lm frames the codec decodes (patched Codec.decode): returns a list of raw lengths."""
     from lmcodec.codec import Codec
 
     seen: list[int] = []
-    orig = Codec._decode_batch
+    orig = Codec.decode
 
-    def counting(self, frames, *rest):
+    def counting(self, header, frames, *rest):
         seen.extend(f.raw_length for f in frames)
-        return orig(self, frames, *rest)
+        return orig(self, header, frames, *rest)
 
-    monkeypatch.setattr(Codec, "_decode_batch", counting)
+    monkeypatch.setattr(Codec, "decode", counting)
     return seen

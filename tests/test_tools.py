@@ -106,20 +106,21 @@ def test_context_curve_writes_rates_for_each_size(tiny, corpus, tmp_path, monkey
 
 def test_generate_is_seeded_and_scores_the_models_code_length(tiny):
     import generate
-    from lmcodec.codec import Chunk
-
     prompt = b"The quick brown fox jumps over the lazy dog. The quick brown "
     gz = generate.classical_bits("gzip")
     assert generate.generate(gz, prompt, 6, 1, 512) == generate.generate(gz, prompt, 6, 1, 512)
+
+    import torch
 
     bits = generate.ModelBits(tiny, None)
     got = bits(prompt)
     codec = bits.codec
     some = [0x20, 0x0A, 0x41, 0x66, 0x6A, 0xC3, 0xE2, 0xFF]  # letters, space, newline, UTF-8 leads, invalid
     want = []
-    for b in some:  # the codec's own ideal code length of prompt + b; the shared part cancels in differences
-        codec.ideal_bits = 0.0
-        codec.encode([Chunk(prompt + bytes([b]), codec.tokenizer.encode(prompt + bytes([b])))])
-        want.append(codec.ideal_bits)
+    for b in some:  # the bare model's code length of prompt + b; the shared part cancels in differences
+        ids = codec.tokenizer.encode(prompt + bytes([b]))
+        seq = torch.tensor([[codec.engine.bos_id] + ids])
+        tables = torch.cat([t for _, t in codec.engine.full_tables(seq)], 1)[0]
+        want.append(float(sum(-np.log2(tables[j, t].item() / 2**28) for j, t in enumerate(ids))))
     assert np.allclose(got[some] - got[some[0]], np.array(want) - want[0], atol=1e-9)
     assert generate.generate(bits, prompt, 2, 7, 64) == generate.generate(bits, prompt, 2, 7, 64)

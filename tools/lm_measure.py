@@ -84,11 +84,7 @@ def _forced(codec: Codec, data: bytes) -> bytes:
     chunks, pos = [], 0
     while pos < len(data):
         raw = data[pos: pos + codec.chunk_size]
-        tokens = codec.tokenizer.encode(raw)
-        if len(tokens) > codec.max_tokens:  # at most context - 1 tokens, as the codec cuts
-            tokens = tokens[: codec.max_tokens]
-            raw = codec.tokenizer.decode(tokens)
-        chunks.append(Chunk(raw, tokens))
+        chunks.append(Chunk(raw, codec.tokenizer.encode(raw, raw=True)))
         pos += len(raw)
     out = io.BytesIO()
     with lmz.Writer(out, codec.header) as w:

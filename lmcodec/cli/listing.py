@@ -6,6 +6,7 @@ import sys
 
 import lmz
 
+from .. import coderspec
 from ..catalog import model_name
 from .messages import Skipped, describe, say
 from .work import EXIT_ERROR, EXIT_OK
@@ -52,7 +53,9 @@ def _stream_block(s: lmz.StreamSummary) -> list[str]:
              if s.coder_id != lmz.CODER_NONE else "    model        none (no lm frames)",
              f"    chunk size   {s.chunk_size:,} bytes"
              + (f" (frames of stored/zstd data up to {s.frame_limit:,})" if s.frame_limit != s.chunk_size else ""),
-             f"    coder        {s.coder_id} version {s.coder_version}" + (f", {s.coder_params}" if s.coder_params else ""),
+             f"    coder        {s.coder_id} version {s.coder_version}"
+             + (f": {coderspec.describe(s.coder_id, s.coder_version, bytes.fromhex(s.coder_params))}"
+                if s.coder_id != lmz.CODER_NONE else ""),
              f"    frames       {_plural(s.frames, 'frame')} ({by})",
              f"    sizes        {s.compressed_size:,} -> {s.raw_size:,} bytes, ratio {_ratio(s.compressed_size, s.raw_size)}"]
     return lines

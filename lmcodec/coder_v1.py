@@ -1,0 +1,57 @@
+"""Decoding lm frames of coder 1 version 1 (files made by lmcodec 0.1.0): the bare model's tables, full
+attention, tokens only (spec/coder.md). Nothing writes this version any more."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+import lmz
+
+from . import rangecoder
+from .engine import Engine
+
+
+def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Frame], seconds: dict[str, float],
+                 progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """The content of version-1 lm frames decoded side by side (not yet verified against their checks)."""
+    import time
+
+    n = len(frames)
+    need = [f.raw_length for f in frames]
+    got = [bytearray() for _ in frames]
+    dec = rangecoder.BatchDecoder([f.payload for f in frames])
+    rows = np.arange(n)  # stream index of each engine row still decoding
+    state = engine.start(n)
+    prev = torch.full((n,), engine.bos_id, dtype=torch.long)
+    full = None
+    for _ in range(engine.max_tokens - 1):
+        t = time.perf_counter()
+        tables = state.step(prev).cpu().numpy()
+        t1 = time.perf_counter()
+        seconds["engine"] += t1 - t
+        if full is None:  # one (n, V) buffer for the whole batch; finished rows stay inactive
+            full = np.zeros((n, tables.shape[1]), dtype=np.int64)
+        full[rows] = tables
+        active = np.zeros(n, dtype=bool)
+        active[rows] = True
+        sym = dec.decode_step(full, active)
+        keep = []
+        for j, i in enumerate(rows):
+            got[i] += token_bytes[sym[i]]
+            if len(got[i]) < need[i]:
+                keep.append(j)
+        if progress is not None:
+            progress(sum(len(g) for g in got))
+        if not keep:
+            break
+        if len(keep) < len(rows):
+            state.keep(keep)
+            rows = rows[keep]
+        prev = torch.from_numpy(sym[rows])
+        seconds["coding"] += time.perf_counter() - t1
+    for f, g in zip(frames, got):
+        if len(g) != f.raw_length:
+            raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
+    return [bytes(g) for g in got]

@@ -1,0 +1,98 @@
+"""Coder 1 version 2 (spec/mixer.md): lm frames of symbols, each coded with the model's table mixed with the
+frame's online models (lmcodec.mixer), the model attending to a bounded window.
+
+Encoding runs the engine's full pass over each frame's fed symbols (the tokens the model sees) and codes every
+symbol with the table of the last fed one; decoding runs the incremental pass, one fed symbol at a time, each
+frame at its own pace (a frame in a run of repeats or raw bytes needs no model step).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+import lmz
+
+from . import mixer as mx
+from .engine import Engine
+
+
+def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[str, float],
+                 progress: Callable[[float], None] | None = None) -> tuple[list[bytes], float]:
+    """(lm payload of each frame, ideal code length in bits of them all)."""
+    nv = engine.vocab_size
+    syms = [np.asarray(s, dtype=np.int64) for s in symbol_lists]
+    fed = [s[mx.fed_mask(s, nv)] for s in syms]
+    width = max(len(f) for f in fed) + 1
+    seq = torch.full((len(syms), width), engine.bos_id, dtype=torch.long)
+    for i, f in enumerate(fed):
+        seq[i, 1: 1 + len(f)] = torch.from_numpy(f)
+    states = [mx.FrameState(len(s)) for s in syms]
+    encs = [np.array([0, 1 << 56, 0, 0, 0, 0], dtype=np.int64) for _ in syms]
+    outs = [np.zeros(4 * len(s) + 16, dtype=np.uint8) for s in syms]
+    bits = np.zeros(1, dtype=np.int64)
+    passes = engine.full_tables(seq, progress=progress)
+    while True:
+        t = time.perf_counter()
+        j0, tables = next(passes, (None, None))
+        seconds["engine"] += time.perf_counter() - t
+        if j0 is None:
+            break
+        t = time.perf_counter()
+        tables = tables.cpu().numpy()
+        j1 = j0 + tables.shape[1]
+        for i, (s, st) in enumerate(zip(syms, states)):
+            arrays = st.arrays()
+            while st.sc[mx.S_T] < len(s) and j0 <= st.sc[mx.S_FED] < j1:
+                mx.encode_run(tables[i, st.sc[mx.S_FED] - j0], nv, s, len(s), encs[i], outs[i], *arrays, bits)
+        seconds["coding"] += time.perf_counter() - t
+    payloads = [bytes(out[: mx.enc_finish(enc, out)]) for enc, out in zip(encs, outs)]
+    return payloads, bits[0] / 65536
+
+
+def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], frames: list[lmz.Frame],
+                 seconds: dict[str, float], progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """The content of lm frames decoded side by side (not yet verified against their checks)."""
+    nv = engine.vocab_size
+    n = len(frames)
+    states = [mx.FrameState(f.raw_length) for f in frames]
+    payloads = [np.frombuffer(f.payload, dtype=np.uint8) for f in frames]
+    decs = [np.zeros(4, dtype=np.int64) for _ in frames]
+    for d, p in zip(decs, payloads):
+        mx.dec_start(d, p)
+    need = [f.raw_length for f in frames]
+    state = engine.start(n)
+    t = time.perf_counter()
+    tables = state.step(torch.full((n,), engine.bos_id, dtype=torch.long)).cpu().numpy()
+    seconds["engine"] += time.perf_counter() - t
+    current = [tables[i] for i in range(n)]  # each frame's model table for its next symbol
+    todo = list(range(n))
+    while todo:
+        t = time.perf_counter()
+        step_rows, step_tokens = [], []
+        for i in todo:
+            st = states[i]
+            if mx.decode_run(current[i], nv, payloads[i], decs[i], lens, need[i], *st.arrays()):
+                step_rows.append(i)
+                step_tokens.append(st.hist[st.sc[mx.S_T] - 1])
+        todo = step_rows
+        if progress is not None:
+            progress(sum(int(st.sc[mx.S_BYTES]) for st in states))
+        seconds["coding"] += time.perf_counter() - t
+        if not todo:
+            break
+        t = time.perf_counter()
+        tables = state.step(torch.tensor(step_tokens, dtype=torch.long), np.array(todo)).cpu().numpy()
+        seconds["engine"] += time.perf_counter() - t
+        for j, i in enumerate(todo):
+            current[i] = tables[j]
+    out = []
+    for f, st in zip(frames, states):
+        syms = st.hist[: st.sc[mx.S_T]]
+        raw = b"".join(token_bytes[s] if s < nv else bytes((s - nv,)) for s in syms.tolist())
+        if len(raw) != f.raw_length:
+            raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
+        out.append(raw)
+    return out

@@ -1,0 +1,52 @@
+"""The lmcodec coder's versions and parameters, as stream headers carry them (torch-free, for `lmcodec -l`).
+
+Coder 1 version 1: each lm frame codes the model's tokens with the bare model, full attention (spec/coder.md).
+Coder 1 version 2: symbols (tokens and raw bytes) with the model's table mixed with online models per symbol
+(spec/mixer.md), and attention to position 0 and the last W - 1 positions; the header's coder parameters are
+W as a varint.
+"""
+from __future__ import annotations
+
+CODER_ID = 1
+VERSION_PLAIN = 1
+VERSION_MIXED = 2
+CODER_VERSION = VERSION_MIXED  # what the writer writes
+DEFAULT_WINDOW = 2048
+MAX_WINDOW = 1 << 16
+
+
+def encode_params(window: int) -> bytes:
+    from lmz import varint
+
+    return varint.encode(window)
+
+
+def window_of(version: int, params: bytes) -> int | None:
+    """The attention window a stream's lm frames were coded with (None: full attention, version 1).
+    Raises ValueError on parameters that are not a valid window."""
+    if version == VERSION_PLAIN:
+        if params:
+            raise ValueError("coder 1 version 1 takes no parameters")
+        return None
+    w, used = 0, 0
+    for i, b in enumerate(params):
+        w |= (b & 0x7F) << (7 * i)
+        used = i + 1
+        if not b & 0x80:
+            break
+    if used != len(params) or not params or params[-1] & 0x80 or (len(params) > 1 and params[-1] == 0) \
+            or not 2 <= w <= MAX_WINDOW:
+        raise ValueError(f"coder parameters {params.hex()} are not a window of 2..{MAX_WINDOW} positions")
+    return w
+
+
+def describe(coder_id: int, version: int, params: bytes) -> str:
+    """Words for a listing: what the coder version does and its parameters."""
+    if coder_id != CODER_ID:
+        return ""
+    if version == VERSION_PLAIN:
+        return "the model alone, full attention"
+    try:
+        return f"model mixed with online models, attention window {window_of(version, params):,} positions"
+    except ValueError as e:
+        return str(e)

@@ -1,0 +1,558 @@
+"""Coder 1 version 2: the language model's table mixed, per symbol, with exact online models (spec/mixer.md).
+
+Each frame codes a sequence of symbols: model tokens (0 .. V-1) and raw bytes (V + b, for bytes the vocabulary
+cannot spell). For every symbol the predictor turns the model's table P (from the engine) and what was already
+coded in the same frame into one frequency table F over all V + 256 symbols, summing to 2**28, every entry >= 1:
+
+  * candidates: the model's most likely token, the match model's prediction (the symbol that followed the last
+    occurrence of the current context of MATCH_MIN symbols) and each n-gram order's prediction (the symbol that
+    last followed the context of the previous k symbols, k = 1..4, in hashed tables of fixed size);
+  * a logistic mixer (integer weights, lpaq-style stretch/squash tables) estimates, for each candidate, the
+    probability that it is the next symbol, from the model's probability for it, the match model's and the
+    n-gram models' adaptive confidences and an adaptive calibration of the model's top choice (the bias);
+  * the candidates get those probabilities; every other token shares the rest in proportion to P; raw bytes get
+    a small adaptive share.
+
+After the symbol is coded every model learns from it. Only integers, so encoder and decoder agree everywhere.
+The kernels run under numba; without numba the same Python functions run interpreted (same integers, slowly).
+The range coder here is the scalar coder of spec/coder.md (byte-identical to lmcodec.rangecoder.Encoder).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency
+    njit = None
+
+
+def _jit(fn):
+    if njit is None:
+        return fn
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # no writable cache directory
+        return njit(nogil=True)(fn)
+
+
+TOTAL_BITS = 28
+TOTAL = 1 << TOTAL_BITS
+RAW_SYMBOLS = 256  # symbols V .. V+255 spell single raw bytes
+MATCH_MIN = 4  # symbols of context the match model hashes
+MATCH_BITS = 18  # match model hash table: 2**18 positions
+MATCH_MAX = 32  # a found match's length is measured up to this many symbols back
+ORDERS = 4  # n-gram orders 1..4
+NGRAM_BITS = 16  # slots per order
+NIN = 8  # mixer inputs: model, match, 4 n-gram orders, top-choice calibration, bias
+WSETS = 4  # weight sets: (candidate is the model's top) x (candidate is the match prediction)
+MAX_CAND = 6
+LEARN = 6  # mixer learning rate
+RATE = 4  # adaptive counters move 1/16 of the way per observation
+CAND_MAX = TOTAL - (TOTAL >> 6)  # the candidates together get at most 63/64 of the mass
+RUN_FEED = 8  # of a run of one repeated token, only the first RUN_FEED are fed to the language model
+
+# squash(x) = 4096 / (1 + e^-(x/256)) on x in [-2047, 2047], by interpolation in this table (spec/mixer.md)
+_SQUASH_POINTS = np.array([1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994,
+                           3348, 3607, 3785, 3901, 3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094],
+                          dtype=np.int64)
+
+
+def _squash_table() -> np.ndarray:
+    out = np.empty(4095, dtype=np.int64)
+    for x in range(-2047, 2048):
+        w, d = x & 127, (x >> 7) + 16
+        out[x + 2047] = (_SQUASH_POINTS[d] * (128 - w) + _SQUASH_POINTS[d + 1] * w + 64) >> 7
+    return out
+
+
+def _stretch_table(squash: np.ndarray) -> np.ndarray:
+    """stretch(p) for p in 0..4095: the smallest x whose squash is >= p (2047 past the last)."""
+    out = np.full(4096, 2047, dtype=np.int64)
+    pi = 0
+    for x in range(-2047, 2048):
+        v = int(squash[x + 2047])
+        for j in range(pi, v + 1):
+            out[j] = x
+        pi = max(pi, v + 1)
+    return out
+
+
+SQUASH = _squash_table()
+STRETCH = _stretch_table(SQUASH)
+
+# scalar state, one int64 array per frame: indices
+S_T, S_MPTR, S_MLEN, S_NRAW, S_FED, S_RUN, S_BYTES = range(7)
+N_SCALARS = 7
+
+
+class FrameState:
+    """The online models' state for one frame (fixed size by the spec, whatever the input)."""
+
+    def __init__(self, max_symbols: int) -> None:
+        self.hist = np.zeros(max_symbols + 1, dtype=np.int64)
+        self.mtab = np.zeros(1 << MATCH_BITS, dtype=np.int64)  # context hash -> position + 1 of what followed
+        self.ngram = np.zeros((ORDERS, 1 << NGRAM_BITS, 3), dtype=np.int64)  # (check, symbol + 1, count)
+        self.pm = np.full(MATCH_MAX + 1, 1 << 15, dtype=np.int64)  # match right, by length
+        self.pn = np.full((ORDERS, 16), 1 << 15, dtype=np.int64)  # order-k prediction right, by its count
+        self.ptop = np.full(16, 1 << 15, dtype=np.int64)  # the model's top choice right, by its probability
+        self.w = np.zeros((WSETS, NIN), dtype=np.int64)
+        self.w[:, 0] = 1 << 16  # at first the mixer trusts the model alone
+        self.raw = np.zeros(RAW_SYMBOLS, dtype=np.int64)  # raw-byte symbols seen, by value
+        self.sc = np.zeros(N_SCALARS, dtype=np.int64)
+        self.cand = np.zeros(MAX_CAND, dtype=np.int64)
+        self.mass = np.zeros(MAX_CAND, dtype=np.int64)
+        self.x = np.zeros((MAX_CAND, NIN), dtype=np.int64)
+        self.pc = np.zeros(MAX_CAND, dtype=np.int64)
+        self.ws = np.zeros(MAX_CAND, dtype=np.int64)
+        self.orders = np.zeros(ORDERS, dtype=np.int64)  # each order's predicted symbol, -1 for none
+        self.slots = np.zeros(ORDERS, dtype=np.int64)  # each order's slot for the current context
+        self.order = np.zeros(MAX_CAND, dtype=np.int64)  # candidates by ascending symbol
+
+    def arrays(self) -> tuple:
+        return (self.hist, self.mtab, self.ngram, self.pm, self.pn, self.ptop, self.w, self.raw, self.sc,
+                self.cand, self.mass, self.x, self.pc, self.ws, self.orders, self.slots, self.order)
+
+
+# ---- the predictor ---------------------------------------------------------------------------------------
+
+@_jit
+def _hash(hist, t, k, seed):
+    """32-bit hash of the k symbols before position t (hist[t-k .. t-1])."""
+    h = seed
+    for i in range(t - k, t):
+        h = ((h * 0x2F0F1A3B) + hist[i] + 1) & 0xFFFFFFFF
+    return h
+
+
+@_jit
+def _st(p16, stretch):
+    """stretch of a 16-bit probability, via its 12-bit value clamped to 1..4095."""
+    return stretch[min(max(p16 >> 4, 1), 4095)]
+
+
+@_jit
+def _squash(x, squash):
+    return squash[min(max(x, -2047), 2047) + 2047]
+
+
+@_jit
+def _bucket_p(f):
+    """16 buckets of a model probability f / 2**28 by its 12-bit stretch."""
+    return (_st(f >> 12, STRETCH_G) + 2048) >> 8
+
+
+STRETCH_G = STRETCH  # numba reads module globals as constants
+SQUASH_G = SQUASH
+
+
+@_jit
+def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws, orders, slots):
+    """Fill the candidates, their masses and the shares of the rest for the next symbol; returns
+    (number of candidates, ratio (the rest's per-unit share of P, scaled 2**32), escape mass, sum of P over
+    candidate tokens). P: the model's table (nv entries, summing to 2**28)."""
+    stretch, squash = STRETCH_G, SQUASH_G
+    t = sc[S_T]
+    # the model's top choice: the first index with the largest frequency
+    top = 0
+    for s in range(1, nv):
+        if P[s] > P[top]:
+            top = s
+    n = 0
+    cand[0] = top
+    n = 1
+    mpred = -1
+    if sc[S_MPTR] > 0:
+        mpred = hist[sc[S_MPTR]]
+        new = True
+        for j in range(n):
+            if cand[j] == mpred:
+                new = False
+        if new:
+            cand[n] = mpred
+            n += 1
+    for k in range(ORDERS, 0, -1):
+        orders[k - 1] = -1
+        if t >= k:
+            h = _hash(hist, t, k, k)
+            slot = h >> (32 - NGRAM_BITS)
+            slots[k - 1] = slot
+            if ngram[k - 1, slot, 0] == (h & 0xFFFF) + 1 and ngram[k - 1, slot, 1] > 0:
+                o = ngram[k - 1, slot, 1] - 1
+                orders[k - 1] = o
+                new = True
+                for j in range(n):
+                    if cand[j] == o:
+                        new = False
+                if new and n < MAX_CAND:
+                    cand[n] = o
+                    n += 1
+        else:
+            slots[k - 1] = -1
+    # mixer: one probability (12 bits) per candidate
+    lb = min(sc[S_MLEN], MATCH_MAX)
+    total = 0
+    for j in range(n):
+        c = cand[j]
+        f = P[c] if c < nv else 0
+        x[j, 0] = stretch[min(max(f >> 16, 1), 4095)]
+        x[j, 1] = _st(pm[lb], stretch) if c == mpred else 0
+        for k in range(ORDERS):
+            if orders[k] == c:
+                cnt = min(ngram[k, slots[k], 2], 15)
+                x[j, 2 + k] = _st(pn[k, cnt], stretch)
+            else:
+                x[j, 2 + k] = 0
+        x[j, 6] = _st(ptop[_bucket_p(P[top])], stretch) if c == top else 0
+        x[j, 7] = 256
+        ws[j] = (2 if c == top else 0) + (1 if c == mpred else 0)
+        dot = 0
+        for i in range(NIN):
+            dot += w[ws[j], i] * x[j, i]
+        p = min(max(_squash(dot >> 16, squash), 1), 4095)
+        pc[j] = p
+        mass[j] = p << (TOTAL_BITS - 12)
+        total += mass[j]
+    if total > CAND_MAX:
+        for j in range(n):
+            mass[j] = mass[j] * CAND_MAX // total
+        total = 0
+        for j in range(n):
+            total += mass[j]
+    # the rest: raw bytes an adaptive escape share, the other tokens P's proportions
+    nraw = sc[S_NRAW]
+    esc = min(1 << 21, (1 << 12) * (1 + 256 * nraw))
+    rest = TOTAL - (nv + RAW_SYMBOLS) - total - esc
+    pcand = 0
+    for j in range(n):
+        if cand[j] < nv:
+            pcand += P[cand[j]]
+    ratio = (rest << 32) // (TOTAL - pcand)
+    return n, ratio, esc, pcand
+
+
+@_jit
+def _raw_share(b, esc, raw, nraw):
+    return esc * (1 + 4 * raw[b]) // (RAW_SYMBOLS + 4 * nraw)
+
+
+@_jit
+def _base_sum(P, nv, a, b, ratio, esc, raw, nraw):
+    """Sum over symbols a .. b-1 (none of them a candidate) of their share of the rest, plus 1 each."""
+    tot = b - a
+    for s in range(a, min(b, nv)):
+        tot += (P[s] * ratio) >> 32
+    for s in range(max(a, nv), b):
+        tot += _raw_share(s - nv, esc, raw, nraw)
+    return tot
+
+
+@_jit
+def _base(P, nv, s, ratio, esc, raw, nraw):
+    return 1 + ((P[s] * ratio) >> 32) if s < nv else 1 + _raw_share(s - nv, esc, raw, nraw)
+
+
+@_jit
+def _sorted_candidates(n, cand, order):
+    """order[0 .. n-1] = candidate indices by ascending symbol."""
+    for j in range(n):
+        order[j] = j
+    for i in range(1, n):
+        j = i
+        while j > 0 and cand[order[j - 1]] > cand[order[j]]:
+            order[j - 1], order[j] = order[j], order[j - 1]
+            j -= 1
+
+
+@_jit
+def _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order):
+    """Sum of F before the leftover: the candidates' 1 + mass, every other symbol's base."""
+    _sorted_candidates(n, cand, order)
+    tot = 0
+    a = 0
+    for i in range(n):
+        j = order[i]
+        tot += _base_sum(P, nv, a, cand[j], ratio, esc, raw, nraw) + 1 + mass[j]
+        a = cand[j] + 1
+    return tot + _base_sum(P, nv, a, nv + RAW_SYMBOLS, ratio, esc, raw, nraw)
+
+
+@_jit
+def cum_freq(P, nv, target, n, ratio, esc, cand, mass, raw, nraw, order):
+    """(cum, freq) of symbol `target` in the table F. The leftover TOTAL - sum goes to cand[0]."""
+    left = TOTAL - _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order)
+    cum = 0
+    a = 0
+    f = 0
+    for i in range(n):
+        j = order[i]
+        c = cand[j]
+        if c > target:
+            break
+        cum += _base_sum(P, nv, a, c, ratio, esc, raw, nraw)
+        if c == target:
+            f = 1 + mass[j] + (left if j == 0 else 0)
+            return cum, f
+        cum += 1 + mass[j] + (left if j == 0 else 0)
+        a = c + 1
+    cum += _base_sum(P, nv, a, target, ratio, esc, raw, nraw)
+    return cum, _base(P, nv, target, ratio, esc, raw, nraw)
+
+
+@_jit
+def find(P, nv, value, n, ratio, esc, cand, mass, raw, nraw, order):
+    """(symbol, cum, freq) with cum <= value < cum + freq in the table F."""
+    left = TOTAL - _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order)
+    cum = 0
+    s = 0
+    i = 0
+    m = nv + RAW_SYMBOLS
+    while s < m:
+        nxt = cand[order[i]] if i < n else m
+        # the symbols before the next candidate, one model table entry at a time
+        while s < nxt:
+            f = _base(P, nv, s, ratio, esc, raw, nraw)
+            if value < cum + f:
+                return s, cum, f
+            cum += f
+            s += 1
+        if i < n:
+            j = order[i]
+            f = 1 + mass[j] + (left if j == 0 else 0)
+            if value < cum + f:
+                return s, cum, f
+            cum += f
+            s += 1
+            i += 1
+    return m - 1, cum, 1  # unreachable for value < 2**28
+
+
+@_jit
+def table(P, nv, n, ratio, esc, cand, mass, raw, nraw, out):
+    """The whole table F (nv + 256 entries) into out, for tests. Returns its sum (2**28)."""
+    m = nv + RAW_SYMBOLS
+    for s in range(m):
+        out[s] = _base(P, nv, s, ratio, esc, raw, nraw)
+    for j in range(n):
+        out[cand[j]] = 1 + mass[j]
+    tot = 0
+    for s in range(m):
+        tot += out[s]
+    out[cand[0]] += TOTAL - tot
+    tot = 0
+    for s in range(m):
+        tot += out[s]
+    return tot
+
+
+@_jit
+def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots):
+    """Every model learns that the symbol was s; s joins the history. Returns 1 if s is fed to the language
+    model (a token, not the RUN_FEED-th or later repeat in a run), else 0."""
+    t = sc[S_T]
+    top = cand[0]
+    lb = min(sc[S_MLEN], MATCH_MAX)
+    mpred = hist[sc[S_MPTR]] if sc[S_MPTR] > 0 else -1
+    # mixer and the adaptive counters the candidates used
+    for j in range(n):
+        c = cand[j]
+        y = 1 if c == s else 0
+        err = ((y << 12) - pc[j]) * LEARN
+        for i in range(NIN):
+            w[ws[j], i] += (x[j, i] * err) >> 10
+    if mpred >= 0:
+        y = 1 if mpred == s else 0
+        pm[lb] += ((y << 16) - pm[lb]) >> RATE
+    for k in range(ORDERS):
+        o = orders[k]
+        if o >= 0:
+            cnt = min(ngram[k, slots[k], 2], 15)
+            y = 1 if o == s else 0
+            pn[k, cnt] += ((y << 16) - pn[k, cnt]) >> RATE
+    b = _bucket_p(P[top])
+    y = 1 if top == s else 0
+    ptop[b] += ((y << 16) - ptop[b]) >> RATE
+    # n-gram tables: the slot of each order's context learns s
+    for k in range(ORDERS):
+        slot = slots[k]
+        if slot < 0:
+            continue
+        chk = (_hash(hist, t, k + 1, k + 1) & 0xFFFF) + 1
+        if ngram[k, slot, 0] != chk:
+            ngram[k, slot, 0] = chk
+            ngram[k, slot, 1] = s + 1
+            ngram[k, slot, 2] = 1
+        elif ngram[k, slot, 1] == s + 1:
+            ngram[k, slot, 2] = min(ngram[k, slot, 2] + 1, 255)
+        elif ngram[k, slot, 2] > 1:
+            ngram[k, slot, 2] >>= 1
+        else:
+            ngram[k, slot, 1] = s + 1
+            ngram[k, slot, 2] = 1
+    if s >= nv:
+        raw[s - nv] += 1
+        sc[S_NRAW] += 1
+    # history and the match model
+    hist[t] = s
+    t += 1
+    sc[S_T] = t
+    if sc[S_MPTR] > 0:
+        if mpred == s:
+            sc[S_MLEN] += 1
+            sc[S_MPTR] += 1
+        else:
+            sc[S_MLEN] = 0
+            sc[S_MPTR] = 0
+    if t >= MATCH_MIN:
+        h = _hash(hist, t, MATCH_MIN, 0x9E3779B9) >> (32 - MATCH_BITS)
+        if sc[S_MPTR] == 0 and mtab[h] > 0:
+            p = mtab[h]
+            m = 0
+            while m < MATCH_MAX and m < p and hist[p - 1 - m] == hist[t - 1 - m]:
+                m += 1
+            if m >= MATCH_MIN:
+                sc[S_MPTR] = p
+                sc[S_MLEN] = m
+        mtab[h] = t
+    # runs: the language model sees only the first RUN_FEED copies of a repeated token
+    if t >= 2 and hist[t - 2] == s:
+        sc[S_RUN] += 1
+    else:
+        sc[S_RUN] = 1
+    fed = 1 if (s < nv and sc[S_RUN] <= RUN_FEED) else 0
+    sc[S_FED] += fed
+    return fed
+
+
+# ---- the scalar range coder (spec/coder.md), for one frame ------------------------------------------------
+
+@_jit
+def enc_symbol(st, out, cum, freq):
+    """Encoder state st = [low, range, cache, ff_count, started, out_pos]; appends bytes to out."""
+    r = st[1] >> TOTAL_BITS
+    st[0] += r * cum
+    st[1] = r * freq
+    while st[1] < (1 << 48):
+        st[1] <<= 8
+        _shift_low(st, out)
+
+
+@_jit
+def _shift_low(st, out):
+    low = st[0]
+    if (low >> 48) != 0xFF:
+        carry = low >> 56
+        if st[4]:
+            out[st[5]] = (st[2] + carry) & 0xFF
+            st[5] += 1
+        while st[3] > 0:
+            out[st[5]] = (0xFF + carry) & 0xFF
+            st[5] += 1
+            st[3] -= 1
+        st[2] = (low >> 48) & 0xFF
+        st[4] = 1
+    else:
+        st[3] += 1
+    st[0] = (low & ((1 << 48) - 1)) << 8
+
+
+@_jit
+def enc_finish(st, out):
+    low, rng = st[0], st[1]
+    v = low
+    for s in range(57, -1, -1):
+        v = -((-low) >> s) << s
+        if v < low + rng:
+            break
+    st[0] = v
+    for _ in range(8):
+        _shift_low(st, out)
+    n = st[5]
+    while n > 0 and out[n - 1] == 0:
+        n -= 1
+    return n
+
+
+@_jit
+def dec_start(st, payload):
+    """Decoder state st = [code, range, next byte index, r]."""
+    code = 0
+    for i in range(7):
+        code = (code << 8) | (payload[i] if i < payload.shape[0] else 0)
+    st[0], st[1], st[2] = code, 1 << 56, 7
+
+
+@_jit
+def dec_target(st):
+    r = st[1] >> TOTAL_BITS
+    st[3] = r
+    return min(st[0] // r, TOTAL - 1)
+
+
+@_jit
+def dec_consume(st, payload, cum, freq):
+    r = st[3]
+    st[0] -= r * cum
+    st[1] = r * freq
+    while st[1] < (1 << 48):
+        st[1] <<= 8
+        i = st[2]
+        st[0] = ((st[0] << 8) | (payload[i] if i < payload.shape[0] else 0)) & ((1 << 56) - 1)
+        st[2] = i + 1
+
+
+# ---- frames: a run of symbols against one model table -----------------------------------------------------
+
+@_jit
+def encode_run(P, nv, symbols, t_end, enc, out, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
+               orders, slots, order, bits):
+    """Code symbols[sc[T]] .. while they are predicted from the table P: stops after a symbol that is fed to the
+    language model (the next one needs a new table) or at t_end. Adds -log2 p (in 2**-16 bits, rounded down) to
+    bits[0]. Returns the number of symbols coded."""
+    done = 0
+    while sc[S_T] < t_end:
+        s = symbols[sc[S_T]]
+        n, ratio, esc, _ = predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
+                                   orders, slots)
+        cum, f = cum_freq(P, nv, s, n, ratio, esc, cand, mass, raw, sc[S_NRAW], order)
+        enc_symbol(enc, out, cum, f)
+        bits[0] += np.int64(-np.log2(f / TOTAL) * 65536.0)
+        done += 1
+        if update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots):
+            break
+    return done
+
+
+@_jit
+def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
+               orders, slots, order):
+    """Decode symbols while they are predicted from the table P (the mirror of encode_run) into hist, until the
+    frame's `need` bytes are there (lens: bytes per symbol) or a symbol was fed to the language model. Returns 1
+    if the frame needs the model's next table, 0 if it is complete. At most need symbols are ever decoded
+    (each is at least one byte), so a corrupt payload costs no more than a valid one."""
+    while sc[S_BYTES] < need and sc[S_T] < need:
+        n, ratio, esc, _ = predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
+                                   orders, slots)
+        value = dec_target(dec)
+        s, cum, f = find(P, nv, value, n, ratio, esc, cand, mass, raw, sc[S_NRAW], order)
+        dec_consume(dec, payload, cum, f)
+        sc[S_BYTES] += lens[s]
+        if update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots) and \
+                sc[S_BYTES] < need:
+            return 1
+    return 0
+
+
+@_jit
+def fed_mask(symbols, nv):
+    """Which symbols update() feeds to the language model (the same rule: a token, and no more than RUN_FEED
+    copies into a run of one repeated symbol)."""
+    out = np.zeros(symbols.shape[0], dtype=np.bool_)
+    run = 0
+    for t in range(symbols.shape[0]):
+        if t >= 1 and symbols[t - 1] == symbols[t]:
+            run += 1
+        else:
+            run = 1
+        out[t] = symbols[t] < nv and run <= RUN_FEED
+    return out
