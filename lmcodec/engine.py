@@ -88,10 +88,10 @@ class Engine:
                  fast: bool = True, fused: bool | None = None, window: int | None = None) -> None:
         """fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
         steps in the numba kernels of fused.py (default: when available and fast); same integers either way.
-        window: each position attends to position 0 and the window - 1 positions up to itself (spec §5);
-        None: to every earlier position."""
-        if window is not None and window < 2:
-            raise ValueError("an attention window needs at least 2 positions")
+        window: each position attends to the `window` positions up to itself (spec §5); None: to every
+        earlier position."""
+        if window is not None and window < 1:
+            raise ValueError("an attention window needs at least 1 position")
         self.window = window
         self.model = model
         self.cfg = c = model.config
@@ -157,7 +157,7 @@ class Engine:
         """Mask (queries, keys): True where a query at qpos may NOT attend to a key at kpos (spec §5)."""
         hidden = kpos[None, :] > qpos[:, None]
         if self.window is not None:
-            hidden |= (kpos[None, :] > 0) & (kpos[None, :] < qpos[:, None] - self.window + 2)
+            hidden |= kpos[None, :] <= qpos[:, None] - self.window
         return hidden
 
     @staticmethod
@@ -376,18 +376,12 @@ class Engine:
 
         def attend(i: int, a: int) -> None:
             e = min(t, a + QUERY_BLOCK)
-            lo = pos0 + a - win + 2 if win else 0  # the first key the block's first query sees besides position 0
-            if lo > 1:  # position 0 and the window: a band of keys, its cost bounded by the window
-                k = torch.cat([k_cache[i, :, :1], k_cache[i, :, lo: pos0 + e]], 1)
-                v = torch.cat([v_cache[i, :, :1], v_cache[i, :, lo: pos0 + e]], 1)
-                k0, sink = lo, 1
-            else:
-                k, v = k_cache[i, :, : pos0 + e], v_cache[i, :, : pos0 + e]
-                k0, sink = 0, 0
+            k0 = max(0, pos0 + a - win + 1) if win else 0  # the first key the block's first query sees: a band
+            k, v = k_cache[i, :, k0: pos0 + e], v_cache[i, :, k0: pos0 + e]
             s = q[i, :, :, a:e].reshape(nkv, -1, d) @ k.transpose(-1, -2)
             z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
             fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np, z.numpy(),
-                       k0, sink, win)
+                       k0, win)
             fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
         # the longest query blocks first, so that the threads' shares even out
@@ -443,9 +437,8 @@ class DecodeState:
     """Incremental pass: rows advance one position at a time, each at its own pace, over KV caches.
 
     Row i has fed self.pos[i] positions. Its cache holds the keys its next position attends to: without a window
-    slot u is position u (the cache grows as needed); with a window W it has W slots, slot 0 holding position 0
-    and slots 1 .. W-1 a ring of the latest positions (position u >= 1 at slot 1 + (u - 1) mod (W - 1)), so its
-    size and each step's cost are bounded by W, not by the frame.
+    slot u is position u (the cache grows as needed); with a window W it is a ring of W slots, position u at slot
+    u mod W, so its size and each step's cost are bounded by W, not by the frame.
     """
 
     def __init__(self, engine: Engine, batch: int) -> None:
@@ -497,7 +490,7 @@ class DecodeState:
         w = self.e.window
         if w is None:
             return pos, pos + 1
-        return np.where(pos == 0, 0, 1 + (pos - 1) % (w - 1)), np.minimum(pos + 1, w)
+        return pos % w, np.minimum(pos + 1, w)
 
     def step(self, tokens: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
         """Feed token ids (n,) to rows (indices into the batch; default all, in order), each at its next

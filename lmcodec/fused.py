@@ -290,30 +290,27 @@ if numba is not None:
                         vo[b, h - nh - nkv, u, hd + j] = c
 
     @_jit
-    def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, sink, win):
+    def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, win):
         """Attention steps 3-4 in place: scores (R, keys) float64 -> weights w_u; z (R,) int64 gets Z.
 
-        Row r is the query at position p = q0 + (r0 + r) % tq. Column c holds key position u = c + k0, or with
-        sink = 1, u = 0 for c = 0 and u = c - 1 + k0 for the others. Keys after p get weight 0 (the causal
-        mask), and with a window win > 0 so do keys u with 0 < u < p - win + 2 (spec §5: the first position and
-        the last win - 1). l_u = floor(S_u / 2^shift) is an arithmetic shift of the exact integer S_u.
+        Row r is the query at position p = q0 + (r0 + r) % tq; column c holds key position k0 + c. Keys after p
+        get weight 0 (the causal mask), and with a window win > 0 so do keys before p - win + 1 (spec §5).
+        l_u = floor(S_u / 2^shift) is an arithmetic shift of the exact integer S_u.
         """
         r_n, keys = scores.shape
         last = exp_table.shape[0] - 1
         for r in range(r_n):
             p = q0 + (r0 + r) % tq
-            lo = p - win + 2 if win > 0 else 0
-            mx = np.int64(-(1 << 62))
-            for c in range(keys):
-                u = (0 if c == 0 else c - 1 + k0) if sink else c + k0
-                if u <= p and (u == 0 or u >= lo):
-                    v = np.int64(scores[r, c]) >> shift
-                    if v > mx:
-                        mx = v
+            a = max(0, p - win + 1 - k0) if win > 0 else 0  # the valid columns: a .. b-1
+            b = min(keys, p - k0 + 1)
+            mx = np.int64(scores[r, a]) >> shift
+            for c in range(a + 1, b):
+                v = np.int64(scores[r, c]) >> shift
+                if v > mx:
+                    mx = v
             s = np.int64(0)
             for c in range(keys):
-                u = (0 if c == 0 else c - 1 + k0) if sink else c + k0
-                if u <= p and (u == 0 or u >= lo):
+                if a <= c < b:
                     w = exp_table[min(mx - (np.int64(scores[r, c]) >> shift), last)]
                     scores[r, c] = w
                     s += w
@@ -429,9 +426,9 @@ if numba is not None:
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope(ah[a:b], al[a:b], f[a:b], lin, row0 + a, t_len,
                                                                 pos0, cos, sin, qo, ko, vo, k_off))
 
-    def softmax(scores, q0, tq, shift, exp_table, z, k0=0, sink=0, win=0) -> None:
+    def softmax(scores, q0, tq, shift, exp_table, z, k0=0, win=0) -> None:
         _split(scores.shape[0], scores.shape[1],
-               lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, sink, win))
+               lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, win))
 
     def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo) -> None:
         ah, al = acc

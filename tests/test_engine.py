@@ -240,7 +240,7 @@ def uneven(engine: Engine, rows: list[list[int]], seed: int = 0) -> list[torch.T
     return [torch.stack(g) for g in got]
 
 
-@pytest.mark.parametrize("window", [2, 5, 16])
+@pytest.mark.parametrize("window", [1, 2, 5, 16])
 @pytest.mark.parametrize("fused", [True, False])
 def test_window_full_equals_incremental(tiny, window, fused):
     e = Engine(tiny, fused=fused, window=window)
