@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import lmz
 
+from .coderspec import DEFAULT_WINDOW
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 
 
@@ -40,15 +41,18 @@ def _model(spec: Any = None, sha256: str | None = None, model_id: str = ""):
 
 
 def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
-              device: str = "cpu", threads: int | None = None):
-    """A Codec for these options, reused across calls (loading a model costs a few hundred ms)."""
+              device: str = "cpu", threads: int | None = None, window: int | None = None):
+    """A Codec for these options, reused across calls (loading a model costs a few hundred ms). window: the
+    attention window new streams are coded with (None: the default)."""
     from .codec import Codec
 
     m = _model(model)
-    key = (m.sha256, chunk_size, batch_size, device, threads)
+    window = window or DEFAULT_WINDOW
+    key = (m.sha256, chunk_size, batch_size, device, threads, window)
     if key not in _codecs:
         _codecs.clear()
-        _codecs[key] = Codec(m, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
+        _codecs[key] = Codec(m, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
+                             window=window)
     return _codecs[key]
 
 
@@ -73,8 +77,7 @@ class _LmDecoder:
                 model = None
         if model is None:
             model = _model(sha256=sha, model_id=header.model_id)
-        codec = get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size, device=self.device,
-                          threads=self.threads)
+        codec = get_codec(model, batch_size=self.batch_size, device=self.device, threads=self.threads)
         report = None if self.progress is None else lambda n: self.progress(self.base + n)
         return codec.decode(header, frames, report)
 
@@ -224,7 +227,8 @@ class LmzFile(io.BufferedIOBase):
 
     def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
-                 threads: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 threads: int | None = None, window: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
             raise ValueError(f"invalid mode {mode!r}")
@@ -239,7 +243,8 @@ class LmzFile(io.BufferedIOBase):
             lm = _LmDecoder(batch_size, device, threads, model, progress)
             self._reader = io.BufferedReader(_DecompressReader(self._fp, lm), buffer_size=1 << 16)
             return
-        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
+        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
+                          window=window)
         if self._owned:
             # Write to a temporary file beside the destination; it appears only once complete.
             final = os.fspath(filename)
@@ -374,7 +379,7 @@ def open(filename, mode: str = "rb", *, encoding: str | None = None, errors: str
          newline: str | None = None, **options: Any) -> IO:
     """Open an .lmz file in binary ('rb', 'wb', 'ab', 'xb') or text ('rt', 'wt', 'at', 'xt') mode.
 
-    options: model, chunk_size, batch_size, device, threads.
+    options: model, chunk_size, window, batch_size, device, threads.
     """
     if "t" in mode:
         if "b" in mode:
@@ -386,7 +391,7 @@ def open(filename, mode: str = "rb", *, encoding: str | None = None, errors: str
 
 
 def compress(data: bytes, **options: Any) -> bytes:
-    """Compress bytes into one .lmz stream. options: model, chunk_size, batch_size, device, threads."""
+    """Compress bytes into one .lmz stream. options: model, chunk_size, window, batch_size, device, threads."""
     out = io.BytesIO()
     with LmzFile(out, "wb", **options) as f:
         f.write(data)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import lmz
 
-from . import coder_v1, coder_v2, coderspec, models
+from . import coder_v1, coder_v2, coderspec, mixer, models
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .engine import Engine
 from .errors import ModelError
@@ -95,8 +95,8 @@ class Codec:
             raise ValueError(f"chunk size must be in 1..{lmz.MAX_CHUNK}")
         if batch_size < 1:
             raise ValueError("batch size must be >= 1")
-        if not 2 <= window <= coderspec.MAX_WINDOW:
-            raise ValueError(f"attention window must be in 2..{coderspec.MAX_WINDOW}")
+        if not coderspec.SINK < window <= coderspec.MAX_WINDOW:
+            raise ValueError(f"attention window must be in {coderspec.SINK + 1}..{coderspec.MAX_WINDOW}")
         self.model = models.resolve(model)
         self.chunk_size = chunk_size
         self.batch_size = batch_size
@@ -112,7 +112,7 @@ class Codec:
         """The engine for an attention window (None: full attention, coder version 1), made once."""
         if window not in self._engines:
             self._engines[window] = Engine(self.model, device=self._device, threads=self._threads, fast=self._fast,
-                                           window=window)
+                                           window=window, sink=coderspec.SINK if window else 0)
         return self._engines[window]
 
     @property
@@ -154,10 +154,12 @@ class Codec:
             end += len(piece)
         return Chunk(buf[:end], None), end
 
-    def encode(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None) -> list[bytes | None]:
+    def encode(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None,
+               flags: int = mixer.ALL) -> list[bytes | None]:
         """lm payloads for the chunks (None where the pre-check skipped the model), batch_size at a time.
 
-        progress, if given, is called now and then with an estimate of the bytes of these chunks coded so far."""
+        progress, if given, is called now and then with an estimate of the bytes of these chunks coded so far.
+        flags: which online models take part; anything but mixer.ALL (the ablation benchmark) is not decodable."""
         out: list[bytes | None] = [None] * len(chunks)
         todo = [i for i, c in enumerate(chunks) if c.tokens]
         done = sum(len(c.raw) for c in chunks if not c.tokens)
@@ -165,7 +167,8 @@ class Codec:
             idx = todo[s: s + self.batch_size]
             size = sum(len(chunks[i].raw) for i in idx)
             report = None if progress is None else lambda f, base=done, size=size: progress(base + int(f * size))
-            payloads, bits = coder_v2.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report)
+            payloads, bits = coder_v2.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report,
+                                                  flags)
             self.ideal_bits += bits
             for i, payload in zip(idx, payloads):
                 out[i] = payload

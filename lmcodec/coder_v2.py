@@ -20,8 +20,9 @@ from .engine import Engine
 
 
 def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[str, float],
-                 progress: Callable[[float], None] | None = None) -> tuple[list[bytes], float]:
-    """(lm payload of each frame, ideal code length in bits of them all)."""
+                 progress: Callable[[float], None] | None = None, flags: int = mx.ALL) -> tuple[list[bytes], float]:
+    """(lm payload of each frame, ideal code length in bits of them all). flags other than mixer.ALL leave
+    online models out, for the ablation benchmark only: such payloads are not decodable."""
     nv = engine.vocab_size
     syms = [np.asarray(s, dtype=np.int64) for s in symbol_lists]
     fed = [s[mx.fed_mask(s, nv)] for s in syms]
@@ -29,7 +30,7 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
     seq = torch.full((len(syms), width), engine.bos_id, dtype=torch.long)
     for i, f in enumerate(fed):
         seq[i, 1: 1 + len(f)] = torch.from_numpy(f)
-    states = [mx.FrameState(len(s)) for s in syms]
+    states = [mx.FrameState(len(s), flags) for s in syms]
     encs = [np.array([0, 1 << 56, 0, 0, 0, 0], dtype=np.int64) for _ in syms]
     outs = [np.zeros(4 * len(s) + 16, dtype=np.uint8) for s in syms]
     bits = np.zeros(1, dtype=np.int64)

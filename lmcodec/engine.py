@@ -85,14 +85,16 @@ class Engine:
     """Exact integer forward passes of one converted model on one device."""
 
     def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
-                 fast: bool = True, fused: bool | None = None, window: int | None = None) -> None:
+                 fast: bool = True, fused: bool | None = None, window: int | None = None, sink: int = 0) -> None:
         """fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
         steps in the numba kernels of fused.py (default: when available and fast); same integers either way.
-        window: each position attends to the `window` positions up to itself (spec §5); None: to every
-        earlier position."""
-        if window is not None and window < 1:
-            raise ValueError("an attention window needs at least 1 position")
+        window, sink: each position attends to `window` positions: the first `sink` ones of the sequence (which
+        the model uses as attention sinks) and the latest window - sink up to itself (spec §5); window None:
+        to every earlier position."""
+        if window is not None and not 0 <= sink < window:
+            raise ValueError("an attention window needs more positions than its sink")
         self.window = window
+        self.sink = sink if window is not None else 0
         self.model = model
         self.cfg = c = model.config
         self.device = torch.device(device)
@@ -157,7 +159,7 @@ class Engine:
         """Mask (queries, keys): True where a query at qpos may NOT attend to a key at kpos (spec §5)."""
         hidden = kpos[None, :] > qpos[:, None]
         if self.window is not None:
-            hidden |= kpos[None, :] <= qpos[:, None] - self.window
+            hidden |= (kpos[None, :] >= self.sink) & (kpos[None, :] <= qpos[:, None] - self.window + self.sink)
         return hidden
 
     @staticmethod
@@ -374,14 +376,22 @@ class Engine:
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
         win = self.window or 0
 
+        sink = self.sink
+
         def attend(i: int, a: int) -> None:
             e = min(t, a + QUERY_BLOCK)
-            k0 = max(0, pos0 + a - win + 1) if win else 0  # the first key the block's first query sees: a band
-            k, v = k_cache[i, :, k0: pos0 + e], v_cache[i, :, k0: pos0 + e]
+            k0 = pos0 + a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
+            if k0 > sink:  # the sink and a band of keys: the cost is bounded by the window
+                k = torch.cat([k_cache[i, :, :sink], k_cache[i, :, k0: pos0 + e]], 1)
+                v = torch.cat([v_cache[i, :, :sink], v_cache[i, :, k0: pos0 + e]], 1)
+                band = 1
+            else:
+                k, v = k_cache[i, :, : pos0 + e], v_cache[i, :, : pos0 + e]
+                k0, band = 0, 0
             s = q[i, :, :, a:e].reshape(nkv, -1, d) @ k.transpose(-1, -2)
             z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
             fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np, z.numpy(),
-                       k0, win)
+                       k0, band, win, sink)
             fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
         # the longest query blocks first, so that the threads' shares even out
@@ -437,8 +447,9 @@ class DecodeState:
     """Incremental pass: rows advance one position at a time, each at its own pace, over KV caches.
 
     Row i has fed self.pos[i] positions. Its cache holds the keys its next position attends to: without a window
-    slot u is position u (the cache grows as needed); with a window W it is a ring of W slots, position u at slot
-    u mod W, so its size and each step's cost are bounded by W, not by the frame.
+    slot u is position u (the cache grows as needed); with a window W and a sink S it has W slots, the sink
+    positions 0 .. S-1 in slots 0 .. S-1 and a ring of the latest positions in the others (position u >= S at
+    slot S + (u - S) mod (W - S)), so its size and each step's cost are bounded by W, not by the frame.
     """
 
     def __init__(self, engine: Engine, batch: int) -> None:
@@ -487,10 +498,10 @@ class DecodeState:
 
     def _slots(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(slot the new position goes to, slots filled once it is there) for positions pos."""
-        w = self.e.window
+        w, s = self.e.window, self.e.sink
         if w is None:
             return pos, pos + 1
-        return pos % w, np.minimum(pos + 1, w)
+        return np.where(pos < s, pos, s + (pos - s) % (w - s)), np.minimum(pos + 1, w)
 
     def step(self, tokens: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
         """Feed token ids (n,) to rows (indices into the batch; default all, in order), each at its next

@@ -290,27 +290,30 @@ if numba is not None:
                         vo[b, h - nh - nkv, u, hd + j] = c
 
     @_jit
-    def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, win):
+    def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, band, win, sink):
         """Attention steps 3-4 in place: scores (R, keys) float64 -> weights w_u; z (R,) int64 gets Z.
 
-        Row r is the query at position p = q0 + (r0 + r) % tq; column c holds key position k0 + c. Keys after p
-        get weight 0 (the causal mask), and with a window win > 0 so do keys before p - win + 1 (spec §5).
-        l_u = floor(S_u / 2^shift) is an arithmetic shift of the exact integer S_u.
+        Row r is the query at position p = q0 + (r0 + r) % tq. Column c holds key position c, or with band = 1
+        position c for c < sink and k0 + c - sink after. Keys after p get weight 0 (the causal mask), and with a
+        window win > 0 so do keys u >= sink before p - win + sink + 1 (spec §5). l_u = floor(S_u / 2^shift) is
+        an arithmetic shift of the exact integer S_u.
         """
         r_n, keys = scores.shape
         last = exp_table.shape[0] - 1
         for r in range(r_n):
             p = q0 + (r0 + r) % tq
-            a = max(0, p - win + 1 - k0) if win > 0 else 0  # the valid columns: a .. b-1
-            b = min(keys, p - k0 + 1)
-            mx = np.int64(scores[r, a]) >> shift
-            for c in range(a + 1, b):
-                v = np.int64(scores[r, c]) >> shift
-                if v > mx:
-                    mx = v
+            lo = p - win + sink + 1 if win > 0 else 0
+            mx = np.int64(-(1 << 62))
+            for c in range(keys):
+                u = c if (band == 0 or c < sink) else k0 + c - sink
+                if u <= p and (u < sink or u >= lo):
+                    v = np.int64(scores[r, c]) >> shift
+                    if v > mx:
+                        mx = v
             s = np.int64(0)
             for c in range(keys):
-                if a <= c < b:
+                u = c if (band == 0 or c < sink) else k0 + c - sink
+                if u <= p and (u < sink or u >= lo):
                     w = exp_table[min(mx - (np.int64(scores[r, c]) >> shift), last)]
                     scores[r, c] = w
                     s += w
@@ -426,9 +429,9 @@ if numba is not None:
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope(ah[a:b], al[a:b], f[a:b], lin, row0 + a, t_len,
                                                                 pos0, cos, sin, qo, ko, vo, k_off))
 
-    def softmax(scores, q0, tq, shift, exp_table, z, k0=0, win=0) -> None:
+    def softmax(scores, q0, tq, shift, exp_table, z, k0=0, band=0, win=0, sink=0) -> None:
         _split(scores.shape[0], scores.shape[1],
-               lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, win))
+               lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, band, win, sink))
 
     def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo) -> None:
         ah, al = acc

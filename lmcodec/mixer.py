@@ -82,14 +82,19 @@ SQUASH = _squash_table()
 STRETCH = _stretch_table(SQUASH)
 
 # scalar state, one int64 array per frame: indices
-S_T, S_MPTR, S_MLEN, S_NRAW, S_FED, S_RUN, S_BYTES = range(7)
-N_SCALARS = 7
+S_T, S_MPTR, S_MLEN, S_NRAW, S_FED, S_RUN, S_BYTES, S_FLAGS = range(8)
+N_SCALARS = 8
+
+# Which online models take part (sc[S_FLAGS]). Streams always use ALL; the others exist for the ablation
+# benchmark (tools/bench_mix.py), which measures what each part is worth. They are not in any stream's header.
+USE_MATCH, USE_NGRAM, USE_BIAS, USE_LEARN = 1, 2, 4, 8
+ALL = USE_MATCH | USE_NGRAM | USE_BIAS | USE_LEARN
 
 
 class FrameState:
     """The online models' state for one frame (fixed size by the spec, whatever the input)."""
 
-    def __init__(self, max_symbols: int) -> None:
+    def __init__(self, max_symbols: int, flags: int = ALL) -> None:
         self.hist = np.zeros(max_symbols + 1, dtype=np.int64)
         self.mtab = np.zeros(1 << MATCH_BITS, dtype=np.int64)  # context hash -> position + 1 of what followed
         self.ngram = np.zeros((ORDERS, 1 << NGRAM_BITS, 3), dtype=np.int64)  # (check, symbol + 1, count)
@@ -100,6 +105,7 @@ class FrameState:
         self.w[:, 0] = 1 << 16  # at first the mixer trusts the model alone
         self.raw = np.zeros(RAW_SYMBOLS, dtype=np.int64)  # raw-byte symbols seen, by value
         self.sc = np.zeros(N_SCALARS, dtype=np.int64)
+        self.sc[S_FLAGS] = flags
         self.cand = np.zeros(MAX_CAND, dtype=np.int64)
         self.mass = np.zeros(MAX_CAND, dtype=np.int64)
         self.x = np.zeros((MAX_CAND, NIN), dtype=np.int64)
@@ -161,8 +167,9 @@ def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, p
     n = 0
     cand[0] = top
     n = 1
+    flags = sc[S_FLAGS]
     mpred = -1
-    if sc[S_MPTR] > 0:
+    if sc[S_MPTR] > 0 and flags & USE_MATCH:
         mpred = hist[sc[S_MPTR]]
         new = True
         for j in range(n):
@@ -173,7 +180,7 @@ def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, p
             n += 1
     for k in range(ORDERS, 0, -1):
         orders[k - 1] = -1
-        if t >= k:
+        if t >= k and flags & USE_NGRAM:
             h = _hash(hist, t, k, k)
             slot = h >> (32 - NGRAM_BITS)
             slots[k - 1] = slot
@@ -203,8 +210,8 @@ def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, p
                 x[j, 2 + k] = _st(pn[k, cnt], stretch)
             else:
                 x[j, 2 + k] = 0
-        x[j, 6] = _st(ptop[_bucket_p(P[top])], stretch) if c == top else 0
-        x[j, 7] = 256
+        x[j, 6] = _st(ptop[_bucket_p(P[top])], stretch) if c == top and flags & USE_BIAS else 0
+        x[j, 7] = 256 if flags & USE_BIAS else 0
         ws[j] = (2 if c == top else 0) + (1 if c == mpred else 0)
         dot = 0
         for i in range(NIN):
@@ -352,14 +359,16 @@ def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc
     t = sc[S_T]
     top = cand[0]
     lb = min(sc[S_MLEN], MATCH_MAX)
-    mpred = hist[sc[S_MPTR]] if sc[S_MPTR] > 0 else -1
+    flags = sc[S_FLAGS]
+    mpred = hist[sc[S_MPTR]] if sc[S_MPTR] > 0 and flags & USE_MATCH else -1
     # mixer and the adaptive counters the candidates used
     for j in range(n):
         c = cand[j]
         y = 1 if c == s else 0
         err = ((y << 12) - pc[j]) * LEARN
-        for i in range(NIN):
-            w[ws[j], i] += (x[j, i] * err) >> 10
+        if flags & USE_LEARN:
+            for i in range(NIN):
+                w[ws[j], i] += (x[j, i] * err) >> 10
     if mpred >= 0:
         y = 1 if mpred == s else 0
         pm[lb] += ((y << 16) - pm[lb]) >> RATE

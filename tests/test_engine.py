@@ -240,10 +240,10 @@ def uneven(engine: Engine, rows: list[list[int]], seed: int = 0) -> list[torch.T
     return [torch.stack(g) for g in got]
 
 
-@pytest.mark.parametrize("window", [1, 2, 5, 16])
+@pytest.mark.parametrize("window, sink", [(1, 0), (2, 1), (5, 0), (5, 4), (16, 4)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_window_full_equals_incremental(tiny, window, fused):
-    e = Engine(tiny, fused=fused, window=window)
+def test_window_full_equals_incremental(tiny, window, sink, fused):
+    e = Engine(tiny, fused=fused, window=window, sink=sink)
     rows = long_rows(tiny, 3)
     a = full(e, rows, block=7)
     b = uneven(e, rows)
@@ -253,8 +253,9 @@ def test_window_full_equals_incremental(tiny, window, fused):
 
 def test_window_fused_equals_torch_and_wide_window_is_none(tiny):
     rows = long_rows(tiny, 2)
-    assert digest(full(Engine(tiny, fused=True, window=6), rows)) == digest(full(Engine(tiny, fused=False, window=6),
-                                                                              rows))
+    for sink in (0, 1, 3):
+        assert digest(full(Engine(tiny, fused=True, window=6, sink=sink), rows)) == \
+            digest(full(Engine(tiny, fused=False, window=6, sink=sink), rows))
     longest = max(map(len, rows))
     assert digest(full(Engine(tiny, window=longest), rows)) == digest(full(Engine(tiny), rows))
 
