@@ -77,7 +77,9 @@ class _LmDecoder:
                 model = None
         if model is None:
             model = _model(sha256=sha, model_id=header.model_id)
-        codec = get_codec(model, batch_size=self.batch_size, device=self.device, threads=self.threads)
+        # the stream's chunk size: the codec that wrote it, if still loaded, is reused
+        codec = get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size, device=self.device,
+                          threads=self.threads)
         report = None if self.progress is None else lambda n: self.progress(self.base + n)
         return codec.decode(header, frames, report)
 

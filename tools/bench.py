@@ -339,9 +339,12 @@ def plots(rows: list[Row], out: Path) -> None:
         return
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(lm) + 2), 4))
     x = range(len(lm))
-    series = [("compress", lambda r: r.raw / r.enc_s), ("compress, engine alone", lambda r: r.raw / r.enc_engine_s),
-              ("decompress", lambda r: r.dec_bytes / r.dec_s),
-              ("decompress, engine alone", lambda r: r.dec_bytes / r.dec_engine_s)]
+    def rate(n: float, s: float) -> float:
+        return n / s if s > 0 else 0.0  # a time too short to measure draws no bar
+
+    series = [("compress", lambda r: rate(r.raw, r.enc_s)), ("compress, engine alone", lambda r: rate(r.raw, r.enc_engine_s)),
+              ("decompress", lambda r: rate(r.dec_bytes, r.dec_s)),
+              ("decompress, engine alone", lambda r: rate(r.dec_bytes, r.dec_engine_s))]
     for i, (name, fn) in enumerate(series):
         ax.bar([j + 0.2 * i - 0.3 for j in x], [fn(r) for _, r in lm], width=0.2, label=name)
     ax.set_xticks(list(x), [f"{m}\n{r.compressor.replace('lmcodec, ', '')}\n{r.chunks}" for m, r in lm], fontsize=7)
