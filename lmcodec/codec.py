@@ -11,30 +11,12 @@ from dataclasses import dataclass
 
 import lmz
 
-from . import coder_v1, coder_v2, coderspec, mixer, models
+from . import chunker, coder_v1, coder_v2, coderspec, mixer, models
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .engine import Engine
 from .errors import ModelError
 from .intmodel import IntModel
-from .tokens import ByteTokenizer, utf8_cut
-
-_BINARY = bytes(range(32)).translate(None, b"\0\t\n\r\f\v\x1b")  # control bytes text seldom holds
-
-
-def looks_like_text(raw: bytes) -> bool:
-    """Cheap pre-check for the model: at most 1 byte in 32 is binary (an invalid UTF-8 byte or a control byte
-    other than NUL and whitespace) and at most 3 in 4 are NUL. Text with some binary inside (tar headers and
-    their NUL padding, logs with escape sequences, bytes the vocabulary lacks) goes to the model; what is
-    mostly binary goes to zstd, which codes it as well as the model would, at zstd's speed."""
-    if raw.count(0) * 4 > 3 * len(raw):
-        return False
-    text = raw.decode("utf-8", "ignore")
-    invalid = len(raw) - len(text.encode("utf-8"))
-    if invalid and raw[-1] & 0x80:  # a character cut at the end of the chunk is not binary
-        tail = len(raw) - len(raw.rstrip(bytes(range(0x80, 0x100))))
-        invalid -= min(tail, 3)
-    controls = len(raw) - len(raw.translate(None, _BINARY))
-    return (invalid + controls) * 32 <= len(raw)
+from .tokens import ByteTokenizer
 
 
 @dataclass
@@ -126,33 +108,13 @@ class Codec:
         return self.header.frame_limit
 
     def cut(self, buf: bytes, final: bool) -> tuple[Chunk | None, int]:
-        """The next chunk from the start of buf and the bytes it takes; (None, 0) if more input is needed."""
-        # Unless final, wait for a byte past the chunk size: utf8_cut looks at it to avoid splitting a character,
-        # so without it where the chunk ends would depend on how the input was split into writes.
-        if not buf or (len(buf) <= self.chunk_size and not final):
+        """The next chunk from the start of buf and the bytes it takes; (None, 0) if more input is needed.
+        Text runs become lm chunks, the rest bulk chunks (lmcodec.chunker)."""
+        end, text = chunker.cut(buf, final, self.chunk_size, self.frame_limit)
+        if not end:
             return None, 0
-        end = utf8_cut(buf, self.chunk_size)
-        if end == 0:
-            end = min(len(buf), self.chunk_size)
         raw = buf[:end]
-        if not looks_like_text(raw):
-            return self._bulk(buf, end, final)
-        return Chunk(raw, self.tokenizer.encode(raw, raw=True)), end
-
-    def _bulk(self, buf: bytes, end: int, final: bool) -> tuple[Chunk | None, int]:
-        """A non-text chunk extended over the following non-text pieces of chunk size, up to frame_limit.
-
-        Where it stops depends only on the data: if the input runs out before that is decided, wait for more.
-        """
-        while end < self.frame_limit:
-            piece = buf[end: min(end + self.chunk_size, self.frame_limit)]
-            if len(piece) < min(self.chunk_size, self.frame_limit - end) and not final:
-                return None, 0
-            # a piece cut short (by the frame limit or the end of the input) joins the run unchecked
-            if not piece or (len(piece) == self.chunk_size and looks_like_text(piece)):
-                break
-            end += len(piece)
-        return Chunk(buf[:end], None), end
+        return Chunk(raw, self.tokenizer.encode(raw, raw=True) if text else None), end
 
     def encode(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None,
                flags: int = mixer.ALL) -> list[bytes | None]:
