@@ -8,9 +8,11 @@ or a control byte other than NUL, whitespace and ESC). Then:
   * a chunk that starts with at least MIN_TEXT bytes of text blocks (or with text up to the end of the input) is
     an lm chunk: it takes text blocks up to the chunk size, and ends at the first non-text block, or where the
     chunk size allows without splitting a UTF-8 character;
-  * anything else starts a bulk chunk (zstd or stored), which takes blocks until a text run of MIN_TEXT bytes
-    begins, up to the frame limit. Short text runs inside binary data (strings in an executable) stay in it:
-    they would cost the model's time for little gain.
+  * anything else starts a bulk chunk (zstd or stored), which takes blocks until a run of MIN_TEXT bytes of
+    clean text (text blocks with at most 1 NUL in 32 bytes) begins, up to the frame limit. Short text runs
+    inside binary data, and the NUL-separated strings of an executable, stay in it: they would cost the
+    model's time for little gain (measured: /usr/bin/tar and libc.so.6 have no such run, python3.11 has 40 KB
+    in 6.8 MB; without the NUL rule 27 KB of tar's 532 KB went to the model, at 1/1000 of zstd's speed).
 
 Every decision uses only the bytes (never how they arrived in writes): when the input runs out before a
 decision is certain, cut() asks for more unless the input is final. Chunking is the encoder's choice; readers
@@ -44,12 +46,18 @@ def looks_like_text(raw: bytes) -> bool:
     return (invalid + controls) * 32 <= len(raw)
 
 
-def _text_run(buf: bytes, start: int, limit: int) -> int:
-    """Bytes of consecutive text blocks from start (blocks on the grid of start), looking no further than limit."""
+def _clean(block: bytes) -> bool:
+    """Text with at most 1 NUL in 32 bytes: what ends a bulk run (NUL-separated strings in an executable do not)."""
+    return block.count(0) * 32 <= len(block) and looks_like_text(block)
+
+
+def _text_run(buf: bytes, start: int, limit: int, clean: bool = False) -> int:
+    """Bytes of consecutive text (or clean text) blocks from start (blocks on the grid of start), looking no
+    further than limit."""
     pos = start
     while pos < limit:
         end = min(pos + BLOCK, limit)
-        if not looks_like_text(buf[pos:end]):
+        if not (_clean if clean else looks_like_text)(buf[pos:end]):
             break
         pos = end
     return pos - start
@@ -81,11 +89,11 @@ def _bulk_end(buf: bytes, final: bool, chunk_size: int, frame_limit: int) -> int
             if pos == len(buf):
                 break
             end = len(buf)
-        if looks_like_text(buf[pos:end]):
+        if _clean(buf[pos:end]):
             need = min(MIN_TEXT, frame_limit - pos)
             if len(buf) - pos < need and not final:
                 return 0
-            run = _text_run(buf, pos, min(len(buf), pos + need))
+            run = _text_run(buf, pos, min(len(buf), pos + need), clean=True)
             if run >= need or pos + run == len(buf):
                 return pos
             pos += run

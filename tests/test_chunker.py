@@ -104,3 +104,12 @@ def test_cuts_do_not_depend_on_how_the_input_arrives(seed):
             got.append((end, is_text))
             buf = buf[end:]
     assert got == want
+
+
+def test_strings_of_an_executable_stay_bulk():
+    strings = b"".join(b"symbol_name_%d\0" % i for i in range(400))  # a string table: 1 NUL in ~16 bytes
+    assert looks_like_text(strings[:BLOCK])
+    data = binary(2 * BLOCK) + strings + binary(2 * BLOCK)
+    assert chunks(data) == [(len(data), False)]
+    # clean text after binary does start an lm chunk
+    assert chunks(binary(2 * BLOCK) + text(MIN_TEXT)) == [(2 * BLOCK, False), (MIN_TEXT, True)]

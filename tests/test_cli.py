@@ -154,7 +154,7 @@ def test_stdin_stdout_and_combined_flags(files):
     r = invoke("--model", TINY, "-9", input=BIN)  # no FILE: stdin -> stdout
     assert r.exit_code == 0, r.stderr
     blob = r.stdout_bytes
-    assert last_codec().chunk_size == 32 * 1024  # the preset reached the codec (binary data: one bulk frame)
+    assert last_codec().chunk_size == 64 * 1024  # the preset reached the codec (binary data: one bulk frame)
     r = invoke("-dcf", "-", input=blob)
     assert r.exit_code == 0 and r.stdout_bytes == BIN
     r = invoke("-1c", "--model", TINY, str(files / "b.bin"))
