@@ -157,6 +157,27 @@ def test_concatenation_and_random_access(versions: tuple[int, ...]) -> None:
     assert sum(sum(s.frames_by_method.values()) for s in summ) == len(idx.entries)
 
 
+
+def test_random_access_through_damaged_earlier_lengths_fails() -> None:
+    """A frame found through damaged lengths of frames before it (never read) fails its check instead of
+    returning its verified bytes at a wrong offset: the check covers the frame's raw offset."""
+    raws = [content(100, 1), content(200, 2), content(300, 3)]
+    out = io.BytesIO()
+    with lmz.Writer(out, plain(256)) as w:
+        for r in raws:
+            w.write_frame(lmz.METHOD_ZSTD, r, lmz.zstd_compress(r, 3))
+    blob = bytearray(out.getvalue())
+    first = lmz.read_index(io.BytesIO(bytes(blob))).entries[0].offset
+    assert blob[first + 1] == 100  # frame 0's raw length varint
+    blob[first + 1] = 99  # frame 0 is now invalid (its zstd frame holds 100 bytes), but nobody decodes it
+    idx = lmz.read_index(io.BytesIO(bytes(blob)))  # no index below 64 frames: found by scanning headers
+    last = idx.entries[-1]
+    assert last.raw_offset == 299  # where the damage puts it
+    with pytest.raises(lmz.ChecksumError):
+        lmz.decode_entry(io.BytesIO(bytes(blob)), last)
+    with pytest.raises(lmz.ChecksumError):
+        lmz.read_range(io.BytesIO(bytes(blob)), idx, 299, 300)
+
 @VERSIONS
 @pytest.mark.parametrize("batch", [1, 2, 3, 100])
 def test_lm_frames_batched_in_order(batch: int, version: int) -> None:

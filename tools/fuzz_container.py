@@ -96,7 +96,7 @@ def _v2_fields(blob: bytes, s, entries) -> list[tuple]:
         def fix_frame(b: bytearray, shift: int, e=e, f=f, raw=raw) -> None:
             head_len = len(f.head) + shift
             end = e.offset + e.frame_size + shift
-            b[end - 4:end] = lmz.frame_check(f.number, bytes(b[e.offset:e.offset + head_len]), raw)
+            b[end - 4:end] = lmz.frame_check(f.raw_start, bytes(b[e.offset:e.offset + head_len]), raw)
 
         for size in ([len(varint.encode(f.raw_length))] if not f.head[0] & 0x80 else []) + \
                 [len(f.head) - 1 - (0 if f.head[0] & 0x80 else len(varint.encode(f.raw_length)))]:

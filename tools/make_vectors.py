@@ -120,11 +120,11 @@ def v2_with_chunk(s: bytes, chunk: bytes) -> bytes:
     return v2_fix_header(b, len(b)) + s[n:]
 
 
-def v2_frame(header: lmz.StreamHeader, number: int, method_byte: int, raw: bytes, payload: bytes,
+def v2_frame(header: lmz.StreamHeader, raw_start: int, method_byte: int, raw: bytes, payload: bytes,
              raw_field: bytes | None, payload_field: bytes | None = None) -> bytes:
     """A frame spelled field by field, with a valid check (raw_field None: the full-chunk form)."""
     head = bytes((method_byte,)) + (raw_field or b"") + (payload_field or varint.encode(len(payload)))
-    return head + payload + lmz.frame_check(number, head, raw)
+    return head + payload + lmz.frame_check(raw_start, head, raw)
 
 
 def v2_trailer(count: int) -> bytes:

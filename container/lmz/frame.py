@@ -1,5 +1,5 @@
 """Frames: one per chunk. Version 1: header (method, lengths, CRC-32), payload, BLAKE2b-64 of the raw bytes.
-Version 2: method byte, varint lengths, payload, CRC-32 of frame number, frame header and raw bytes."""
+Version 2: method byte, varint lengths, payload, CRC-32 of the frame's raw offset, frame header and raw bytes."""
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +24,11 @@ def raw_checksum(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=FRAME_CHECKSUM_SIZE).digest()
 
 
-def frame_check(number: int, head: bytes, raw: bytes) -> bytes:
-    """Version 2's frame check: CRC-32 of the frame number (u32), the frame's header bytes and its raw bytes."""
-    return struct.pack("<I", zlib.crc32(raw, zlib.crc32(head, zlib.crc32(struct.pack("<I", number & 0xFFFFFFFF)))))
+def frame_check(raw_start: int, head: bytes, raw: bytes) -> bytes:
+    """Version 2's frame check: CRC-32 of the frame's raw offset in its stream (u64), its header bytes and its
+    raw bytes. Covering the offset means a frame found through damaged lengths of earlier, unread frames
+    fails its check instead of returning right bytes at a wrong place."""
+    return struct.pack("<I", zlib.crc32(raw, zlib.crc32(head, zlib.crc32(struct.pack("<Q", raw_start)))))
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Frame:
     checksum: bytes  # as stored: v1 BLAKE2b-64 of the raw bytes, v2 CRC-32 (see frame_check)
     offset: int  # input offset of the frame's method byte
     head: bytes = b""  # version 2: the frame's header bytes (method byte and lengths), covered by the check
+    raw_start: int = 0  # version 2: offset of the frame's raw bytes in its stream's content, covered by the check
 
     @property
     def size(self) -> int:
@@ -61,7 +64,7 @@ class Frame:
         """raw if it has this frame's length and checksum, else FormatError / ChecksumError."""
         if len(raw) != self.raw_length:
             raise FormatError(f"{self.where}: decoded {len(raw)} bytes, raw length is {self.raw_length}")
-        want = raw_checksum(raw) if self.header.version == 1 else frame_check(self.number, self.head, raw)
+        want = raw_checksum(raw) if self.header.version == 1 else frame_check(self.raw_start, self.head, raw)
         if want != self.checksum:
             raise ChecksumError(f"{self.where}: checksum mismatch")
         return raw
@@ -139,14 +142,16 @@ def _lengths(src: Source, header: StreamHeader, method: int, where: str) -> tupl
     return method, raw_length, payload_length, head, check_size
 
 
-def read_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int) -> Frame:
-    """Read the rest of a frame whose method byte (already consumed) is `method`."""
+def read_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int,
+               raw_start: int) -> Frame:
+    """Read the rest of a frame whose method byte (already consumed) is `method`; its raw bytes start at
+    raw_start in the stream's content."""
     offset = src.offset - 1
     where = f"stream {stream_index} frame {number} at offset {offset}"
     method, raw_length, payload_length, head, check_size = _lengths(src, header, method, where)
     payload = src.read_exact(payload_length, f"payload of {where}")
     checksum = src.read_exact(check_size, f"checksum of {where}")
-    return Frame(header, stream_index, number, method, raw_length, payload, checksum, offset, head)
+    return Frame(header, stream_index, number, method, raw_length, payload, checksum, offset, head, raw_start)
 
 
 def skip_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int) -> tuple[int, int, int]:

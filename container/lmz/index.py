@@ -37,6 +37,7 @@ class IndexEntry:
     frame_size: int
     raw_offset: int  # offset of the frame's content in the whole decoded output
     raw_size: int
+    raw_start: int = 0  # offset of the frame's content in its stream's content
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ def read_index(fileobj: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> Index:
         raw = sum(fr[3] for fr in frames)
         streams.append(StreamInfo(si, header, start, size, len(frames), raw_offset, raw, checksum))
         for n, (method, pos, fsize, rsize) in enumerate(frames):
-            entries.append(IndexEntry(si, header, n, method, pos, fsize, raw_offset, rsize))
+            entries.append(IndexEntry(si, header, n, method, pos, fsize, raw_offset, rsize,
+                                      raw_offset - streams[-1].raw_offset))
             raw_offset += rsize
     return Index(tuple(streams), tuple(entries))
 
@@ -213,7 +215,7 @@ def read_frame_at(fileobj: BinaryIO, entry: IndexEntry) -> Frame:
     fileobj.seek(entry.offset)
     src = Source(fileobj, entry.offset)
     method = src.read_exact(1, "frame")[0]
-    frame = read_frame(src, entry.header, entry.stream_index, entry.number, method)
+    frame = read_frame(src, entry.header, entry.stream_index, entry.number, method, entry.raw_start)
     if (frame.method, frame.size, frame.raw_length) != (entry.method, entry.frame_size, entry.raw_size):
         raise FormatError(f"{frame.where}: frame does not match its index entry")
     return frame

@@ -71,13 +71,15 @@ class Reader:
         src, limits = self._src, self.limits
         header = read_header(src, limits, magic)
         entries: list[TrailerEntry] = []
+        raw_start = 0
         while True:
             method = src.read_exact(1, f"stream {stream_index} frame {len(entries)}")[0]
             if method == END_OF_FRAMES:
                 break
             if len(entries) >= limits.max_frames:
                 raise LimitError(f"offset {src.offset - 1}: stream {stream_index} exceeds {limits.max_frames} frames")
-            frame = read_frame(src, header, stream_index, len(entries), method)
+            frame = read_frame(src, header, stream_index, len(entries), method, raw_start)
+            raw_start += frame.raw_length
             entries.append(TrailerEntry(frame.method, frame.size, frame.raw_length))
             yield frame
         trailer_start = src.offset - 1
@@ -135,15 +137,17 @@ def _decode_lm_batch(frames: list[Frame], lm_decoder: LmDecoder | None) -> Itera
         yield frame.verify(bytes(raw))
 
 
-def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None, batch: int = 1,
-                  limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
+def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None,
+                  batch: int | Callable[[StreamHeader], int] = 1, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
     """Yield the content, chunk by chunk, each verified before it is yielded.
 
     Consecutive lm frames of one stream are passed to lm_decoder(header, frames) in batches of up to
-    `batch`; a stored/zstd frame or the end of a stream flushes the batch first, so order is kept.
+    `batch` (or batch(header), asked when a batch starts: the decoder may size it by its memory); a stored/zstd
+    frame or the end of a stream flushes the batch first, so order is kept.
     After each version-1 stream its content checksum is checked (ChecksumError after its chunks were yielded)."""
-    if batch < 1:
+    if not callable(batch) and batch < 1:
         raise ValueError("batch must be >= 1")
+    limit = batch if not callable(batch) else 1
     pending: list[Frame] = []
     content = ContentCheck()
 
@@ -160,8 +164,10 @@ def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None, batch:
             if item.method == METHOD_LM:
                 if lm_decoder is None:
                     raise UnsupportedError(f"{item.where}: lm frame needs a language model decoder")
+                if not pending and callable(batch):
+                    limit = max(1, batch(item.header))
                 pending.append(item)
-                if len(pending) >= batch:
+                if len(pending) >= limit:
                     yield from flush()
                 continue
             yield from flush()

@@ -64,7 +64,7 @@ class Writer:
             head = frame_head(self.header, method, len(raw), len(payload))
             self._write(head)
             self._write(payload)
-            self._write(frame_check(number, head, raw))
+            self._write(frame_check(self.raw_written, head, raw))
         self.raw_written += len(raw)
         self._entries.append(TrailerEntry(method, self.bytes_written - start, len(raw)))
 
