@@ -14,8 +14,10 @@ from typing import IO, Any
 
 import lmz
 
+from .budget import DEFAULT_MEMORY
 from .coderspec import DEFAULT_WINDOW
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from .interrupts import held_signals
 
 
 _models: dict[str, Any] = {}  # the loaded model, by the name it was asked for and by its sha256
@@ -24,7 +26,8 @@ _codecs: dict[tuple, Any] = {}
 
 def _model(spec: Any = None, sha256: str | None = None, model_id: str = ""):
     """One loaded model at a time (a few hundred MB), reused across calls."""
-    from . import models
+    with held_signals():  # numpy imports here
+        from . import models
 
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec  # an IntModel
@@ -44,7 +47,8 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
               device: str = "cpu", threads: int | None = None, window: int | None = None):
     """A Codec for these options, reused across calls (loading a model costs a few hundred ms). window: the
     attention window new streams are coded with (None: the default)."""
-    from .codec import Codec
+    with held_signals():  # torch and numba import here, and must not be interrupted half way
+        from .codec import Codec
 
     m = _model(model)
     window = window or DEFAULT_WINDOW
@@ -62,13 +66,14 @@ class _LmDecoder:
     progress(n), if set, is called while frames decode with n = base + the bytes of this call's frames decoded
     so far; the reader sets base to the content bytes it had before the call."""
 
-    def __init__(self, batch_size: int, device: str, threads: int | None, model: Any = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, batch_size: int | None, device: str, threads: int | None, model: Any = None,
+                 progress: Callable[[int], None] | None = None, memory: int = DEFAULT_MEMORY) -> None:
         self.batch_size, self.device, self.threads, self.model = batch_size, device, threads, model
         self.progress = progress
+        self.memory = memory
         self.base = 0
 
-    def __call__(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
+    def _codec(self, header: lmz.StreamHeader):
         sha = header.model_sha256.hex()
         model = None
         if self.model is not None:  # a model the caller named: use it if it is the one the stream needs
@@ -78,10 +83,16 @@ class _LmDecoder:
         if model is None:
             model = _model(sha256=sha, model_id=header.model_id)
         # the stream's chunk size: the codec that wrote it, if still loaded, is reused
-        codec = get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size, device=self.device,
-                          threads=self.threads)
+        return get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size or DEFAULT_BATCH_SIZE,
+                         device=self.device, threads=self.threads)
+
+    def batch_for(self, header: lmz.StreamHeader) -> int:
+        """lm frames of this stream to decode side by side: batch_size if set, else what the memory budget allows."""
+        return self.batch_size or self._codec(header).frames_within(self.memory, header)
+
+    def __call__(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
         report = None if self.progress is None else lambda n: self.progress(self.base + n)
-        return codec.decode(header, frames, report)
+        return self._codec(header).decode(header, frames, report, batch=len(frames))
 
 
 class _DecompressReader(io.RawIOBase):
@@ -91,7 +102,7 @@ class _DecompressReader(io.RawIOBase):
         self._fp = fp
         self._lm = lm
         self._pos = 0
-        self._chunks: Iterator[bytes] | None = lmz.decode_stream(fp, lm, lm.batch_size)
+        self._chunks: Iterator[bytes] | None = lmz.decode_stream(fp, lm, lm.batch_for)
         self._buf = b""  # decoded bytes starting at self._buf_start
         self._buf_start = 0
         self._index: lmz.Index | None = None
@@ -136,7 +147,8 @@ class _DecompressReader(io.RawIOBase):
             return False
         i = index.find(self._pos)
         first = index.entries[i]
-        group = [e for e in index.entries[i: i + self._lm.batch_size] if e.stream_index == first.stream_index]
+        n = self._lm.batch_for(first.header) if first.method == lmz.METHOD_LM else 1
+        group = [e for e in index.entries[i: i + n] if e.stream_index == first.stream_index]
         frames = [lmz.read_frame_at(self._fp, e) for e in group]
         lm_frames = [f for f in frames if f.method == lmz.METHOD_LM]
         self._lm.base = first.raw_offset
@@ -224,12 +236,14 @@ class _CompressWriter:
 class LmzFile(io.BufferedIOBase):
     """A file object for .lmz data; modes 'rb', 'wb', 'ab', 'xb'. Use open() for text modes.
 
-    progress, if given, is called now and then (from the thread doing the work) with the number of content
-    bytes coded or decoded so far, including the part of a batch still in flight: for progress meters."""
+    Reading decodes as many lm frames side by side as `memory` (bytes, default 2 GiB) allows, or batch_size
+    frames if given; writing codes batch_size chunks at a time (default 4). progress, if given, is called now
+    and then (from the thread doing the work) with the number of content bytes coded or decoded so far,
+    including the part of a batch still in flight: for progress meters."""
 
     def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
-                 threads: int | None = None, window: int | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int | None = None, device: str = "cpu",
+                 threads: int | None = None, window: int | None = None, memory: int = DEFAULT_MEMORY,
                  progress: Callable[[int], None] | None = None) -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
@@ -242,11 +256,11 @@ class LmzFile(io.BufferedIOBase):
         self.name = os.fspath(filename) if self._owned else getattr(filename, "name", "")
         if mode == "r":
             self._fp = builtins.open(filename, "rb") if self._owned else filename
-            lm = _LmDecoder(batch_size, device, threads, model, progress)
+            lm = _LmDecoder(batch_size, device, threads, model, progress, memory)
             self._reader = io.BufferedReader(_DecompressReader(self._fp, lm), buffer_size=1 << 16)
             return
-        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
-                          window=window)
+        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size or DEFAULT_BATCH_SIZE, device=device,
+                          threads=threads, window=window)
         if self._owned:
             # Write to a temporary file beside the destination; it appears only once complete.
             final = os.fspath(filename)
@@ -401,6 +415,7 @@ def compress(data: bytes, **options: Any) -> bytes:
 
 
 def decompress(data: bytes, **options: Any) -> bytes:
-    """Decompress one or more concatenated .lmz streams. options: batch_size, device, threads, model."""
+    """Decompress one or more concatenated .lmz streams. options: memory (bytes; frames decode side by side as
+    it allows, default 2 GiB), batch_size (a fixed number instead), device, threads, model."""
     with LmzFile(io.BytesIO(data), "rb", **options) as f:
         return f.read()

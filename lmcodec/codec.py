@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import lmz
 
-from . import chunker, coder_v1, coder_v2, coderspec, mixer, models
+from . import budget, chunker, coder_v1, coder_v2, coderspec, mixer, models
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .engine import Engine
 from .errors import ModelError
@@ -138,23 +138,32 @@ class Codec:
         return out
 
     def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame],
-               progress: Callable[[int], None] | None = None) -> list[bytes]:
-        """The lmz lm_decoder callback: decode lm frames of one stream, batch_size at a time.
+               progress: Callable[[int], None] | None = None, batch: int | None = None) -> list[bytes]:
+        """The lmz lm_decoder callback: decode lm frames of one stream, `batch` (default batch_size) at a time.
 
         progress, if given, is called after every decoding step with the bytes of these frames decoded so far."""
         window = self.check_header(header)
         engine = self.engine_for(window)
+        step = batch or self.batch_size
         out: list[bytes] = []
-        for s in range(0, len(frames), self.batch_size):
+        for s in range(0, len(frames), step):
             base = sum(len(r) for r in out)
             report = None if progress is None else lambda n, base=base: progress(base + n)
-            batch = frames[s: s + self.batch_size]
+            batch = frames[s: s + step]
             if header.coder_version == coderspec.VERSION_PLAIN:
                 out += coder_v1.decode_batch(engine, self.tokenizer.token_bytes, batch, self.seconds, report)
             else:
                 out += coder_v2.decode_batch(engine, self.tokenizer.symbol_lengths, self.tokenizer.token_bytes, batch,
                                              self.seconds, report)
         return out
+
+    def frames_within(self, memory: int, header: lmz.StreamHeader) -> int:
+        """lm frames of this stream that decode side by side within `memory` bytes (lmcodec.budget)."""
+        window = self.check_header(header)
+        e = self.engine_for(window)
+        slots = window if window else header.chunk_size + 1
+        return budget.frames_within(memory, self.model.path.stat().st_size,
+                                    budget.kv_bytes_per_slot(e.n_layers, e.nkv, e.hd, e.fused), slots)
 
     def check_header(self, header: lmz.StreamHeader) -> int | None:
         """The stream's attention window, if this codec's model and coder can decode it (else ModelError or

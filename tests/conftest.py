@@ -60,9 +60,9 @@ def count_lm_frames(monkeypatch):
     seen: list[int] = []
     orig = Codec.decode
 
-    def counting(self, header, frames, *rest):
+    def counting(self, header, frames, *rest, **kw):
         seen.extend(f.raw_length for f in frames)
-        return orig(self, header, frames, *rest)
+        return orig(self, header, frames, *rest, **kw)
 
     monkeypatch.setattr(Codec, "decode", counting)
     return seen

@@ -54,7 +54,8 @@ def _command(o: Options) -> int:
     job = Job(mode=o.mode, to_stdout=o.stdout, output=o.output, remove=o.rm and not o.keep and not o.stdout,
               force=o.force, model=model, chunk_size=o.chunk_size or chunk,
               batch_size=o.batch_size or (batch if o.mode == "compress" else PRESETS[DEFAULT_LEVEL][1]),
-              threads=o.threads, device=o.device, progress=o.quiet == 0 and isatty(sys.stderr))
+              threads=o.threads, device=o.device, progress=o.quiet == 0 and isatty(sys.stderr),
+              memory=o.memory, fixed_batch=o.batch_size is not None)
     writes_stdout = o.mode in ("compress", "decompress") and (o.stdout or o.output == "-" or
                                                               (o.output is None and "-" in paths))
     if o.mode == "compress" and writes_stdout and isatty(sys.stdout) and not o.force:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import lmz
 
+from ..budget import DEFAULT_MEMORY, parse_size
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .messages import PROG
 
@@ -28,10 +29,10 @@ PRESETS: dict[int, tuple[int, int]] = {
 DEFAULT_LEVEL = 6
 assert PRESETS[DEFAULT_LEVEL] == (DEFAULT_CHUNK_SIZE, DEFAULT_BATCH_SIZE)
 
-_SHORT = "123456789cdfhklo:qtT:vVz"
+_SHORT = "123456789cdfhklM:o:qtT:vVz"
 _LONG = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "help", "keep", "list",
          "output=", "quiet", "test", "threads=", "verbose", "version", "rm", "fast", "best", "level=", "model=",
-         "chunk-size=", "batch-size=", "device=", "scheduler=", "per-file"]
+         "chunk-size=", "batch-size=", "memory=", "device=", "scheduler=", "per-file"]
 
 HELP = f"""\
 Usage: {PROG} [OPTION]... [FILE]...
@@ -65,7 +66,10 @@ Compression:
                          default). With -d: a model to convert and use if a file needs it.
 
 Speed (the output never depends on these):
-      --batch-size=N     chunks coded side by side (more: faster, more memory)
+  -M, --memory=SIZE      decoding: as many frames side by side as fit in SIZE (default 2G;
+                         K, M, G suffixes); more is faster for files of many chunks
+      --batch-size=N     chunks coded side by side (more: faster, more memory); with -d/-t
+                         a fixed number of frames instead of --memory
   -T, --threads=N        CPU threads for the model (default: all cores)
       --device=DEVICE    where the model runs: cpu, cuda or cuda:N (default cpu)
       --scheduler=ADDR   run the model on a Dask cluster: tcp://HOST:8786, or local[:N] for N
@@ -117,6 +121,7 @@ class Options:
     level: int = DEFAULT_LEVEL
     chunk_size: int | None = None
     batch_size: int | None = None
+    memory: int = DEFAULT_MEMORY
     threads: int | None = None
     device: str = "cpu"
     model: str | None = None
@@ -197,6 +202,11 @@ def parse(argv: list[str]) -> Options:
             o.chunk_size = _number("chunk size", v, 1, lmz.MAX_CHUNK)
         elif k == "--batch-size":
             o.batch_size = _number("batch size", v, 1)
+        elif k in ("-M", "--memory"):
+            try:
+                o.memory = parse_size(v)
+            except ValueError:
+                raise Usage(f"invalid memory size '{v}': e.g. 2G or 1500M") from None
         elif k in ("-T", "--threads"):
             o.threads = _number("thread count", v, 1)
         elif k == "--device":
