@@ -16,6 +16,7 @@ import pytest
 import lmz
 
 TINY = str(Path(__file__).parent / "data" / "tiny-llama")
+ENGLISH = (Path(__file__).parent / "data" / "english.txt").read_bytes()
 
 pytestmark = pytest.mark.skipif(shutil.which("tar") is None, reason="needs tar")
 
@@ -34,8 +35,8 @@ def _tar(cache: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
 def tree(tmp_path):
     d = tmp_path / "src" / "docs"
     (d / "sub").mkdir(parents=True)
-    (d / "a.txt").write_bytes(b"Tar archives hold text files; the model should see that text.\n" * 20)
-    (d / "sub" / "b.py").write_bytes(b"def f(x):\n    return x * 2  # doubled\n" * 30)
+    (d / "a.txt").write_bytes(ENGLISH[:2500])  # prose, not a repeated line: zstd would beat the tiny model on that
+    (d / "sub" / "b.py").write_bytes(b"".join(b"def f%d(x):\n    return x * %d  # times %d\n" % (i, i, i) for i in range(60)))
     (d / "sub" / "empty").write_bytes(b"")
     (d / "blob.bin").write_bytes(bytes(range(256)) * 8)
     return tmp_path

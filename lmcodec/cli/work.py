@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import lmz
 
+from ..budget import DEFAULT_MEMORY
 from ..progress import Progress
 from .messages import Skipped, describe, say
 from .outputs import Output
@@ -32,6 +33,8 @@ class Job:
     threads: int | None
     device: str
     progress: bool
+    memory: int = DEFAULT_MEMORY  # decoding: frames side by side within this many bytes, unless fixed_batch
+    fixed_batch: bool = False  # --batch-size given: decode that many frames at a time
     client: Any = None  # a dask.distributed Client with --scheduler
     _model_obj: Any = None
 
@@ -116,8 +119,9 @@ def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str)
     h = hashlib.sha256()
     done = 0
     try:
-        with LmzFile(src, "rb", model=job.decode_model(), batch_size=job.batch_size, device=job.device,
-                     threads=job.threads, progress=prog.update if job.progress else None) as z:
+        with LmzFile(src, "rb", model=job.decode_model(), batch_size=job.batch_size if job.fixed_batch else None,
+                     memory=job.memory, device=job.device, threads=job.threads,
+                     progress=prog.update if job.progress else None) as z:
             while data := z.read1(1 << 16):
                 h.update(data)
                 done += len(data)
@@ -152,6 +156,19 @@ def _output_name(path: str, job: Job) -> str | None:
     return base
 
 
+class InputChanged(OSError):
+    pass
+
+
+def _check_unchanged(src: IO[bytes], before: os.stat_result, raw: int) -> None:
+    """A regular input must not have changed while it was read (a log still being written): its output would
+    miss the change, and --rm would lose it. Then nothing is written and the input stays."""
+    now = os.fstat(src.fileno())
+    if raw != before.st_size or (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise InputChanged(f"changed while being compressed ({before.st_size} bytes before, {now.st_size} after, "
+                           f"{raw} read); nothing written, the input is kept")
+
+
 def process_file(path: str, job: Job) -> int:
     """Compress, decompress or test one input ('-' = stdin). Returns an exit status."""
     label = "(stdin)" if path == "-" else path
@@ -182,6 +199,8 @@ def process_file(path: str, job: Job) -> int:
 
         if job.mode == "compress":
             raw, digest = compress_into(src, dst, job, label)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                _check_unchanged(src, st, raw)
             if out is not None:
                 out.fp.flush()
             comp = out.fp.tell() if out is not None and out.tmp else None
