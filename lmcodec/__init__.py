@@ -8,7 +8,7 @@
 from .api import LmzFile, compress, decompress, open
 from .errors import ChecksumError, FormatError, LimitError, LmzError, ModelError, TruncatedError, UnsupportedError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["LmzFile", "open", "compress", "decompress", "LmzError", "FormatError", "ChecksumError",
            "TruncatedError", "LimitError", "UnsupportedError", "ModelError", "__version__"]
