@@ -16,7 +16,7 @@ import lmz
 
 from .budget import DEFAULT_MEMORY
 from .coderspec import DEFAULT_WINDOW
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
 from .interrupts import held_signals
 
 
@@ -196,10 +196,12 @@ class _CompressWriter:
 
     progress(n), if given, is called now and then with the bytes of content coded so far."""
 
-    def __init__(self, fp: IO[bytes], codec, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, fp: IO[bytes], codec, progress: Callable[[int], None] | None = None,
+                 zstd_level: int = DEFAULT_ZSTD_LEVEL) -> None:
         from .codec import Cutter
 
         self._codec = codec
+        self._zstd_level = zstd_level
         self._w = lmz.Writer(fp, codec.header)
         self._cutter = Cutter(codec)
         self._progress = progress
@@ -224,7 +226,7 @@ class _CompressWriter:
         if self._progress is not None:
             report = lambda n, base=self._w.raw_written: self._progress(base + n)
         for chunk, payload in zip(chunks, self._codec.encode(chunks, report)):
-            self._w.write_chunk(chunk.raw, payload)
+            self._w.write_chunk(chunk.raw, payload, self._zstd_level)
         if self._progress is not None:
             self._progress(self._w.raw_written)
 
@@ -244,7 +246,7 @@ class LmzFile(io.BufferedIOBase):
     def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int | None = None, device: str = "cpu",
                  threads: int | None = None, window: int | None = None, memory: int = DEFAULT_MEMORY,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 zstd_level: int = DEFAULT_ZSTD_LEVEL, progress: Callable[[int], None] | None = None) -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
             raise ValueError(f"invalid mode {mode!r}")
@@ -272,7 +274,7 @@ class LmzFile(io.BufferedIOBase):
             self._final = final
         else:
             self._fp = filename
-        self._writer = _CompressWriter(self._fp, codec, progress)
+        self._writer = _CompressWriter(self._fp, codec, progress, zstd_level)
 
     # --- reading ---
     def readable(self) -> bool:
@@ -395,7 +397,7 @@ def open(filename, mode: str = "rb", *, encoding: str | None = None, errors: str
          newline: str | None = None, **options: Any) -> IO:
     """Open an .lmz file in binary ('rb', 'wb', 'ab', 'xb') or text ('rt', 'wt', 'at', 'xt') mode.
 
-    options: model, chunk_size, window, batch_size, device, threads.
+    options: model, chunk_size, window, zstd_level, batch_size, device, threads.
     """
     if "t" in mode:
         if "b" in mode:
@@ -407,7 +409,8 @@ def open(filename, mode: str = "rb", *, encoding: str | None = None, errors: str
 
 
 def compress(data: bytes, **options: Any) -> bytes:
-    """Compress bytes into one .lmz stream. options: model, chunk_size, window, batch_size, device, threads."""
+    """Compress bytes into one .lmz stream. options: model, chunk_size, window, zstd_level (for binary data the
+    model does not code; default 19), batch_size, device, threads."""
     out = io.BytesIO()
     with LmzFile(out, "wb", **options) as f:
         f.write(data)

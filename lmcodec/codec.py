@@ -116,13 +116,17 @@ class Codec:
         raw = buf[:end]
         return Chunk(raw, self.tokenizer.encode(raw, raw=True) if text else None), end
 
-    def encode(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None,
-               flags: int = mixer.ALL) -> list[bytes | None]:
+    def encode(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None) -> list[bytes | None]:
         """lm payloads for the chunks (None where the pre-check skipped the model), batch_size at a time.
 
-        progress, if given, is called now and then with an estimate of the bytes of these chunks coded so far.
-        flags: which online models take part; anything but mixer.ALL (the ablation benchmark) is not decodable."""
-        out: list[bytes | None] = [None] * len(chunks)
+        progress, if given, is called now and then with an estimate of the bytes of these chunks coded so far."""
+        return self.encode_variants(chunks, progress)[0]
+
+    def encode_variants(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None,
+                        variants: tuple[int, ...] = (mixer.ALL,)) -> list[list[bytes | None]]:
+        """encode() for each variant of the online models (mixer flags), from one engine pass: the ablation
+        benchmark's measure. Payloads of any variant but mixer.ALL are not decodable."""
+        outs: list[list[bytes | None]] = [[None] * len(chunks) for _ in variants]
         todo = [i for i, c in enumerate(chunks) if c.tokens]
         done = sum(len(c.raw) for c in chunks if not c.tokens)
         for s in range(0, len(todo), self.batch_size):
@@ -130,12 +134,13 @@ class Codec:
             size = sum(len(chunks[i].raw) for i in idx)
             report = None if progress is None else lambda f, base=done, size=size: progress(base + int(f * size))
             payloads, bits = coder_v2.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report,
-                                                  flags)
-            self.ideal_bits += bits
-            for i, payload in zip(idx, payloads):
-                out[i] = payload
+                                                  variants)
+            self.ideal_bits += bits[0]
+            for out, row in zip(outs, payloads):
+                for i, payload in zip(idx, row):
+                    out[i] = payload
             done += size
-        return out
+        return outs
 
     def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame],
                progress: Callable[[int], None] | None = None, batch: int | None = None) -> list[bytes]:

@@ -20,9 +20,12 @@ from .engine import Engine
 
 
 def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[str, float],
-                 progress: Callable[[float], None] | None = None, flags: int = mx.ALL) -> tuple[list[bytes], float]:
-    """(lm payload of each frame, ideal code length in bits of them all). flags other than mixer.ALL leave
-    online models out, for the ablation benchmark only: such payloads are not decodable."""
+                 progress: Callable[[float], None] | None = None,
+                 variants: tuple[int, ...] = (mx.ALL,)) -> tuple[list[list[bytes]], list[float]]:
+    """(lm payloads of the frames, ideal code length in bits of them all), one of each per variant: the mixer
+    flags to code with. Variants share the engine's pass (the model sees the same tokens whatever the online
+    models do), so the ablation benchmark measures several at the cost of one; any but mixer.ALL leave online
+    models out and are not decodable."""
     nv = engine.vocab_size
     syms = [np.asarray(s, dtype=np.int64) for s in symbol_lists]
     fed = [s[mx.fed_mask(s, nv)] for s in syms]
@@ -30,10 +33,8 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
     seq = torch.full((len(syms), width), engine.bos_id, dtype=torch.long)
     for i, f in enumerate(fed):
         seq[i, 1: 1 + len(f)] = torch.from_numpy(f)
-    states = [mx.FrameState(len(s), flags) for s in syms]
-    encs = [np.array([0, 1 << 56, 0, 0, 0, 0], dtype=np.int64) for _ in syms]
-    outs = [np.zeros(4 * len(s) + 16, dtype=np.uint8) for s in syms]
-    bits = np.zeros(1, dtype=np.int64)
+    coders = [[_FrameCoder(len(s), flags) for s in syms] for flags in variants]
+    bits = [np.zeros(1, dtype=np.int64) for _ in variants]
     passes = engine.full_tables(seq, progress=progress)
     while True:
         t = time.perf_counter()
@@ -44,13 +45,26 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
         t = time.perf_counter()
         tables = tables.cpu().numpy()
         j1 = j0 + tables.shape[1]
-        for i, (s, st) in enumerate(zip(syms, states)):
-            arrays = st.arrays()
-            while st.sc[mx.S_T] < len(s) and j0 <= st.sc[mx.S_FED] < j1:
-                mx.encode_run(tables[i, st.sc[mx.S_FED] - j0], nv, s, len(s), encs[i], outs[i], *arrays, bits)
+        for v, row in enumerate(coders):
+            for i, (s, c) in enumerate(zip(syms, row)):
+                st = c.state
+                while st.sc[mx.S_T] < len(s) and j0 <= st.sc[mx.S_FED] < j1:
+                    mx.encode_run(tables[i, st.sc[mx.S_FED] - j0], nv, s, len(s), c.enc, c.out, *c.arrays, bits[v])
         seconds["coding"] += time.perf_counter() - t
-    payloads = [bytes(out[: mx.enc_finish(enc, out)]) for enc, out in zip(encs, outs)]
-    return payloads, bits[0] / 65536
+    return [[c.finish() for c in row] for row in coders], [b[0] / 65536 for b in bits]
+
+
+class _FrameCoder:
+    """One frame's online models and range encoder."""
+
+    def __init__(self, symbols: int, flags: int) -> None:
+        self.state = mx.FrameState(symbols, flags)
+        self.arrays = self.state.arrays()
+        self.enc = np.array([0, 1 << 56, 0, 0, 0, 0], dtype=np.int64)
+        self.out = np.zeros(4 * symbols + 16, dtype=np.uint8)
+
+    def finish(self) -> bytes:
+        return bytes(self.out[: mx.enc_finish(self.enc, self.out)])
 
 
 def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], frames: list[lmz.Frame],

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any
 import lmz
 
 from . import api, catalog
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -120,7 +120,8 @@ def _decode_range(frames: list[lmz.Frame], model_id: str, batch_size: int, devic
 
 
 def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: int, batch_size: int,
-                   device: str, threads: int | None, overwrite: bool, storage_options: dict) -> tuple[int, int]:
+                   device: str, threads: int | None, overwrite: bool, storage_options: dict,
+                   zstd_level: int = DEFAULT_ZSTD_LEVEL) -> tuple[int, int]:
     """Compress one whole file with the single-process writer; (content bytes, .lmz bytes)."""
     import fsspec
 
@@ -128,7 +129,7 @@ def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: i
     with _lock:
         codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads)
         with fsspec.open(src, "rb", **storage_options) as fin, _writing(dst, overwrite, storage_options) as fout:
-            w = api._CompressWriter(fout, codec)
+            w = api._CompressWriter(fout, codec, zstd_level=zstd_level)
             while block := fin.read(READ_SIZE):
                 w.write(block)
                 raw += len(block)
@@ -261,7 +262,8 @@ class _InOrder:
 def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
              batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
              range_size: int | None = None, overwrite: bool = False, progress: bool = False,
-             label: str | None = None, storage_options: dict | None = None) -> Result:
+             label: str | None = None, storage_options: dict | None = None,
+             zstd_level: int = DEFAULT_ZSTD_LEVEL) -> Result:
     """Compress src (path, fsspec URL or binary file) into one .lmz stream at dst, by ranges on the cluster.
 
     The output is byte-identical to lmcodec.compress(content, model=..., chunk_size=...). device and threads
@@ -286,7 +288,7 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
         def write(chunks: list[tuple[bytes, bool]], payloads: list[bytes] | None) -> None:
             it = iter(payloads or ())
             for raw, text in chunks:
-                writer.write_chunk(raw, next(it) if text else None)
+                writer.write_chunk(raw, next(it) if text else None, zstd_level)
             prog.update(writer.raw_written)
 
         def send(chunks: list) -> None:
@@ -428,8 +430,8 @@ def expand(urls: str | list[str], storage_options: dict | None = None) -> list[s
 
 def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz", model: Any = None,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
-                   threads: int | None = None, overwrite: bool = False,
-                   storage_options: dict | None = None) -> list[FileResult]:
+                   threads: int | None = None, overwrite: bool = False, storage_options: dict | None = None,
+                   zstd_level: int = DEFAULT_ZSTD_LEVEL) -> list[FileResult]:
     """Compress each file (paths or fsspec URLs, globs allowed, reachable from the workers) to FILE + suffix
     on a worker; each output is byte-identical to lmcodec.compress of the file. One result per file, in order;
     a failed file has .error set and no output."""
@@ -437,7 +439,7 @@ def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz
     m = api._model(model)
     srcs = expand(urls, so)
     futs = [client.submit(_compress_file, s, s + suffix, m.model_id, m.sha256, chunk_size, batch_size, device,
-                          threads, overwrite, so, pure=False) for s in srcs]
+                          threads, overwrite, so, zstd_level, pure=False) for s in srcs]
     return _results(srcs, [s + suffix for s in srcs], futs)
 
 

@@ -272,6 +272,23 @@ def test_five_megabytes_of_random_data_never_reach_the_model(tiny, no_model):
     assert lmcodec.decompress(blob) == data
 
 
+def test_binary_never_larger_than_zstd_19(tiny, no_model):
+    """Compressible binary (16-bit samples of a noisy tone, as in a WAV) costs at most zstd -19 alone + 0.1% +
+    framing at the default bulk level; zstd_level=9 (the fast presets) is larger on it, so the level reaches
+    the frames."""
+    import numpy as np
+
+    t = np.arange(400_000)
+    wave = 8000 * np.sin(t / 40.0) + np.random.default_rng(0).normal(0, 300, t.size)
+    data = wave.astype("<i2").tobytes()
+    zstd19 = len(zstandard.ZstdCompressor(level=19).compress(data))
+    blob = lmcodec.compress(data, model=tiny)
+    assert len(blob) <= zstd19 * 1.001 + 64
+    fast = lmcodec.compress(data, model=tiny, zstd_level=9)
+    assert len(fast) > len(blob)
+    assert lmcodec.decompress(blob) == data and lmcodec.decompress(fast) == data
+
+
 def test_repetitive_binary_goes_zstd(tiny, no_model):
     data = bytes(range(256)) * 256
     blob = lmcodec.compress(data, model=tiny, chunk_size=8192)

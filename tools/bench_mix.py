@@ -16,8 +16,8 @@ program when the benchmark runs (and saved beside the report). Rows, all on the 
   ngram    + the n-gram models                                                    } decodable: measurement
   all      + the bias (the whole of coder 1 version 2) = lmcodec -9 today          } only), except `all`
   default  lmcodec today at its default level
-Sizes are whole .lmz files. Speeds are compression wall times of this process (2 cores, quiet machine wanted),
-as ratios to `before` where it ran. `all` and `default` are decoded back and compared.
+Sizes are whole .lmz files. Rows with the same frames and window (bare64 .. all) come from one engine pass, so
+their speed is that pass's (2 cores, quiet machine wanted). `all` and `default` are decoded back and compared.
 """
 from __future__ import annotations
 
@@ -63,20 +63,24 @@ def structured_inputs(outdir: Path, n: int) -> dict[str, bytes]:
     return out
 
 
-def lmz_size(codec, data: bytes, flags: int) -> int:
-    """Bytes of the .lmz stream of data with these online models (mixer.ALL: the real file)."""
+def lmz_sizes(codec, data: bytes, variants: tuple[int, ...]) -> list[int]:
+    """Bytes of the .lmz stream of data coded with each variant of the online models (mixer.ALL: the real file),
+    from one engine pass."""
     import lmz
     from lmcodec.codec import Cutter
 
-    out = io.BytesIO()
-    w = lmz.Writer(out, codec.header)
     cut = Cutter(codec)
     cut.add(data)
     chunks = list(cut.chunks(final=True))
-    for c, payload in zip(chunks, codec.encode(chunks, flags=flags)):
-        w.write_chunk(c.raw, payload)
-    w.close()
-    return len(out.getvalue())
+    sizes = []
+    for payloads in codec.encode_variants(chunks, variants=variants):
+        out = io.BytesIO()
+        w = lmz.Writer(out, codec.header)
+        for c, payload in zip(chunks, payloads):
+            w.write_chunk(c.raw, payload)
+        w.close()
+        sizes.append(len(out.getvalue()))
+    return sizes
 
 
 def before_sizes(checkout: Path, inputs: dict[str, bytes], threads: int | None) -> dict[str, tuple[int, float]]:
@@ -124,31 +128,35 @@ def main() -> int:
     rows: dict[str, dict[str, tuple[int, float]]] = {}
     if args.before:
         rows["before"] = before_sizes(args.before, inputs, args.threads)
+    # row -> (chunk, attention window (None: full), mixer flags); rows with the same chunk and window share
+    # one engine pass, so each row's speed is that pass's time (the mixer's own cost is small)
     configs = {"bare8": (8192, None, 0), "bare64": (65536, 2048, 0), "mixer": (65536, 2048, mx.USE_LEARN),
                "match": (65536, 2048, mx.USE_LEARN | mx.USE_MATCH),
-               "ngram": (65536, 2048, mx.USE_LEARN | mx.USE_MATCH | mx.USE_NGRAM), "all": (65536, 2048, mx.ALL)}
-    default_chunk = PRESETS[DEFAULT_LEVEL][0]
-    for name in args.rows.split(","):
-        if name == "default":
-            chunk, window, flags = default_chunk, 2048, mx.ALL
-        else:
-            chunk, window, flags = configs[name]
-        codec = get_codec("default", chunk_size=chunk, threads=args.threads)
-        if window is None:  # full attention: a window as long as the longest frame can be
-            codec = get_codec("default", chunk_size=chunk, threads=args.threads, window=chunk + 1)
-        elif codec.window != window:
-            codec = get_codec("default", chunk_size=chunk, threads=args.threads, window=window)
-        lmz_size(codec, b"warm up the kernels", flags)
-        rows[name] = {}
+               "ngram": (65536, 2048, mx.USE_LEARN | mx.USE_MATCH | mx.USE_NGRAM), "all": (65536, 2048, mx.ALL),
+               "default": (PRESETS[DEFAULT_LEVEL][0], 2048, mx.ALL)}
+    wanted = args.rows.split(",")
+    passes: dict[tuple, list[str]] = {}
+    for name in wanted:
+        passes.setdefault(configs[name][:2], []).append(name)
+    for (chunk, window), names in passes.items():
+        # full attention: a window as long as the longest frame can be
+        codec = get_codec("default", chunk_size=chunk, threads=args.threads, window=window or chunk + 1)
+        variants = tuple(configs[n][2] for n in names)
+        lmz_sizes(codec, b"warm up the kernels", variants)
+        for name in names:
+            rows[name] = {}
         for fname, data in inputs.items():
             t = time.perf_counter()
-            n = lmz_size(codec, data, flags)
-            rows[name][fname] = (n, time.perf_counter() - t)
-            print(f"{name:8s} {fname:20s} {len(data):7d} -> {n:6d}  {rows[name][fname][1]:.1f} s", flush=True)
-            if name in ("all", "default") and fname in list(groups["structured"])[:1] + list(groups["prose"])[:1]:
-                blob = lmcodec.compress(data, model="default", chunk_size=chunk, threads=args.threads,
-                                        window=window)
-                assert len(blob) == n and lmcodec.decompress(blob) == data, f"{name} {fname}: round trip failed"
+            sizes = lmz_sizes(codec, data, variants)
+            secs = time.perf_counter() - t
+            for name, n in zip(names, sizes):
+                rows[name][fname] = (n, secs)
+                print(f"{name:8s} {fname:20s} {len(data):7d} -> {n:6d}  {secs:.1f} s", flush=True)
+            for name, n in zip(names, sizes):
+                if configs[name][2] == mx.ALL and fname in list(groups["structured"])[:1] + list(groups["prose"])[:1]:
+                    blob = lmcodec.compress(data, model="default", chunk_size=chunk, threads=args.threads,
+                                            window=window)
+                    assert len(blob) == n and lmcodec.decompress(blob) == data, f"{name} {fname}: round trip failed"
     comps = {c.name: c for c in compressors.general()}
     ref = {name: {f: (len(comps[name].compress(d)), 0.0) for f, d in inputs.items()} for name in ("xz -9e", "zstd -19")}
     lines = ["# Coder 1 version 2: the ablation, lmcodec 0.1 and the classical compressors", "",

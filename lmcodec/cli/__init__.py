@@ -21,7 +21,7 @@ import lmz
 from .listing import list_files
 from .messages import PROG, describe, say
 from .models_command import models_command
-from .options import DEFAULT_LEVEL, HELP, PRESETS, Options, Usage, parse
+from .options import DEFAULT_LEVEL, HELP, PRESETS, Options, Usage, parse, zstd_level
 from .outputs import remove_temps
 from .work import EXIT_ERROR, EXIT_OK, EXIT_WARNING, Job, isatty, process_file
 
@@ -55,7 +55,7 @@ def _command(o: Options) -> int:
               force=o.force, model=model, chunk_size=o.chunk_size or chunk,
               batch_size=o.batch_size or (batch if o.mode == "compress" else PRESETS[DEFAULT_LEVEL][1]),
               threads=o.threads, device=o.device, progress=o.quiet == 0 and isatty(sys.stderr),
-              memory=o.memory, fixed_batch=o.batch_size is not None)
+              memory=o.memory, fixed_batch=o.batch_size is not None, zstd_level=zstd_level(o.level))
     writes_stdout = o.mode in ("compress", "decompress") and (o.stdout or o.output == "-" or
                                                               (o.output is None and "-" in paths))
     if o.mode == "compress" and writes_stdout and isatty(sys.stdout) and not o.force:
@@ -96,7 +96,8 @@ def _per_file(paths: list[str], scheduler: str, job: Job) -> int:
     opts = dict(batch_size=job.batch_size, device=job.device, threads=job.threads, overwrite=job.force)
     with distributed.connect(scheduler) as client:
         if job.mode == "compress":
-            results = distributed.compress_files(paths, client, model=job.model, chunk_size=job.chunk_size, **opts)
+            results = distributed.compress_files(paths, client, model=job.model, chunk_size=job.chunk_size,
+                                                 zstd_level=job.zstd_level, **opts)
         else:
             results = distributed.decompress_files(paths, client, **opts)
     status = EXIT_OK

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import lmz
 
 from ..budget import DEFAULT_MEMORY, parse_size
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
 from .messages import PROG
 
 # level -> (chunk size, batch size). Bigger chunks give the model more context (each token attends to at most the
@@ -28,6 +28,13 @@ PRESETS: dict[int, tuple[int, int]] = {
 }
 DEFAULT_LEVEL = 6
 assert PRESETS[DEFAULT_LEVEL] == (DEFAULT_CHUNK_SIZE, DEFAULT_BATCH_SIZE)
+
+
+def zstd_level(level: int) -> int:
+    """zstd level for data the model does not code (binary runs). From -4, zstd -19: never larger than zstd -19
+    alone, at its speed on data that compresses (2-4 MB/s here; incompressible data stays fast, see
+    lmz.Writer.write_chunk); -1 to -3 keep every input at >= 20 MB/s with level 9."""
+    return 9 if level <= 3 else DEFAULT_ZSTD_LEVEL
 
 _SHORT = "123456789cdfhklM:o:qtT:vVz"
 _LONG = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "help", "keep", "list",
@@ -84,7 +91,8 @@ Other:
   -V, --version          show the version and exit
 
 Presets: bigger chunks give the model more context (smaller output) and code more slowly;
-the batch shrinks so that memory stays about the same. -d reads the chunking from the file.
+the batch shrinks so that memory stays about the same. Binary data goes to zstd at level 19
+(level 9 with -1 to -3). -d reads the chunking from the file.
   level  chunk   batch      level  chunk   batch      level  chunk   batch
    -1    2 KiB    16         -4    5 KiB     6         -7   12 KiB     3
    -2    3 KiB    10         -5    6 KiB     5         -8   32 KiB     2

@@ -12,6 +12,7 @@ from typing import IO, Any
 import lmz
 
 from ..budget import DEFAULT_MEMORY
+from ..defaults import DEFAULT_ZSTD_LEVEL
 from ..progress import Progress
 from .messages import Skipped, describe, say
 from .outputs import Output
@@ -35,6 +36,7 @@ class Job:
     progress: bool
     memory: int = DEFAULT_MEMORY  # decoding: frames side by side within this many bytes, unless fixed_batch
     fixed_batch: bool = False  # --batch-size given: decode that many frames at a time
+    zstd_level: int = DEFAULT_ZSTD_LEVEL  # for binary runs
     client: Any = None  # a dask.distributed Client with --scheduler
     _model_obj: Any = None
 
@@ -87,6 +89,7 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
 
         r = distributed.compress(src, dst, job.client, model=job.model, chunk_size=job.chunk_size,
                                  batch_size=job.batch_size, device=job.device, threads=job.threads,
+                                 zstd_level=job.zstd_level,
                                  progress=job.progress, label=label)
         return r.raw_size, r.sha256
     prog = Progress(label, _size(src), job.progress)
@@ -94,7 +97,8 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
     done = 0
     try:
         with LmzFile(dst, "wb", model=job.model, chunk_size=job.chunk_size, batch_size=job.batch_size,
-                     device=job.device, threads=job.threads, progress=prog.update if job.progress else None) as z:
+                     device=job.device, threads=job.threads, zstd_level=job.zstd_level,
+                     progress=prog.update if job.progress else None) as z:
             block = max(1 << 16, job.chunk_size * job.batch_size)
             while data := src.read(block):
                 z.write(data)
