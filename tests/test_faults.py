@@ -222,3 +222,66 @@ def test_input_growing_while_compressed_is_kept_and_nothing_written(tmp_path, ca
     assert b"changed while being compressed" in err and b"Traceback" not in err
     assert sorted(x.name for x in tmp_path.iterdir()) == ["app.log"]
     assert src.read_bytes().endswith(b"while lmcodec was reading\n")
+
+
+def _in_threads(n: int, fn) -> list:
+    """fn(i) in n threads at once; their results in order (any exception is raised here)."""
+    results: list = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = fn(i)
+        except BaseException as e:  # noqa: BLE001 - raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert not errors, errors
+    return results
+
+
+def test_fsspec_from_several_threads(tiny, monkeypatch):
+    """Threads writing and reading their own memory:// files through fsspec's 'lmz' compression at once: each
+    gets its bytes back, and the files are the bytes one thread alone writes."""
+    fsspec = pytest.importorskip("fsspec")
+    from lmcodec import fsspec_plugin
+
+    inputs = [TEXT[i * 700: i * 700 + 2000] for i in range(4)]
+    opts = {"model": tiny, "chunk_size": 512}
+    monkeypatch.setattr(fsspec_plugin, "options", opts)  # fsspec passes no options of its own
+    want = [lmcodec.compress(d, **opts) for d in inputs]
+
+    def work(i: int) -> tuple[bytes, bytes]:
+        url = f"memory://threads/{i}.txt.lmz"
+        with fsspec.open(url, "wb", compression="lmz") as f:
+            f.write(inputs[i])
+        with fsspec.open(url, "rb") as f:
+            blob = f.read()
+        with fsspec.open(url, "rb", compression="lmz") as f:
+            return blob, f.read()
+
+    got = _in_threads(4, work)
+    assert [b for b, _ in got] == want
+    assert [d for _, d in got] == inputs
+
+
+def test_one_lmzfile_read_by_several_threads(tiny):
+    """Threads reading one shared LmzFile at once (as they may share a gzip.GzipFile): every read returns a
+    contiguous, verified piece, and the pieces tile the content exactly once."""
+    data = TEXT[:6000]
+    blob = lmcodec.compress(data, model=tiny, chunk_size=512)
+    with lmcodec.open(io.BytesIO(blob), "rb", model=tiny) as f:
+        def work(i: int) -> list[bytes]:
+            pieces = []
+            while piece := f.read(97 + 13 * i):
+                pieces.append(piece)
+            return pieces
+        got = _in_threads(3, work)
+    pieces = [p for ps in got for p in ps]
+    assert sum(len(p) for p in pieces) == len(data)
+    for p in pieces:  # each piece is a contiguous slice of the content
+        assert data.find(p) >= 0
