@@ -3,9 +3,9 @@
 A decoding step streams every weight of the model once for all the frames of a batch, so more frames per step
 is nearly free in weights and costs memory in KV caches: a frame's cache has one slot per position it attends
 to (the attention window W of a coder-2 stream, allocated whole; for version-1 streams up to the chunk's
-symbols), each slot holding k (int32) and v (int16) of every layer and KV head. Other per-frame state (the
-online models' tables, the model's output row) is FRAME_EXTRA; the process itself (torch, the mapped model,
-buffers) is BASE plus the model file.
+symbols), each slot holding k (int16; int32 for version 1) and v (int16) of every layer and KV head. Other
+per-frame state (the online models' tables, the model's output row) is FRAME_EXTRA; the process itself (torch,
+the mapped model, buffers) is BASE plus the model file.
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def kv_bytes_per_slot(n_layers: int, n_kv_heads: int, head_dim: int, fused: bool = True) -> int:
-    """Bytes of one cache slot (one position) over all layers: int32 k + int16 v, float64 both on the torch path."""
-    return n_layers * n_kv_heads * head_dim * (6 if fused else 16)
+def kv_bytes_per_slot(n_layers: int, n_kv_heads: int, head_dim: int, fused: bool = True, k_bytes: int = 2) -> int:
+    """Bytes of one cache slot (one position) over all layers: k (int16 with a window, int32 without) + int16 v,
+    float64 both on the torch path."""
+    return n_layers * n_kv_heads * head_dim * (k_bytes + 2 if fused else 16)
 
 
 def frames_within(memory: int, model_bytes: int, slot_bytes: int, slots: int) -> int:

@@ -168,7 +168,8 @@ class Codec:
         e = self.engine_for(window)
         slots = window if window else header.chunk_size + 1
         return budget.frames_within(memory, self.model.path.stat().st_size,
-                                    budget.kv_bytes_per_slot(e.n_layers, e.nkv, e.hd, e.fused), slots)
+                                    budget.kv_bytes_per_slot(e.n_layers, e.nkv, e.hd, e.fused,
+                                                              2 if window else 4), slots)
 
     def check_header(self, header: lmz.StreamHeader) -> int | None:
         """The stream's attention window, if this codec's model and coder can decode it (else ModelError or

@@ -223,7 +223,7 @@ if numba is not None:
                 h[i, j] = s * u
 
     @_jit
-    def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off):
+    def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim):
         """Attention steps 1-2 (spec §5) for flattened rows row0.. of a (B, t_len) batch.
 
         Writes rotated q to qo (B, nkv, g, t_len, d) and rotated k, v to ko/vo (B, nkv, cap, d) at time
@@ -248,6 +248,8 @@ if numba is not None:
                         cs = np.int64(cos[p, j])
                         sn = np.int64(sin[p, j])
                         a, c = (a * cs - c * sn + 8192) >> 14, (c * cs + a * sn + 8192) >> 14
+                        if h >= nh:  # k (spec §5: clamped after RoPE where a window is kept, to fit int16)
+                            a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
                     if h < nh:
                         qo[b, h // g, h % g, t, j] = a
                         qo[b, h // g, h % g, t, hd + j] = c
@@ -259,7 +261,7 @@ if numba is not None:
                         vo[b, h - nh - nkv, k_off + t, hd + j] = c
 
     @_jit
-    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo):
+    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, klim):
         """Attention steps 1-2 for one new position of each row i (decoding): row i of the batch is row crow[i]
         of the caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
         m = f.shape[0]
@@ -279,6 +281,8 @@ if numba is not None:
                         cs = np.int64(cos[p, j])
                         sn = np.int64(sin[p, j])
                         a, c = (a * cs - c * sn + 8192) >> 14, (c * cs + a * sn + 8192) >> 14
+                        if h >= nh:  # k (spec §5: clamped after RoPE where a window is kept, to fit int16)
+                            a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
                     if h < nh:
                         qo[i, h // g, h % g, j] = a
                         qo[i, h // g, h % g, hd + j] = c
@@ -424,19 +428,20 @@ if numba is not None:
         ah, al = acc
         _split(h.shape[0], h.shape[1], lambda a, b: _gate_up(ah[a:b], al[a:b], f[a:b], lin, silu, h[a:b]))
 
-    def qkv_rope(acc, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off) -> None:
+    def qkv_rope(acc, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim) -> None:
         ah, al = acc
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope(ah[a:b], al[a:b], f[a:b], lin, row0 + a, t_len,
-                                                                pos0, cos, sin, qo, ko, vo, k_off))
+                                                                pos0, cos, sin, qo, ko, vo, k_off, klim))
 
     def softmax(scores, q0, tq, shift, exp_table, z, k0=0, band=0, win=0, sink=0) -> None:
         _split(scores.shape[0], scores.shape[1],
                lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, band, win, sink))
 
-    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo) -> None:
+    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, klim) -> None:
         ah, al = acc
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope_rows(ah[a:b], al[a:b], f[a:b], lin, crow[a:b],
-                                                                     pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo))
+                                                                     pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo,
+                                                                     klim))
 
     def tables(acc, f, lin, exp_table, total, out) -> None:
         ah, al = acc

@@ -277,3 +277,22 @@ def test_positions_past_the_rope_table(tiny, monkeypatch):
     assert (e.cos[:n].long() - true_cos[:n].long()).abs().max() <= 8
     assert (e.sin[:n].long() - true_sin[:n].long()).abs().max() <= 8
     assert torch.equal(e.cos[:c], true_cos[:c])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_k_clamp_after_rope_is_the_same_in_every_pass(tiny, fused):
+    """With a window, rotated k is clamped (to fit the decoder's int16 cache). A low limit makes the clamp bite on
+    the tiny model: full and incremental passes, fused and torch, still agree, and the tables change."""
+    rows = long_rows(tiny, 3)
+
+    def engine(f: bool, limit: int | None = 200) -> Engine:
+        e = Engine(tiny, fused=f, window=16, sink=4)
+        if limit is not None:
+            e.k_limit = limit
+        return e
+
+    a = full(engine(fused), rows, block=7)
+    assert digest(a) == digest(uneven(engine(fused), rows))
+    assert digest(a) == digest(full(engine(not fused), rows))
+    assert digest(a) != digest(full(engine(fused, None), rows))
+    assert engine(fused, None).k_limit == 32767 and Engine(tiny).k_limit > 46341  # version 1: no clamp
