@@ -246,11 +246,33 @@ class Engine:
         idx = d.clamp(max=self.exp_last).long()
         return self.exp_table[idx]
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """q (B, kv, g*Tq, d), k/v (B, kv, Tk, d) as float64 integers -> int64 (B, kv, g*Tq, d) in v's units."""
-        p = self._softmax_weights(q @ k.transpose(-1, -2), mask)
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                qpos: torch.Tensor) -> torch.Tensor:
+        """q (B, kv, g*Tq, d), k/v (B, kv, Tk, d) as float64 integers -> int64 (B, kv, g*Tq, d) in v's units.
+        qpos (Tq,): the queries' positions; with a window the first `sink` keys are the sink positions."""
+        scores = q @ k.transpose(-1, -2)
+        if self.window is not None and self.sink and int(qpos.max()) >= self.window:
+            self._far_sink_scores(q, k[:, :, : self.sink], qpos, scores)
+        p = self._softmax_weights(scores, mask)
         z = p.sum(-1, keepdim=True).long()
         return div_round((p @ v).long(), z)
+
+    def _far_sink_scores(self, q: torch.Tensor, ks: torch.Tensor, qpos: torch.Tensor, scores: torch.Tensor) -> None:
+        """Redo the sink columns of scores (B, kv, g*Tq, Tk) for queries at p >= W: they see sink key k'_u rotated
+        again by the rows of position p - W + 1 and clamped (spec §5), so the sinks stay W positions away."""
+        h = self.hd // 2
+        far = qpos >= self.window
+        delta = (qpos - self.window + 1).clamp(min=0)
+        c, s = self.cos[delta].long()[:, None, None, None, :], self.sin[delta].long()[:, None, None, None, :]
+        a, b = ks[..., :h].long()[None], ks[..., h:].long()[None]  # (1, B, kv, S, d/2) against (Tq, 1, 1, 1, d/2)
+        kk = torch.cat([rshift_round(a * c - b * s, 14), rshift_round(b * c + a * s, 14)], -1)
+        kk = kk.clamp_(-self.k_limit, self.k_limit).double()  # (Tq, B, kv, S, d)
+        bq, nkv, rows, d = q.shape
+        tq = qpos.shape[0]
+        qv = q.view(bq, nkv, rows // tq, tq, d)
+        sink = torch.einsum("bkgtd,tbksd->bkgts", qv, kk).reshape(bq, nkv, rows, -1)
+        rowfar = far.repeat(rows // tq)[None, None, :, None]
+        scores[..., : self.sink] = torch.where(rowfar, sink, scores[..., : self.sink])
 
     def _mlp(self, lay: dict[str, Linear], x: torch.Tensor) -> torch.Tensor:
         gu = self._linear_apply(lay["gate_up"], x)
@@ -330,7 +352,7 @@ class Engine:
                         e = min(t, a + QUERY_BLOCK)
                         qq = q[i: i + 1, :, :, a:e].double().reshape(1, self.nkv, -1, self.hd)
                         mask = self._visible(pos[a:e], pos[:e]).repeat(g, 1)
-                        o[i: i + 1, :, :, a:e] = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask).view(
+                        o[i: i + 1, :, :, a:e] = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask, pos[a:e]).view(
                             1, self.nkv, g, e - a, self.hd)
                 x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
                     -RESID_LIMIT, RESID_LIMIT)
@@ -392,7 +414,11 @@ class Engine:
             else:
                 k, v = k_cache[i, :, : pos0 + e], v_cache[i, :, : pos0 + e]
                 k0, band = 0, 0
-            s = q[i, :, :, a:e].reshape(nkv, -1, d) @ k.transpose(-1, -2)
+            qb = q[i, :, :, a:e].reshape(nkv, -1, d)
+            s = qb @ k.transpose(-1, -2)
+            if sink and win and pos0 + e > win:  # queries past the window see the sink keys rotated on (spec §5)
+                fz.sink_scores(qb.numpy(), k_cache[i, :, :sink].numpy(), pos0 + a, e - a, win, self.cos_np,
+                               self.sin_np, self.k_limit, s.numpy())
             z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
             fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np, z.numpy(),
                        k0, band, win, sink)
@@ -532,7 +558,7 @@ class DecodeState:
                     fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
                                      self.k[i].numpy(), self.v[i].numpy(), e.k_limit)
                     fz.attend_rows(q.numpy(), self.k[i].numpy(), self.v[i].numpy(), rows, end, e.score_shift,
-                                   e.exp_np, o.numpy())
+                                   e.exp_np, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit)
                     e._rest_fused(lay, x, o)
                 self.pos[rows] += 1
                 return e._tables_fused(x)
@@ -545,7 +571,8 @@ class DecodeState:
                     self.k[i][r, :, u] = kr[0, :, 0].double()
                     self.v[i][r, :, u] = vr[0, :, 0].double()
                     qq = qr.double().reshape(1, e.nkv, -1, e.hd)
-                    o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], None)
+                    o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], None,
+                                  torch.tensor([p], device=e.device))
                     xr = (xr + e._attn_out(lay, o.view(1, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))
                           ).clamp_(-RESID_LIMIT, RESID_LIMIT)
                     xr = (xr + e._mlp(lay, xr)).clamp_(-RESID_LIMIT, RESID_LIMIT)

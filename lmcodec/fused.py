@@ -372,25 +372,71 @@ if numba is not None:
                 fsum += fr
             y[top] += total - fsum
 
+    @_jit
+    def _far_sink(k, delta, cos, sin, klim, out):
+        """A sink key seen by a query past the window (spec §5): the rotated k (d,) rotated again by the rows of
+        position delta and clamped, into out (d,) float64."""
+        hd = k.shape[0] // 2
+        cs_all, sn_all = cos[delta], sin[delta]
+        for j in range(hd):
+            a, c = np.int64(k[j]), np.int64(k[hd + j])
+            cs, sn = np.int64(cs_all[j]), np.int64(sn_all[j])
+            out[j] = min(max((a * cs - c * sn + 8192) >> 14, -klim), klim)
+            out[hd + j] = min(max((c * cs + a * sn + 8192) >> 14, -klim), klim)
+
+    @_jit
+    def _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores):
+        """Attention step 3 for the sink keys of a block of queries in the full pass: a query at p >= win sees
+        sink key u through _far_sink(k_u, p - win + 1), so columns 0 .. S-1 of its row of scores are redone.
+
+        qb (nkv, g*tq, d) float64, row gi*tq + t the query at position q0 + t; ks (nkv, S, d) the rotated sink
+        keys; scores (nkv, g*tq, keys) float64 exact integers, sink keys in columns 0 .. S-1."""
+        nkv, rows, d = qb.shape
+        nsink = ks.shape[1]
+        kk = np.empty(d, np.float64)
+        for t in range(tq):
+            p = q0 + t
+            if p < win:
+                continue
+            for kv in range(nkv):
+                for u in range(nsink):
+                    _far_sink(ks[kv, u], p - win + 1, cos, sin, klim, kk)
+                    for r in range(t, rows, tq):
+                        acc = 0.0
+                        for j in range(d):
+                            acc += qb[kv, r, j] * kk[j]
+                        scores[kv, r, u] = acc
+
     # reassociation is safe here: every partial sum is an exact integer, so any order gives the same value
     @_compile(fastmath={"reassoc"})
-    def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o):
+    def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim):
         """Attention steps 3-5 for one new position per row (decoding), reading each row's cache once.
 
         q (B, nkv, g, d) float64; kc, vc (rows, nkv, cap, d) integer caches; row i of the batch is cache row
         crow[i], whose slots 0 .. ends[i]-1 hold exactly the keys its position attends to (in any order: the
-        sums and the maximum do not depend on it); o (B, nh*d) int64. Dot products and weighted sums in binary64
-        are exact: every partial sum is an integer below 2**53 (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
+        sums and the maximum do not depend on it), the sink keys in slots 0 .. sink-1; pos[i] its position,
+        win the window (0: none); o (B, nh*d) int64. Dot products and weighted sums in binary64 are exact:
+        every partial sum is an integer below 2**53 (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
         """
         nb, nkv, g, d = q.shape
         last = exp_table.shape[0] - 1
         cap = kc.shape[2]
         s = np.empty((g, cap), np.int64)
         acc = np.empty((g, d), np.float64)
+        kk = np.empty(d, np.float64)
         for b in range(nb):
             row, end = crow[b], ends[b]
+            far = win > 0 and pos[b] >= win
             for kv in range(nkv):
                 for u in range(end):
+                    if far and u < sink:  # a sink key, seen from past the window
+                        _far_sink(kc[row, kv, u], pos[b] - win + 1, cos, sin, klim, kk)
+                        for gi in range(g):
+                            t = 0.0
+                            for j in range(d):
+                                t += q[b, kv, gi, j] * kk[j]
+                            s[gi, u] = np.int64(t) >> shift
+                        continue
                     for gi in range(g):
                         t = 0.0
                         for j in range(d):
@@ -413,9 +459,13 @@ if numba is not None:
                     for j in range(d):
                         o[b, col + j] = np.int64(np.floor((2.0 * acc[gi, j] + zf) / (2.0 * zf)))
 
-    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o) -> None:
+    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim) -> None:
         _split(q.shape[0], int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3],
-               lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table, o[a:b]))
+               lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table, o[a:b], pos[a:b],
+                                         win, sink, cos, sin, klim))
+
+    def sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores) -> None:
+        _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores)
 
     def quantize(x, qmax, in_bits, eps, qh, ql, f) -> None:
         _split(x.shape[0], x.shape[1], lambda a, b: _quantize(x[a:b], qmax, in_bits, eps, qh[a:b], ql[a:b], f[a:b]))

@@ -21,7 +21,6 @@ import lmz
 from lmcodec.api import get_codec
 from lmcodec import coder_v2
 from lmcodec.chunker import looks_like_text
-from lmcodec.codec import Codec
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []

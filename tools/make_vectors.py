@@ -20,7 +20,7 @@ from pathlib import Path
 
 import lmz
 from lmz import varint
-from lmz.constants import FOOTER2_SIZE, FOOTER_SIZE, FRAME_HEADER_SIZE, FULL_CHUNK, HEADER_FIXED_SIZE
+from lmz.constants import FOOTER2_SIZE, FOOTER_SIZE, FRAME_HEADER_SIZE, HEADER_FIXED_SIZE
 
 TEXT = b"".join(b"line %d: the quick brown fox jumps over the lazy dog.\n" % i for i in range(20000))
 
@@ -270,7 +270,6 @@ def v2_vectors(good, bad, sha_m: bytes) -> None:
          "version-2, version-1 and indexed version-2 streams back to back")
 
     hl = v2_header_len(mixed)
-    h = lmz.read_index(io.BytesIO(mixed)).streams[0].header
     f = [e.offset for e in lmz.read_index(io.BytesIO(mixed)).entries]
     sh = lmz.read_index(io.BytesIO(stored)).streams[0].header
     shl = v2_header_len(stored)
