@@ -29,6 +29,7 @@ F_BITS = 16  # fractional bits of the per-token input factor f
 QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 256  # positions per block in the projections and the MLP
 K_UNCLAMPED = 1 << 20  # above any rotated k (|k'| <= 2**15.5): no clamp
+SPEC_SLOTS = 8  # with a window, ring slots beyond it: positions a decoder may feed ahead and take back
 CACHE_STEP = 512  # KV cache positions to start with and at least to add when it is full (it grows by 1.5x)
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
@@ -474,12 +475,16 @@ class Engine:
 
 
 class DecodeState:
-    """Incremental pass: rows advance one position at a time, each at its own pace, over KV caches.
+    """Incremental pass: rows advance at their own pace over KV caches, one or more positions a step.
 
-    Row i has fed self.pos[i] positions. Its cache holds the keys its next position attends to: without a window
-    slot u is position u (the cache grows as needed); with a window W and a sink S it has W slots, the sink
-    positions 0 .. S-1 in slots 0 .. S-1 and a ring of the latest positions in the others (position u >= S at
-    slot S + (u - S) mod (W - S)), so its size and each step's cost are bounded by W, not by the frame.
+    Row i has fed self.pos[i] positions. Its cache holds the keys its next positions attend to: without a window
+    slot u is position u (the cache grows as needed); with a window W and a sink S it has W + SPEC_SLOTS slots,
+    the sink positions 0 .. S-1 in slots 0 .. S-1 and a ring of the latest positions in the others (position
+    u >= S at slot S + (u - S) mod (W - S + SPEC_SLOTS)), so its size and each step's cost are bounded by W, not
+    by the frame. A step may feed a row several positions (guesses, for speculative decoding) and rewind() may
+    take some back: the ring keeps SPEC_SLOTS positions more than the window, so positions fed and taken back
+    never overwrite one still in view. self.slot_pos records the position each slot holds (-1: none); a position
+    sees exactly the slots whose position is in its view (spec §5), whatever else the cache holds.
     """
 
     def __init__(self, engine: Engine, batch: int) -> None:
@@ -489,8 +494,9 @@ class DecodeState:
         self.v: list[torch.Tensor] = []
         self.k_all: torch.Tensor | None = None
         self.v_all: torch.Tensor | None = None
+        self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
         self.cap = 0
-        self._grow(batch, engine.window or CACHE_STEP)
+        self._grow(batch, engine.window + SPEC_SLOTS if engine.window else CACHE_STEP)
 
     def _grow(self, batch: int, cap: int) -> None:
         """Give the caches room for cap slots.
@@ -513,6 +519,9 @@ class DecodeState:
                 new[:, :, :, : self.cap] = old
             setattr(self, name, new)
             del old
+        slot_pos = np.full((batch, cap), -1, dtype=np.int64)
+        slot_pos[:, : self.cap] = self.slot_pos
+        self.slot_pos = slot_pos
         self.cap = cap
         self._views()
 
@@ -526,25 +535,44 @@ class DecodeState:
         self.k_all = self.k_all.index_select(1, idx)
         self.v_all = self.v_all.index_select(1, idx)
         self.pos = self.pos[rows]
+        self.slot_pos = self.slot_pos[rows]
         self._views()
 
+    def rewind(self, rows: np.ndarray, pos: np.ndarray) -> None:
+        """Take back positions: row rows[i] has fed pos[i] positions again (at most SPEC_SLOTS fewer than now);
+        its later positions are fed anew by the next steps."""
+        if (self.pos[rows] - pos > SPEC_SLOTS).any() or (pos > self.pos[rows]).any():
+            raise ValueError("rewind by at most SPEC_SLOTS positions")
+        self.pos[rows] = pos
+
     def _slots(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(slot the new position goes to, slots filled once it is there) for positions pos."""
+        """(slot the new position goes to, slots to look at for it) for positions pos."""
         w, s = self.e.window, self.e.sink
         if w is None:
             return pos, pos + 1
-        return np.where(pos < s, pos, s + (pos - s) % (w - s)), np.minimum(pos + 1, w)
+        return np.where(pos < s, pos, s + (pos - s) % (self.cap - s)), np.minimum(pos + 1, self.cap)
+
+    def _positions(self, rows: np.ndarray) -> np.ndarray:
+        """Each entry's position: a row's entries take its next positions in order."""
+        out = self.pos[rows].copy()
+        seen: dict[int, int] = {}
+        for j, r in enumerate(rows.tolist()):
+            out[j] += seen.get(r, 0)
+            seen[r] = seen.get(r, 0) + 1
+        return out
 
     def step(self, tokens: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
-        """Feed token ids (n,) to rows (indices into the batch; default all, in order), each at its next
-        position; returns tables (n, V) for the position after."""
+        """Feed token ids (n,) to rows (indices into the batch; default all, in order), each at its next position;
+        a row may appear several times, its entries fed in order at consecutive positions. Returns tables (n, V),
+        entry j's for the position after its own."""
         e = self.e
         rows = np.arange(len(self.pos)) if rows is None else np.asarray(rows, dtype=np.int64)
-        pos = self.pos[rows]
+        pos = self._positions(rows)
         if e.window is None and int(pos.max()) >= self.cap:
-            self._grow(len(self.pos), self.cap + max(CACHE_STEP, self.cap // 2))
+            self._grow(len(self.pos), max(int(pos.max()) + 1, self.cap + max(CACHE_STEP, self.cap // 2)))
         e._rope_rows(int(pos.max()) + 1)
         slot, end = self._slots(pos)
+        self.slot_pos[rows, slot] = pos
         with torch.inference_mode():
             tokens = tokens.to(e.device)
             n = tokens.shape[0]
@@ -558,24 +586,28 @@ class DecodeState:
                     fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
                                      self.k[i].numpy(), self.v[i].numpy(), e.k_limit)
                     fz.attend_rows(q.numpy(), self.k[i].numpy(), self.v[i].numpy(), rows, end, e.score_shift,
-                                   e.exp_np, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit)
+                                   e.exp_np, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit,
+                                   self.slot_pos)
                     e._rest_fused(lay, x, o)
-                self.pos[rows] += 1
+                np.add.at(self.pos, rows, 1)
                 return e._tables_fused(x)
             out = []
-            for j, r in enumerate(rows.tolist()):  # the reference: one row at a time
+            for j, r in enumerate(rows.tolist()):  # the reference: one entry at a time
                 xr = x[j: j + 1]
                 p, u, m = int(pos[j]), int(slot[j]), int(end[j])
+                held = torch.from_numpy(self.slot_pos[r, :m]).to(e.device)
+                hidden = e._visible(torch.tensor([p], device=e.device), held) | (held < 0)
+                hidden = hidden.repeat(e.nh // e.nkv, 1)
                 for i, lay in enumerate(e.layers):
                     qr, kr, vr = e._qkv(lay, xr, torch.tensor([p], device=e.device))
                     self.k[i][r, :, u] = kr[0, :, 0].double()
                     self.v[i][r, :, u] = vr[0, :, 0].double()
                     qq = qr.double().reshape(1, e.nkv, -1, e.hd)
-                    o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], None,
+                    o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], hidden,
                                   torch.tensor([p], device=e.device))
                     xr = (xr + e._attn_out(lay, o.view(1, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))
                           ).clamp_(-RESID_LIMIT, RESID_LIMIT)
                     xr = (xr + e._mlp(lay, xr)).clamp_(-RESID_LIMIT, RESID_LIMIT)
                 out.append(e._tables(xr[:, 0]))
-            self.pos[rows] += 1
+            np.add.at(self.pos, rows, 1)
             return torch.cat(out)

@@ -409,14 +409,15 @@ if numba is not None:
 
     # reassociation is safe here: every partial sum is an exact integer, so any order gives the same value
     @_compile(fastmath={"reassoc"})
-    def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim):
-        """Attention steps 3-5 for one new position per row (decoding), reading each row's cache once.
+    def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
+        """Attention steps 3-5 for new positions (decoding), reading each row's cache once per entry.
 
-        q (B, nkv, g, d) float64; kc, vc (rows, nkv, cap, d) integer caches; row i of the batch is cache row
-        crow[i], whose slots 0 .. ends[i]-1 hold exactly the keys its position attends to (in any order: the
-        sums and the maximum do not depend on it), the sink keys in slots 0 .. sink-1; pos[i] its position,
-        win the window (0: none); o (B, nh*d) int64. Dot products and weighted sums in binary64 are exact:
-        every partial sum is an integer below 2**53 (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
+        q (B, nkv, g, d) float64; kc, vc (rows, nkv, cap, d) integer caches; entry i is at position pos[i] of
+        cache row crow[i]; it attends to those of slots 0 .. ends[i]-1 whose position spos[row, u] it sees (spec
+        §5: u <= p, and with a window win > 0 a sink position or one of the latest win - sink; the sums and the
+        maximum do not depend on the order); sink keys are in slots 0 .. sink-1; o (B, nh*d) int64. Dot
+        products and weighted sums in binary64 are exact: every partial sum is an integer below 2**53
+        (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
         """
         nb, nkv, g, d = q.shape
         last = exp_table.shape[0] - 1
@@ -424,34 +425,44 @@ if numba is not None:
         s = np.empty((g, cap), np.int64)
         acc = np.empty((g, d), np.float64)
         kk = np.empty(d, np.float64)
+        seen = np.empty(cap, np.int64)
         for b in range(nb):
-            row, end = crow[b], ends[b]
-            far = win > 0 and pos[b] >= win
+            row, end, p = crow[b], ends[b], pos[b]
+            far = win > 0 and p >= win
+            lo = p - win + sink + 1 if win > 0 else 0
+            n = 0
+            for u in range(end):
+                at = spos[row, u]
+                if 0 <= at <= p and (at < sink or at >= lo):
+                    seen[n] = u
+                    n += 1
             for kv in range(nkv):
-                for u in range(end):
+                for i in range(n):
+                    u = seen[i]
                     if far and u < sink:  # a sink key, seen from past the window
-                        _far_sink(kc[row, kv, u], pos[b] - win + 1, cos, sin, klim, kk)
+                        _far_sink(kc[row, kv, u], p - win + 1, cos, sin, klim, kk)
                         for gi in range(g):
                             t = 0.0
                             for j in range(d):
                                 t += q[b, kv, gi, j] * kk[j]
-                            s[gi, u] = np.int64(t) >> shift
+                            s[gi, i] = np.int64(t) >> shift
                         continue
                     for gi in range(g):
                         t = 0.0
                         for j in range(d):
                             t += q[b, kv, gi, j] * np.float64(kc[row, kv, u, j])
-                        s[gi, u] = np.int64(t) >> shift
+                        s[gi, i] = np.int64(t) >> shift
                 for gi in range(g):
                     mx = s[gi, 0]
-                    for u in range(1, end):
-                        mx = max(mx, s[gi, u])
+                    for i in range(1, n):
+                        mx = max(mx, s[gi, i])
                     z = np.int64(0)
                     acc[gi, :] = 0.0
-                    for u in range(end):
-                        w = exp_table[min(mx - s[gi, u], last)]
+                    for i in range(n):
+                        w = exp_table[min(mx - s[gi, i], last)]
                         z += w
                         wf = np.float64(w)
+                        u = seen[i]
                         for j in range(d):
                             acc[gi, j] += wf * np.float64(vc[row, kv, u, j])
                     zf = np.float64(z)
@@ -459,10 +470,10 @@ if numba is not None:
                     for j in range(d):
                         o[b, col + j] = np.int64(np.floor((2.0 * acc[gi, j] + zf) / (2.0 * zf)))
 
-    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim) -> None:
+    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos) -> None:
         _split(q.shape[0], int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3],
                lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table, o[a:b], pos[a:b],
-                                         win, sink, cos, sin, klim))
+                                         win, sink, cos, sin, klim, spos))
 
     def sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores) -> None:
         _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -296,3 +298,51 @@ def test_k_clamp_after_rope_is_the_same_in_every_pass(tiny, fused):
     assert digest(a) == digest(full(engine(not fused), rows))
     assert digest(a) != digest(full(engine(fused, None), rows))
     assert engine(fused, None).k_limit == 32767 and Engine(tiny).k_limit > 46341  # version 1: no clamp
+
+
+def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[torch.Tensor]:
+    """Tables from steps that feed each row its next token and up to SPEC_SLOTS guesses (right or wrong, at
+    random), keeping the tables up to the first wrong guess and rewinding the rest, as a speculative decoder
+    does."""
+    from lmcodec.engine import SPEC_SLOTS
+
+    rng = random.Random(seed)
+    st = engine.start(len(rows))
+    got: list[list[torch.Tensor]] = [[] for _ in rows]
+    fed = [0] * len(rows)
+    while any(f < len(r) for f, r in zip(fed, rows)):
+        plan, ent_rows, ent_toks = [], [], []
+        for i, r in enumerate(rows):
+            if fed[i] >= len(r):
+                continue
+            toks = [r[fed[i]]]
+            for j in range(1, rng.randint(1, SPEC_SLOTS + 1)):
+                if fed[i] + j < len(r):
+                    toks.append(r[fed[i] + j] if rng.random() < 0.7 else rng.randrange(engine.vocab_size))
+            plan.append((i, toks))
+            ent_rows += [i] * len(toks)
+            ent_toks += toks
+        tables = st.step(torch.tensor(ent_toks), np.array(ent_rows))
+        j = 0
+        for i, toks in plan:
+            ok = 1
+            while ok < len(toks) and toks[ok] == rows[i][fed[i] + ok]:
+                ok += 1
+            got[i] += list(tables[j: j + ok])
+            j += len(toks)
+            fed[i] += ok
+            if ok < len(toks):
+                st.rewind(np.array([i]), np.array([fed[i]]))
+    return [torch.stack(g) for g in got]
+
+
+@pytest.mark.parametrize("window, sink", [(None, 0), (5, 4), (16, 4)])
+@pytest.mark.parametrize("fused", [True, False])
+def test_speculative_steps_give_the_incremental_tables(tiny, window, sink, fused):
+    """Several positions of a row in one step, and positions taken back, leave every kept table as the full
+    pass has it: guesses can speed decoding up, never change it."""
+    e = Engine(tiny, fused=fused, window=window, sink=sink)
+    rows = long_rows(tiny, 3)
+    want = digest(full(e, rows))
+    for seed in range(3):
+        assert digest(speculative(e, rows, seed)) == want
