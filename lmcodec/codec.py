@@ -83,12 +83,14 @@ class Codec:
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self.window = window
+        self.speculate = True  # decoding feeds guesses from repeats (coder_v2.decode_batch); the output is the same
         self._device, self._threads, self._fast = device, threads, fast
         self._engines: dict[int | None, Engine] = {}
         self.engine = self.engine_for(window)
         self.tokenizer = ByteTokenizer(self.model)
         self.ideal_bits = 0.0  # sum of -log2 p over coded symbols, for measurements
         self.seconds = {"engine": 0.0, "coding": 0.0}  # where the lm time goes, for the benchmarks
+        self.counts: dict[str, int] = {}  # decoding: model steps, guesses fed and kept (coder_v2.decode_batch)
 
     def engine_for(self, window: int | None) -> Engine:
         """The engine for an attention window (None: full attention, coder version 1), made once."""
@@ -159,7 +161,7 @@ class Codec:
                 out += coder_v1.decode_batch(engine, self.tokenizer.token_bytes, batch, self.seconds, report)
             else:
                 out += coder_v2.decode_batch(engine, self.tokenizer.symbol_lengths, self.tokenizer.token_bytes, batch,
-                                             self.seconds, report)
+                                             self.seconds, report, self.speculate, self.counts)
         return out
 
     def frames_within(self, memory: int, header: lmz.StreamHeader) -> int:

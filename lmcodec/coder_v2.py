@@ -16,7 +16,7 @@ import torch
 import lmz
 
 from . import mixer as mx
-from .engine import Engine
+from .engine import SPEC_SLOTS, Engine
 
 
 def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[str, float],
@@ -68,8 +68,15 @@ class _FrameCoder:
 
 
 def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], frames: list[lmz.Frame],
-                 seconds: dict[str, float], progress: Callable[[int], None] | None = None) -> list[bytes]:
-    """The content of lm frames decoded side by side (not yet verified against their checks)."""
+                 seconds: dict[str, float], progress: Callable[[int], None] | None = None,
+                 speculate: bool = True, counts: dict[str, int] | None = None) -> list[bytes]:
+    """The content of lm frames decoded side by side (not yet verified against their checks).
+
+    With speculate, a frame whose match model is following a repeat (mixer.draft) feeds the model the tokens the
+    repeat goes on with, as guesses, in the same step as its next token: each right guess's table is then at hand
+    without a step of its own. The tables are the same either way (the engine's passes agree on every position),
+    so the output is too; only the number of steps changes (counts, if given, gets the model steps, the guesses
+    fed and the guesses kept added to "steps", "guessed" and "kept")."""
     nv = engine.vocab_size
     n = len(frames)
     states = [mx.FrameState(f.raw_length) for f in frames]
@@ -83,26 +90,51 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
     tables = state.step(torch.full((n,), engine.bos_id, dtype=torch.long)).cpu().numpy()
     seconds["engine"] += time.perf_counter() - t
     current = [tables[i] for i in range(n)]  # each frame's model table for its next symbol
+    ahead: list[list[tuple[int, np.ndarray]]] = [[] for _ in frames]  # guesses fed, with their tables
+    guess = np.zeros(SPEC_SLOTS, dtype=np.int64)
+    steps = guessed = kept = 0
     todo = list(range(n))
     while todo:
         t = time.perf_counter()
-        step_rows, step_tokens = [], []
+        ent_rows, ent_toks, back_rows, back_pos = [], [], [], []
         for i in todo:
             st = states[i]
-            if mx.decode_run(current[i], nv, payloads[i], decs[i], lens, need[i], *st.arrays()):
-                step_rows.append(i)
-                step_tokens.append(st.hist[st.sc[mx.S_T] - 1])
-        todo = step_rows
+            while mx.decode_run(current[i], nv, payloads[i], decs[i], lens, need[i], *st.arrays()):
+                tok = int(st.hist[st.sc[mx.S_T] - 1])  # fed to the model: its table comes next
+                if ahead[i] and ahead[i][0][0] == tok:
+                    current[i] = ahead[i].pop(0)[1]  # guessed right: that table is the one
+                    kept += 1
+                    continue
+                if ahead[i]:  # guessed wrong: the positions from this one on are fed again
+                    back_rows.append(i)
+                    back_pos.append(int(state.pos[i]) - len(ahead[i]))
+                    ahead[i] = []
+                k = mx.draft(st.hist, st.sc, nv, guess) if speculate else 0
+                ent_rows += [i] * (1 + k)
+                ent_toks += [tok] + guess[:k].tolist()
+                break
         if progress is not None:
             progress(sum(int(st.sc[mx.S_BYTES]) for st in states))
         seconds["coding"] += time.perf_counter() - t
-        if not todo:
+        if not ent_rows:
             break
         t = time.perf_counter()
-        tables = state.step(torch.tensor(step_tokens, dtype=torch.long), np.array(todo)).cpu().numpy()
+        if back_rows:
+            state.rewind(np.array(back_rows), np.array(back_pos))
+        tables = state.step(torch.tensor(ent_toks, dtype=torch.long), np.array(ent_rows)).cpu().numpy()
         seconds["engine"] += time.perf_counter() - t
-        for j, i in enumerate(todo):
+        steps += 1
+        todo = list(dict.fromkeys(ent_rows))
+        j = 0
+        for i in todo:
+            k = ent_rows.count(i) - 1
             current[i] = tables[j]
+            ahead[i] = list(zip(ent_toks[j + 1: j + 1 + k], tables[j + 1: j + 1 + k]))
+            guessed += k
+            j += 1 + k
+    if counts is not None:
+        for key, v in (("steps", steps), ("guessed", guessed), ("kept", kept)):
+            counts[key] = counts.get(key, 0) + v
     out = []
     for f, st in zip(frames, states):
         syms = st.hist[: st.sc[mx.S_T]]

@@ -554,6 +554,32 @@ def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop,
     return 0
 
 
+DRAFT_MIN = 8  # a repeat the match model has followed for this many symbols is guessed to go on
+
+
+@_jit
+def draft(hist, sc, nv, out):
+    """Guesses of the next tokens fed to the model, for speculative decoding (lmcodec.coder_v2): where the match
+    model has followed a repeat for at least DRAFT_MIN symbols, the tokens that came after it then, up to
+    out.shape[0]; none past a raw byte or a repeated symbol (whether it is fed depends on the run). Returns how
+    many. Guesses change how many model steps decoding takes, never what it decodes."""
+    t = sc[S_T]
+    p = sc[S_MPTR]
+    if p <= 0 or sc[S_MLEN] < DRAFT_MIN:
+        return 0
+    n = 0
+    prev = hist[t - 1]
+    while n < out.shape[0] and p < t:
+        sym = hist[p]
+        if sym >= nv or sym == prev:
+            break
+        out[n] = sym
+        prev = sym
+        n += 1
+        p += 1
+    return n
+
+
 @_jit
 def fed_mask(symbols, nv):
     """Which symbols update() feeds to the language model (the same rule: a token, and no more than RUN_FEED

@@ -419,3 +419,22 @@ def test_lm_vector_generator_is_deterministic(tiny):
     assert meta == [v for v in LM_VECTORS if not v.get("frozen")]  # the frozen format-1 files stay as made
     for name, blob in files.items():
         assert blob == (VECTORS / name).read_bytes(), name
+
+
+def test_speculative_decoding_gives_the_same_bytes_in_fewer_steps(tiny):
+    """Decoding feeds the tokens a repeat goes on with as guesses: the same bytes, in fewer model steps."""
+    text = (Path(__file__).parent / "data" / "english.txt").read_bytes()
+    data = text[:1500] + b"\n" + text[:1200] + b" and so on.\n"
+    blob = lmcodec.compress(data, model=tiny, chunk_size=4096)
+    codec = get_codec(tiny, chunk_size=4096)
+    steps = {}
+    try:
+        for speculate in (False, True):
+            codec.speculate = speculate
+            codec.counts.clear()
+            assert lmcodec.decompress(blob, model=tiny) == data
+            steps[speculate] = dict(codec.counts)
+    finally:
+        codec.speculate = True
+    assert steps[False]["guessed"] == 0 and steps[True]["kept"] > 300
+    assert steps[True]["steps"] < steps[False]["steps"] - 300
