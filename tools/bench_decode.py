@@ -76,7 +76,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int)
     corpus = ROOT.parent / "shared" / "corpus"
     ap.add_argument("--spec-inputs", nargs="*", help="files whose first chunk is decoded with and without guesses",
-                    default=[str(corpus / "text/calgary/book1"), "/var/log/dpkg.log", str(corpus / "code/zlib_deflate.c")])
+                    default=[str(corpus / "text/calgary/book1"), "/var/log/dpkg.log",
+                             str(corpus / "code/zlib_deflate.c")])
     args = ap.parse_args(argv)
     from lmcodec.budget import DEFAULT_MEMORY
     from lmcodec.defaults import DEFAULT_CHUNK_SIZE
