@@ -72,11 +72,11 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
                  speculate: bool = True, counts: dict[str, int] | None = None) -> list[bytes]:
     """The content of lm frames decoded side by side (not yet verified against their checks).
 
-    With speculate, a frame whose match model is following a repeat (mixer.draft) feeds the model the tokens the
-    repeat goes on with, as guesses, in the same step as its next token: each right guess's table is then at hand
-    without a step of its own. The tables are the same either way (the engine's passes agree on every position),
-    so the output is too; only the number of steps changes (counts, if given, gets the model steps, the guesses
-    fed and the guesses kept added to "steps", "guessed" and "kept")."""
+    With speculate, a frame whose match model is following a repeat it trusts (mixer.draft) feeds the model the
+    tokens the repeat goes on with, as guesses, in the same step as its next token: each right guess's table is
+    then at hand without a step of its own. The tables are the same either way (the engine's passes agree on
+    every position), so the output is too; only the number of steps changes (counts, if given, gets the model
+    steps, the guesses fed and the guesses kept added to "steps", "guessed" and "kept")."""
     nv = engine.vocab_size
     n = len(frames)
     states = [mx.FrameState(f.raw_length) for f in frames]
@@ -109,7 +109,7 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
                     back_rows.append(i)
                     back_pos.append(int(state.pos[i]) - len(ahead[i]))
                     ahead[i] = []
-                k = mx.draft(st.hist, st.sc, nv, guess) if speculate else 0
+                k = mx.draft(st.hist, st.sc, st.pm, nv, guess) if speculate else 0
                 ent_rows += [i] * (1 + k)
                 ent_toks += [tok] + guess[:k].tolist()
                 break

@@ -554,24 +554,25 @@ def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop,
     return 0
 
 
-DRAFT_MIN = 8  # a repeat the match model has followed for this many symbols is guessed to go on
-
-
 @_jit
-def draft(hist, sc, nv, out):
+def draft(hist, sc, pm, nv, out):
     """Guesses of the next tokens fed to the model, for speculative decoding (lmcodec.coder_v2): where the match
-    model has followed a repeat for at least DRAFT_MIN symbols, the tokens that came after it then, up to
-    out.shape[0]; none past a raw byte or a repeated symbol (whether it is fed depends on the run). Returns how
-    many. Guesses change how many model steps decoding takes, never what it decodes."""
+    model is following a repeat, the tokens that came after it then, as many as keep the chance that all are
+    right at 1/2 or more by the match model's own confidence at this length (pm), up to out.shape[0]; none past
+    a raw byte or a repeated symbol (whether it is fed depends on the run). Returns how many. Guesses change how
+    many model steps decoding takes, never what it decodes."""
     t = sc[S_T]
     p = sc[S_MPTR]
-    if p <= 0 or sc[S_MLEN] < DRAFT_MIN:
+    if p <= 0:
         return 0
+    right = pm[min(sc[S_MLEN], MATCH_MAX)]  # chance the next is right, scaled 2**16
+    chance = 1 << 16
     n = 0
     prev = hist[t - 1]
     while n < out.shape[0] and p < t:
+        chance = (chance * right) >> 16
         sym = hist[p]
-        if sym >= nv or sym == prev:
+        if chance < 1 << 15 or sym >= nv or sym == prev:
             break
         out[n] = sym
         prev = sym
