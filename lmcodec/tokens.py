@@ -7,7 +7,12 @@ the token -> bytes table stored in the model file.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .intmodel import IntModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class TokenizerError(ValueError):
@@ -70,7 +75,7 @@ class ByteTokenizer:
         return out
 
     @property
-    def symbol_lengths(self) -> "np.ndarray":
+    def symbol_lengths(self) -> np.ndarray:
         """Bytes each symbol spells: the tokens', then 1 for each raw-byte symbol."""
         import numpy as np
 
