@@ -91,20 +91,23 @@ def connect(scheduler: str) -> Iterator[Client]:
 _lock = threading.Lock()  # the engine and its caches are not thread-safe: one task at a time uses them
 
 
-def _codec(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str, threads: int | None):
+def _codec(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str, threads: int | None,
+           window: int | None = None):
     """This process's codec for the model with this hash: lmcodec.api keeps the loaded model (one per process,
-    by hash), so a worker loads it once, not once per task. Hold _lock while using it."""
+    by hash), so a worker loads it once, not once per task. window: of new streams (decoding reads each
+    stream's own). Hold _lock while using it."""
     model = api._model(sha256=sha256, model_id=model_id)
-    return api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads)
+    return api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
+                         window=window)
 
 
 def _encode_range(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str,
-                  threads: int | None, token_lists: list[list[int]]) -> list[bytes]:
+                  threads: int | None, window: int | None, token_lists: list[list[int]]) -> list[bytes]:
     """lm payloads of one range's text chunks (given as token ids), in order."""
     from .codec import Chunk
 
     with _lock:
-        codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads)
+        codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
         return codec.encode([Chunk(b"", t) for t in token_lists])
 
 
@@ -121,13 +124,13 @@ def _decode_range(frames: list[lmz.Frame], model_id: str, batch_size: int, devic
 
 def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: int, batch_size: int,
                    device: str, threads: int | None, overwrite: bool, storage_options: dict,
-                   zstd_level: int = DEFAULT_ZSTD_LEVEL) -> tuple[int, int]:
+                   zstd_level: int = DEFAULT_ZSTD_LEVEL, window: int | None = None) -> tuple[int, int]:
     """Compress one whole file with the single-process writer; (content bytes, .lmz bytes)."""
     import fsspec
 
     raw = 0
     with _lock:
-        codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads)
+        codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
         with fsspec.open(src, "rb", **storage_options) as fin, _writing(dst, overwrite, storage_options) as fout:
             w = api._CompressWriter(fout, codec, zstd_level=zstd_level)
             while block := fin.read(READ_SIZE):
@@ -263,22 +266,22 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
              batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
              range_size: int | None = None, overwrite: bool = False, progress: bool = False,
              label: str | None = None, storage_options: dict | None = None,
-             zstd_level: int = DEFAULT_ZSTD_LEVEL) -> Result:
+             zstd_level: int = DEFAULT_ZSTD_LEVEL, window: int | None = None) -> Result:
     """Compress src (path, fsspec URL or binary file) into one .lmz stream at dst, by ranges on the cluster.
 
-    The output is byte-identical to lmcodec.compress(content, model=..., chunk_size=...). device and threads
-    apply on the workers; batch_size and range_size (content bytes per task; default 4 batches of chunks)
-    change only the speed. progress: a meter on stderr, labelled label (default: src). Raises what a worker
+    The output is byte-identical to lmcodec.compress(content, model=..., chunk_size=..., window=...). device
+    and threads apply on the workers; batch_size and range_size (content bytes per task; default 4 batches of
+    chunks) change only the speed. progress: a meter on stderr, labelled label (default: src). Raises what a worker
     raised (lmcodec.ModelError for a missing model); on any error no output appears at a dst path or URL.
     """
     from .codec import Cutter
 
     so = storage_options or {}
-    codec = api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size)  # cuts here: the tokenizer only
+    codec = api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, window=window)  # cuts: tokenizer only
     header = codec.header
     range_size = range_size or RANGE_BATCHES * batch_size * chunk_size
     encode = partial(_encode_range, codec.model.model_id, codec.model.sha256, chunk_size, batch_size, device,
-                     threads)
+                     threads, window)
     flight = _InOrder(client)
     digest = hashlib.sha256()
     with _reading(src, so) as (fin, size), _writing(dst, overwrite, so) as fout:
@@ -431,7 +434,7 @@ def expand(urls: str | list[str], storage_options: dict | None = None) -> list[s
 def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz", model: Any = None,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
                    threads: int | None = None, overwrite: bool = False, storage_options: dict | None = None,
-                   zstd_level: int = DEFAULT_ZSTD_LEVEL) -> list[FileResult]:
+                   zstd_level: int = DEFAULT_ZSTD_LEVEL, window: int | None = None) -> list[FileResult]:
     """Compress each file (paths or fsspec URLs, globs allowed, reachable from the workers) to FILE + suffix
     on a worker; each output is byte-identical to lmcodec.compress of the file. One result per file, in order;
     a failed file has .error set and no output."""
@@ -439,7 +442,7 @@ def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz
     m = api._model(model)
     srcs = expand(urls, so)
     futs = [client.submit(_compress_file, s, s + suffix, m.model_id, m.sha256, chunk_size, batch_size, device,
-                          threads, overwrite, so, zstd_level, pure=False) for s in srcs]
+                          threads, overwrite, so, zstd_level, window, pure=False) for s in srcs]
     return _results(srcs, [s + suffix for s in srcs], futs)
 
 

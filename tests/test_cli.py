@@ -113,6 +113,7 @@ def test_help_and_version():
     (["-d", "-z"], "-d and -z conflict"),
     (["-o", "o", "a", "b"], "-o takes a single input file"),
     (["--device", "tpu"], "invalid device 'tpu'"),
+    (["--window", "4"], "invalid attention window '4': need a whole number 5..65536"),
     (["models", "--nope"], "unrecognized option '--nope'"),
 ])
 def test_usage_errors_exit_1(args, message):
@@ -284,6 +285,22 @@ def test_list_and_models(files, cache):
     assert r.exit_code == 0 and f"added tiny-llama sha256 {sha}" in r.stdout
     r = invoke("models", "--add", str(files / "nothing"))
     assert r.exit_code == 1 and len(lines(r.stderr)) == 1
+
+
+def test_window_option(files):
+    t = files / "t.txt"
+    r = invoke("--model", TINY, "-c", str(t))
+    assert r.exit_code == 0
+    default = r.stdout_bytes
+    r = invoke("--model", TINY, "--window=16", "-k", str(t))
+    assert r.exit_code == 0, r.stderr
+    narrow = (files / "t.txt.lmz").read_bytes()
+    r = invoke("-lv", str(files / "t.txt.lmz"))
+    assert "attention window 16 positions" in r.stdout
+    (files / "t.txt").unlink()
+    assert invoke("-d", str(files / "t.txt.lmz")).exit_code == 0  # the decoder reads the window from the file
+    assert t.read_bytes() == TEXT
+    assert narrow != default  # a 16-token view codes this text differently (and worse) than 2,048
 
 
 # ---------------------------------------------------------------------------------------------- real processes

@@ -105,6 +105,17 @@ def test_ranges_byte_identical_to_single_process(client, opts, tmp_path, data):
     assert no_leftovers(tmp_path) == ["back", "in", "in.lmz"]
 
 
+def test_attention_window_reaches_the_workers(client, opts, tmp_path):
+    w = dict(opts, window=16)  # fewer positions than a 256-byte chunk has tokens: the window shapes the code
+    single = lmcodec.compress(MIXED, **w)
+    assert single != lmcodec.compress(MIXED, **opts)
+    assert compress_bytes(MIXED, client, range_size=2 * CHUNK, **w) == single
+    assert decompress_bytes(single, client, range_size=2 * CHUNK) == MIXED
+    (tmp_path / "a.txt").write_bytes(MIXED)
+    [r] = distributed.compress_files(str(tmp_path / "a.txt"), client, **w)
+    assert r.error is None and (tmp_path / "a.txt.lmz").read_bytes() == single
+
+
 def test_fsspec_urls_and_concatenated_streams(client, opts):
     """The client reads and writes any fsspec URL (memory:// is in the client's process only: workers see
     token ids and frames, never files); a file of two concatenated streams decodes by ranges across both."""

@@ -55,7 +55,8 @@ def _command(o: Options) -> int:
               force=o.force, model=model, chunk_size=o.chunk_size or chunk,
               batch_size=o.batch_size or (batch if o.mode == "compress" else PRESETS[DEFAULT_LEVEL][1]),
               threads=o.threads, device=o.device, progress=o.quiet == 0 and isatty(sys.stderr),
-              memory=o.memory, fixed_batch=o.batch_size is not None, zstd_level=zstd_level(o.level))
+              memory=o.memory, fixed_batch=o.batch_size is not None, zstd_level=zstd_level(o.level),
+              window=o.window)
     writes_stdout = o.mode in ("compress", "decompress") and (o.stdout or o.output == "-" or
                                                               (o.output is None and "-" in paths))
     if o.mode == "compress" and writes_stdout and isatty(sys.stdout) and not o.force:
@@ -97,7 +98,7 @@ def _per_file(paths: list[str], scheduler: str, job: Job) -> int:
     with distributed.connect(scheduler) as client:
         if job.mode == "compress":
             results = distributed.compress_files(paths, client, model=job.model, chunk_size=job.chunk_size,
-                                                 zstd_level=job.zstd_level, **opts)
+                                                 zstd_level=job.zstd_level, window=job.window, **opts)
         else:
             results = distributed.decompress_files(paths, client, **opts)
     status = EXIT_OK

@@ -37,6 +37,7 @@ class Job:
     memory: int = DEFAULT_MEMORY  # decoding: frames side by side within this many bytes, unless fixed_batch
     fixed_batch: bool = False  # --batch-size given: decode that many frames at a time
     zstd_level: int = DEFAULT_ZSTD_LEVEL  # for binary runs
+    window: int | None = None  # attention window of new streams (None: the default)
     client: Any = None  # a dask.distributed Client with --scheduler
     _model_obj: Any = None
 
@@ -89,7 +90,7 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
 
         r = distributed.compress(src, dst, job.client, model=job.model, chunk_size=job.chunk_size,
                                  batch_size=job.batch_size, device=job.device, threads=job.threads,
-                                 zstd_level=job.zstd_level,
+                                 zstd_level=job.zstd_level, window=job.window,
                                  progress=job.progress, label=label)
         return r.raw_size, r.sha256
     prog = Progress(label, _size(src), job.progress)
@@ -97,7 +98,7 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
     done = 0
     try:
         with LmzFile(dst, "wb", model=job.model, chunk_size=job.chunk_size, batch_size=job.batch_size,
-                     device=job.device, threads=job.threads, zstd_level=job.zstd_level,
+                     device=job.device, threads=job.threads, zstd_level=job.zstd_level, window=job.window,
                      progress=prog.update if job.progress else None) as z:
             block = max(1 << 16, job.chunk_size * job.batch_size)
             while data := src.read(block):
