@@ -422,9 +422,9 @@ if numba is not None:
         nb, nkv, g, d = q.shape
         last = exp_table.shape[0] - 1
         cap = kc.shape[2]
-        s = np.empty((g, cap), np.int64)
-        acc = np.empty((g, d), np.float64)
-        kk = np.empty(d, np.float64)
+        s = np.empty((3, cap), np.int64)
+        acc = np.empty((3, d), np.float64)
+        kk = np.empty(d, np.float64)  # one key row in binary64
         seen = np.empty(cap, np.int64)
         for b in range(nb):
             row, end, p = crow[b], ends[b], pos[b]
@@ -436,39 +436,52 @@ if numba is not None:
                 if 0 <= at <= p and (at < sink or at >= lo):
                     seen[n] = u
                     n += 1
+            # the g queries of a KV head three at a time (SmolLM2 has g = 3): each key and value row is read once
+            # for three queries; where g is not a multiple of 3 the last query is repeated (same values written)
             for kv in range(nkv):
-                for i in range(n):
-                    u = seen[i]
-                    if far and u < sink:  # a sink key, seen from past the window
-                        _far_sink(kc[row, kv, u], p - win + 1, cos, sin, klim, kk)
-                        for gi in range(g):
-                            t = 0.0
-                            for j in range(d):
-                                t += q[b, kv, gi, j] * kk[j]
-                            s[gi, i] = np.int64(t) >> shift
-                        continue
-                    for gi in range(g):
-                        t = 0.0
-                        for j in range(d):
-                            t += q[b, kv, gi, j] * np.float64(kc[row, kv, u, j])
-                        s[gi, i] = np.int64(t) >> shift
-                for gi in range(g):
-                    mx = s[gi, 0]
-                    for i in range(1, n):
-                        mx = max(mx, s[gi, i])
-                    z = np.int64(0)
-                    acc[gi, :] = 0.0
+                for g0 in range(0, g, 3):
+                    g1, g2 = min(g0 + 1, g - 1), min(g0 + 2, g - 1)
+                    qa, qb, qc = q[b, kv, g0], q[b, kv, g1], q[b, kv, g2]
                     for i in range(n):
-                        w = exp_table[min(mx - s[gi, i], last)]
-                        z += w
-                        wf = np.float64(w)
                         u = seen[i]
+                        if far and u < sink:  # a sink key, seen from past the window
+                            _far_sink(kc[row, kv, u], p - win + 1, cos, sin, klim, kk)
+                        else:
+                            kr = kc[row, kv, u]
+                            for j in range(d):
+                                kk[j] = kr[j]
+                        t0, t1, t2 = 0.0, 0.0, 0.0
                         for j in range(d):
-                            acc[gi, j] += wf * np.float64(vc[row, kv, u, j])
-                    zf = np.float64(z)
-                    col = (kv * g + gi) * d
-                    for j in range(d):
-                        o[b, col + j] = np.int64(np.floor((2.0 * acc[gi, j] + zf) / (2.0 * zf)))
+                            x = kk[j]
+                            t0 += qa[j] * x
+                            t1 += qb[j] * x
+                            t2 += qc[j] * x
+                        s[0, i] = np.int64(t0) >> shift
+                        s[1, i] = np.int64(t1) >> shift
+                        s[2, i] = np.int64(t2) >> shift
+                    m0, m1, m2 = s[0, 0], s[1, 0], s[2, 0]
+                    for i in range(1, n):
+                        m0, m1, m2 = max(m0, s[0, i]), max(m1, s[1, i]), max(m2, s[2, i])
+                    z0, z1, z2 = np.int64(0), np.int64(0), np.int64(0)
+                    a0, a1, a2 = acc[0], acc[1], acc[2]
+                    acc[:, :] = 0.0
+                    for i in range(n):
+                        vr = vc[row, kv, seen[i]]
+                        w0 = exp_table[min(m0 - s[0, i], last)]
+                        w1 = exp_table[min(m1 - s[1, i], last)]
+                        w2 = exp_table[min(m2 - s[2, i], last)]
+                        z0, z1, z2 = z0 + w0, z1 + w1, z2 + w2
+                        f0, f1, f2 = np.float64(w0), np.float64(w1), np.float64(w2)
+                        for j in range(d):
+                            x = np.float64(vr[j])
+                            a0[j] += f0 * x
+                            a1[j] += f1 * x
+                            a2[j] += f2 * x
+                    for gi, z, a in ((g0, z0, a0), (g1, z1, a1), (g2, z2, a2)):
+                        zf = np.float64(z)
+                        col = (kv * g + gi) * d
+                        for j in range(d):
+                            o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
     def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos) -> None:
         _split(q.shape[0], int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3],
