@@ -271,8 +271,8 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
 
     The output is byte-identical to lmcodec.compress(content, model=..., chunk_size=..., window=...). device
     and threads apply on the workers; batch_size and range_size (content bytes per task; default 4 batches of
-    chunks) change only the speed. progress: a meter on stderr, labelled label (default: src). Raises what a worker
-    raised (lmcodec.ModelError for a missing model); on any error no output appears at a dst path or URL.
+    chunks) change only the speed. progress: a meter on stderr, labelled label (default: src). Raises what a
+    worker raised (lmcodec.ModelError for a missing model); on any error no output appears at a dst path or URL.
     """
     from .codec import Cutter
 

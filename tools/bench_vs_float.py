@@ -80,7 +80,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     data = Path(args.file).read_bytes()[: args.bytes]
-    rows = []
     with tempfile.TemporaryDirectory() as d:
         src, lmz, back = f"{d}/in.txt", f"{d}/in.txt.lmz", f"{d}/back"
         Path(src).write_bytes(data)
@@ -105,12 +104,13 @@ def main(argv: list[str]) -> int:
              "| process | seconds | tokens/s | peak RSS MiB | float pass alone, s |", "|---|---:|---:|---:|---:|"]
     for label, secs, rss, alone in rows:
         lines.append(f"| {label} | {secs:.1f} | {tokens / secs:.1f} | {rss / 2**20:,.0f} | {alone} |")
-    lines += ["", ("Whole lmcodec process against the float32 pass alone (its load not counted), and against the whole "
-              "float32 process:"), "",
-              (f"- `lmcodec -c` / float32 forward: **{ff[2]['pass'] / enc[0]:.2f}x** ({ff[0] / enc[0]:.2f}x whole "
-              "process; target >= 2)"),
-              (f"- `lmcodec -dc` / float32 incremental decoding at batch {args.batch}: **{fd[2]['pass'] / dec[0]:.2f}x**"
-              f" ({fd[0] / dec[0]:.2f}x whole process; target >= 2); by the memory budget "
+    ratios = {"c": (ff[2]["pass"] / enc[0], ff[0] / enc[0]), "dc": (fd[2]["pass"] / dec[0], fd[0] / dec[0])}
+    lines += ["", ("Whole lmcodec process against the float32 pass alone (its load not counted), and against the "
+              "whole float32 process:"), "",
+              (f"- `lmcodec -c` / float32 forward: **{ratios['c'][0]:.2f}x** ({ratios['c'][1]:.2f}x whole process; "
+              "target >= 2)"),
+              (f"- `lmcodec -dc` / float32 incremental decoding at batch {args.batch}: **{ratios['dc'][0]:.2f}x** "
+              f"({ratios['dc'][1]:.2f}x whole process; target >= 2); by the memory budget "
               f"{fd[2]['pass'] / budget[0]:.2f}x")]
     C.emit(lines, args.out) if args.out else print("\n".join(lines))
     return 0
