@@ -13,7 +13,7 @@ import lmz
 
 from . import budget, chunker, coder_v1, coder_v2, coderspec, mixer, models
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
-from .engine import SPEC_SLOTS, Engine
+from .engine import Engine, ring_slots
 from .errors import ModelError
 from .intmodel import IntModel
 from .tokens import ByteTokenizer
@@ -168,7 +168,7 @@ class Codec:
         """lm frames of this stream that decode side by side within `memory` bytes (lmcodec.budget)."""
         window = self.check_header(header)
         e = self.engine_for(window)
-        slots = window + SPEC_SLOTS if window else header.chunk_size + 1
+        slots = ring_slots(window) if window else header.chunk_size + 1
         return budget.frames_within(memory, self.model.path.stat().st_size,
                                     budget.kv_bytes_per_slot(e.n_layers, e.nkv, e.hd, e.fused,
                                                               2 if window else 4), slots)

@@ -30,6 +30,7 @@ QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 256  # positions per block in the projections and the MLP
 K_UNCLAMPED = 1 << 20  # above any rotated k (|k'| <= 2**15.5): no clamp
 SPEC_SLOTS = 8  # with a window, ring slots beyond it: positions a decoder may feed ahead and take back
+SLOT_BLOCK = 32  # a windowed cache's slots come in whole blocks of the fused attention (simd.AV_KEYS)
 CACHE_STEP = 512  # KV cache positions to start with and at least to add when it is full (it grows by 1.5x)
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
@@ -474,13 +475,18 @@ class Engine:
         return DecodeState(self, batch)
 
 
+def ring_slots(window: int) -> int:
+    """Slots of a decoder's cache under an attention window: the window, SPEC_SLOTS, rounded up to SLOT_BLOCK."""
+    return -(-(window + SPEC_SLOTS) // SLOT_BLOCK) * SLOT_BLOCK
+
+
 class DecodeState:
     """Incremental pass: rows advance at their own pace over KV caches, one or more positions a step.
 
     Row i has fed self.pos[i] positions. Its cache holds the keys its next positions attend to: without a window
-    slot u is position u (the cache grows as needed); with a window W and a sink S it has W + SPEC_SLOTS slots,
-    the sink positions 0 .. S-1 in slots 0 .. S-1 and a ring of the latest positions in the others (position
-    u >= S at slot S + (u - S) mod (W - S + SPEC_SLOTS)), so its size and each step's cost are bounded by W, not
+    slot u is position u (the cache grows as needed); with a window W and a sink S it has N = ring_slots(W)
+    slots, the sink positions 0 .. S-1 in slots 0 .. S-1 and a ring of the latest positions in the others
+    (position u >= S at slot S + (u - S) mod (N - S)), so its size and each step's cost are bounded by W, not
     by the frame. A step may feed a row several positions (guesses, for speculative decoding) and rewind() may
     take some back: the ring keeps SPEC_SLOTS positions more than the window, so positions fed and taken back
     never overwrite one still in view. self.slot_pos records the position each slot holds (-1: none); a position
@@ -496,7 +502,7 @@ class DecodeState:
         self.v_all: torch.Tensor | None = None
         self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
         self.cap = 0
-        self._grow(batch, engine.window + SPEC_SLOTS if engine.window else CACHE_STEP)
+        self._grow(batch, ring_slots(engine.window) if engine.window else CACHE_STEP)
 
     def _grow(self, batch: int, cap: int) -> None:
         """Give the caches room for cap slots.

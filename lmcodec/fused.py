@@ -22,6 +22,8 @@ import numpy as np
 try:
     import numba
     from numba import njit
+
+    from . import simd
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path is the fallback
     numba = None
 
@@ -483,10 +485,114 @@ if numba is not None:
                         for j in range(d):
                             o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
-    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos) -> None:
-        _split(q.shape[0], int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3],
-               lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table, o[a:b], pos[a:b],
-                                         win, sink, cos, sin, klim, spos))
+    @_jit
+    def _score_block(qv, kc, u0, s):
+        """simd.qk_block with the head size as the compile-time constant it needs (one code path per size)."""
+        d = kc.shape[1]
+        if d == 64:
+            simd.qk_block(qv, kc, u0, s, 64)
+        elif d == 16:
+            simd.qk_block(qv, kc, u0, s, 16)
+        elif d == 32:
+            simd.qk_block(qv, kc, u0, s, 32)
+        else:
+            simd.qk_block(qv, kc, u0, s, 128)
+
+    @_jit
+    def _weigh_block(wv, vc, u0, acc):
+        """simd.av_block, likewise."""
+        d = vc.shape[1]
+        if d == 64:
+            simd.av_block(wv, vc, u0, acc, 64)
+        elif d == 16:
+            simd.av_block(wv, vc, u0, acc, 16)
+        elif d == 32:
+            simd.av_block(wv, vc, u0, acc, 32)
+        else:
+            simd.av_block(wv, vc, u0, acc, 128)
+
+    @_jit
+    def _attend_rows_simd(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
+        """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's blocks: every slot below
+        ends[i], rounded up to a whole block (the caches hold a multiple of simd.AV_KEYS slots), is scored, and
+        the slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (q' split into
+        q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and w & 1023,
+        w <= 2**20), and o the round-half-up quotient of exact integers."""
+        nb, nkv, g, d = q.shape
+        last = exp_table.shape[0] - 1
+        cap = kc.shape[2]
+        s = np.empty((3, cap), np.int64)
+        wv = np.empty((6, cap), np.int16)
+        qv = np.empty((6, d), np.int16)
+        acc = np.empty((3, d), np.int64)
+        z = np.empty(3, np.int64)
+        kk = np.empty(d, np.float64)
+        seen = np.empty(cap, np.bool_)
+        for b in range(nb):
+            row, end, p = crow[b], ends[b], pos[b]
+            far = win > 0 and p >= win
+            lo = p - win + sink + 1 if win > 0 else 0
+            nk = (end + simd.AV_KEYS - 1) // simd.AV_KEYS * simd.AV_KEYS
+            for u in range(nk):
+                at = spos[row, u]
+                seen[u] = u < end and 0 <= at <= p and (at < sink or at >= lo)
+            for kv in range(nkv):
+                kr, vr = kc[row, kv], vc[row, kv]
+                for g0 in range(0, g, 3):
+                    heads = (g0, min(g0 + 1, g - 1), min(g0 + 2, g - 1))  # as in _attend_rows
+                    for c in range(3):
+                        for j in range(d):
+                            x = np.int64(q[b, kv, heads[c], j])
+                            if abs(x) >= 65536:  # spec §5 bounds |q'| by about 46,400
+                                raise ValueError("a rotated query beyond 2**16")
+                            qv[c, j], qv[c + 3, j] = x >> 8, x & 255
+                    for u0 in range(0, nk, simd.QK_KEYS):
+                        _score_block(qv, kr, u0, s)
+                    if far:
+                        for u in range(sink):
+                            if seen[u]:
+                                _far_sink(kr[u], p - win + 1, cos, sin, klim, kk)
+                                for c in range(3):
+                                    t = 0.0
+                                    for j in range(d):
+                                        t += q[b, kv, heads[c], j] * kk[j]
+                                    s[c, u] = np.int64(t)
+                    for c in range(3):
+                        m = np.int64(-(1 << 62))
+                        for u in range(nk):
+                            s[c, u] >>= shift
+                            if seen[u] and s[c, u] > m:
+                                m = s[c, u]
+                        zc = np.int64(0)
+                        for u in range(nk):
+                            w = exp_table[min(m - s[c, u], last)] if seen[u] else 0
+                            zc += w
+                            wv[c, u], wv[c + 3, u] = w >> 10, w & 1023
+                        z[c] = zc
+                    acc[:, :] = 0
+                    for u0 in range(0, nk, simd.AV_KEYS):
+                        _weigh_block(wv, vr, u0, acc)
+                    for c in range(3):
+                        col = (kv * g + heads[c]) * d
+                        for j in range(d):
+                            o[b, col + j] = (2 * acc[c, j] + z[c]) // (2 * z[c])
+
+    def simd_fits(kc, vc, exp_table) -> bool:
+        """Whether _attend_rows_simd takes these caches (else _attend_rows does)."""
+        return (kc.dtype == np.int16 and vc.dtype == np.int16 and kc.shape[-1] in simd.HEAD_DIMS
+                and kc.shape[2] % simd.AV_KEYS == 0 and kc.flags.c_contiguous and vc.flags.c_contiguous
+                and 0 <= exp_table.min() and exp_table.max() <= 1 << 20)
+
+    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
+                    use_simd: bool = True) -> None:
+        work = int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3]
+        if use_simd and simd_fits(kc, vc, exp_table):
+            _split(q.shape[0], work, lambda a, b: _attend_rows_simd(q[a:b], kc, vc, crow[a:b], ends[a:b], shift,
+                                                                    exp_table, o[a:b], pos[a:b], win, sink, cos,
+                                                                    sin, klim, spos))
+            return
+        _split(q.shape[0], work, lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table,
+                                                           o[a:b], pos[a:b], win, sink, cos, sin, klim, spos))
 
     def sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores) -> None:
         _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores)

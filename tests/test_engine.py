@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from lmcodec import fused as fz
 from lmcodec import models
 from lmcodec.engine import TOTAL, Engine
 from lmcodec.intmodel import IntModel
@@ -157,6 +158,7 @@ _CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_engine import TINY, digest, full, incremental, seqs
+from lmcodec import fused as fz
 from lmcodec import models
 from lmcodec.engine import Engine
 from lmcodec.kernels import int_mm_is_exact
@@ -216,6 +218,16 @@ def test_default_model_full_equals_incremental():
     tgt = torch.tensor(ids[1:])
     bits = -torch.log2(a[0][:-1].gather(-1, tgt[:, None]).double() / TOTAL).sum().item()
     assert bits / len(TEXT[: len(ByteTokenizer(m).decode(ids[1:]))]) < 2.0  # bits per byte
+
+
+def test_default_model_window_full_equals_incremental():
+    """The real model's head size (64) under a window: decoding goes through the SIMD attention blocks."""
+    m = models.resolve("default")
+    e = Engine(m, window=16, sink=4)
+    ids = [m.config["bos_id"]] + ByteTokenizer(m).encode(TEXT)[:40]
+    state = e.start(1)
+    assert fz.simd_fits(state.k[0].numpy(), state.v[0].numpy(), e.exp_np)
+    assert torch.equal(full(e, [ids])[0], incremental(e, [ids])[0])
 
 
 # ---- attention windows, rows at their own pace, positions past the model's RoPE table (coder 1 version 2) ----

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Where one decoding step's time goes, at batch 1, 2 and 4 (issue 12): the engine's incremental step split into
-its kernels, and the mixer's work per symbol (predict + find over the vocabulary), with the default model.
+its kernels, and the mixer's work per symbol (predict + find over the vocabulary), with the default model. Each
+batch is timed twice in the same run: with the SIMD attention blocks (lmcodec/simd.py) and with the loop kernel.
 
     python tools/profile_decode.py [--context 1024] [--steps 24] [--batches 1,2,4] [--threads N] [--out FILE]
 
@@ -55,6 +56,9 @@ def main(argv: list[str]) -> int:
                         ("tables", "tables (softmax over V)")):
         timed(fz, name, label)
     timed(e, "_embed", "embedding")
+    loop_attention = [False]
+    attend = fz.attend_rows
+    fz.attend_rows = lambda *a: attend(*a, use_simd=not loop_attention[0])  # inside the timer's wrapper
     ids = codec.tokenizer.encode((C.ROOT.parent / "shared/corpus/text/canterbury/alice29.txt").read_bytes()[:20000])
     lines = ["# One decoding step, by kernel", "", C.machine_info(), "",
              f"Default model, context {args.context} positions, {args.steps} steps timed; ms per step.", ""]
@@ -65,20 +69,24 @@ def main(argv: list[str]) -> int:
         st = e.start(b)
         tok = lambda j: torch.tensor([ids[(j + 300 * r) % len(ids)] for r in range(b)], dtype=torch.long)
         for j in range(args.context):
+            loop_attention[0] = j == 0  # both kernels compiled before anything is timed
             st.step(tok(j))
-        spent.clear()
-        t = time.perf_counter()
-        for j in range(args.steps):
-            st.step(tok(args.context + j))
-        wall = (time.perf_counter() - t) / args.steps * 1e3
-        per = {k: spent[k] / args.steps * 1e3 for k in labels}
-        rows.append((b, wall, per))
-        print(f"batch {b}: {wall:.1f} ms/step", flush=True)
+        for loop in (False, True):
+            loop_attention[0] = loop
+            spent.clear()
+            t = time.perf_counter()
+            for j in range(args.steps):
+                st.step(tok(args.context + j))
+            wall = (time.perf_counter() - t) / args.steps * 1e3
+            per = {k: spent[k] / args.steps * 1e3 for k in labels}
+            name = f"{b} (loop attention)" if loop else str(b)
+            rows.append((name, b, wall, per))
+            print(f"batch {name}: {wall:.1f} ms/step", flush=True)
     lines += ["| batch | step | " + " | ".join(labels) + " | other | tokens/s |",
               "|---:|---:|" + "---:|" * (len(labels) + 2)]
-    for b, wall, per in rows:
+    for name, b, wall, per in rows:
         other = wall - sum(per.values())
-        lines.append(f"| {b} | {wall:.1f} | " + " | ".join(f"{per[k]:.2f}" for k in labels)
+        lines.append(f"| {name} | {wall:.1f} | " + " | ".join(f"{per[k]:.2f}" for k in labels)
                      + f" | {other:.2f} | {1000 * b / wall:.1f} |")
     # the mixer per symbol, on a real table
     tab = st.step(tok(0)).numpy()[0].astype(np.int64)

@@ -1,0 +1,130 @@
+"""The SIMD attention blocks give the exact integers: alone at the bounds they are built for, inside the decoding
+kernel against its loop version, and at every instruction-set level numba may target."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+from lmcodec import fused, simd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@numba.njit
+def _scores(qv, kc, s, hd):
+    numba.literally(hd)
+    for u0 in range(0, kc.shape[0], simd.QK_KEYS):
+        simd.qk_block(qv, kc, u0, s, hd)
+
+
+@numba.njit
+def _weighted(wv, vc, acc, hd):
+    numba.literally(hd)
+    for u0 in range(0, vc.shape[0], simd.AV_KEYS):
+        simd.av_block(wv, vc, u0, acc, hd)
+
+
+def blocks_digest(seed: int = 0) -> str:
+    """Both blocks at every head size, operands at their limits, checked against int64 numpy; a digest of it all."""
+    rng = np.random.default_rng(seed)
+    h = hashlib.sha256()
+    for d in simd.HEAD_DIMS:
+        n = 64
+        q = rng.integers(-65535, 65536, (3, d))
+        q[0], q[1] = 65535, -65535
+        kc = rng.integers(-32767, 32768, (n, d)).astype(np.int16)
+        kc[:16], kc[16:32] = 32767, -32767
+        s = np.zeros((3, n), np.int64)
+        _scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kc, s, d)
+        assert (s == q @ kc.astype(np.int64).T).all(), d
+        w = rng.integers(0, 2**20 + 1, (3, n))
+        w[0] = 2**20
+        acc = np.full((3, d), 7, np.int64)  # the blocks add to what is there
+        _weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), kc, acc, d)
+        assert (acc == 7 + w @ kc.astype(np.int64)).all(), d
+        h.update(s.tobytes() + acc.tobytes())
+    return h.hexdigest()
+
+
+def decoding_case(d: int, g: int, seed: int):
+    """Arguments of fused.attend_rows for a windowed decoder: 3 cache rows in rings of 96 slots (window 40, sink
+    4), positions well past the window (sinks seen from afar), a row fed two positions at once, caches and
+    queries at their limits. Returns (args, o)."""
+    rng = np.random.default_rng(seed)
+    nkv, cap, win, sink = 2, 96, 40, 4
+    kc = rng.integers(-32767, 32768, (3, nkv, cap, d)).astype(np.int16)
+    vc = rng.integers(-32767, 32768, (3, nkv, cap, d)).astype(np.int16)
+    kc[0, 0, 5:9], vc[1, 1, 9:20] = 32767, -32767
+    fed = np.array([130, 70, 20])  # positions each row has fed (one of them not yet past the window)
+    spos = np.full((3, cap), -1, np.int64)
+    for r, n in enumerate(fed):
+        for p in range(n + 2):  # + the positions of this step
+            spos[r, p if p < sink else sink + (p - sink) % (cap - sink)] = p
+    crow = np.array([0, 1, 1, 2])
+    pos = np.array([130, 70, 71, 20])
+    ends = np.minimum(pos + 1, cap)
+    q = rng.integers(-46400, 46401, (4, nkv, g, d)).astype(np.float64)
+    q[0, 0, 0] = 46400
+    theta = np.arange(200)[:, None] * 10000.0 ** (-np.arange(d // 2) / (d // 2))
+    cos, sin = np.rint(16384 * np.cos(theta)).astype(np.int32), np.rint(16384 * np.sin(theta)).astype(np.int32)
+    exp_table = np.rint(2.0**20 * np.exp(-np.arange(600) / 40.0)).astype(np.int64)
+    o = np.zeros((4, nkv * g * d), np.int64)
+    return (q, kc, vc, crow, ends, 22, exp_table, o, pos, win, sink, cos, sin, 32767, spos), o
+
+
+def attention_digest(use_simd: bool) -> str:
+    h = hashlib.sha256()
+    for d, g, seed in ((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 3, 4)):
+        args, o = decoding_case(d, g, seed)
+        fused.attend_rows(*args, use_simd=use_simd)
+        h.update(o.tobytes())
+    return h.hexdigest()
+
+
+def test_blocks_are_exact_at_their_bounds():
+    blocks_digest()
+
+
+def test_decoding_attention_equals_the_loop_kernel():
+    args, _ = decoding_case(64, 3, 2)
+    assert fused.simd_fits(args[1], args[2], args[6])
+    assert attention_digest(use_simd=True) == attention_digest(use_simd=False)
+
+
+def test_caches_the_blocks_do_not_take_go_to_the_loop_kernel():
+    args, _ = decoding_case(64, 3, 2)
+    kc, vc, exp_table = args[1], args[2], args[6]
+    assert not fused.simd_fits(kc.astype(np.int32), vc, exp_table)  # k of a stream without a window
+    assert not fused.simd_fits(kc[:, :, :80], vc[:, :, :80], exp_table)  # not whole blocks of slots
+    assert not fused.simd_fits(kc[..., :48], vc[..., :48], exp_table)  # a head size they are not built for
+    assert not fused.simd_fits(kc, vc, exp_table * 2)  # weights past 2**20
+
+
+_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+import test_simd
+from lmcodec import simd
+print(simd.isa(), test_simd.blocks_digest(), test_simd.attention_digest(True))
+"""
+
+
+@pytest.mark.parametrize("level, env", [
+    ("generic", {"NUMBA_CPU_NAME": "generic"}),
+    ("avx2", {"NUMBA_CPU_NAME": "haswell",
+              "NUMBA_CPU_FEATURES": "+avx2,+avx,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe,+popcnt,+sse4.2,+sse4.1,+ssse3"}),
+])
+def test_every_instruction_set_level_gives_the_same_integers(tmp_path, level, env):
+    if level == "avx2" and simd.isa() == "generic":
+        pytest.skip("the host has no AVX2")
+    child_env = {**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path)}  # code for another target, cached apart
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(tests=str(ROOT / "tests"))], env=child_env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [level, blocks_digest(), attention_digest(use_simd=False)]
