@@ -3,7 +3,8 @@
 Each kernel computes exactly the integers of spec/engine.md in int64 arithmetic (the spec's bounds keep every
 intermediate inside 64 bits), so the results equal the torch reference path in engine.py bit for bit; rows are
 independent, so the thread count cannot matter. They replace a dozen memory-bound eager torch passes per step
-(measured 20x faster on requantization). The matmuls stay torch._int_mm / float64 BLAS.
+(measured 20x faster on requantization). The matmuls stay torch._int_mm / float64 BLAS; decoding attention on
+int16 caches runs in simd.py's blocks (same integers).
 
 Arrays are numpy views of torch CPU tensors (zero-copy). Without numba the engine uses its torch path.
 Kernels are serial and release the GIL; rows are split over a thread pool here. (Numba's own parallel layers

@@ -1,10 +1,10 @@
 """Explicit SIMD blocks for decoding attention: LLVM vector IR emitted through numba intrinsics.
 
 Decoding attention reads every key and value row of a frame's cache for a handful of queries. Written as numba
-loops it ran at 5.6 GMAC/s (one horizontal sum per key and query, float64 lanes); these blocks use pairwise
-int16 multiply-add (x86 pmaddwd, fused into AVX-512 VNNI vpdpwssd by LLVM) on whole blocks of keys: measured on
-the 2-core EPYC, one thread, 16 frames x 30 layers x 3 KV heads x 2,048 slots, the scores 100 -> 32 ms and the
-weighted values 85 -> 44 ms (tools/results/profile_decode.md has the whole step).
+loops (fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these
+blocks use pairwise int16 multiply-add (x86 pmaddwd, fused into AVX-512 VNNI vpdpwssd by LLVM) on whole blocks
+of keys. tools/profile_decode.py times both in one run: at batch 16 and 1,024 positions, attention 113 -> 59 ms
+a step on the 2-core EPYC (tools/results/profile_decode.md).
 
 Exactness: operands are int16 and each function states the bounds that keep every int32 partial sum below
 2**31, so the results are the exact integers whatever the instruction set. The instruction set is numba's
