@@ -423,6 +423,8 @@ if numba is not None:
         (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
         """
         nb, nkv, g, d = q.shape
+        if d not in simd.HEAD_DIMS:
+            raise ValueError("a head size the SIMD blocks are not built for")
         last = exp_table.shape[0] - 1
         cap = kc.shape[2]
         s = np.empty((3, cap), np.int64)
@@ -487,32 +489,6 @@ if numba is not None:
                             o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
     @_jit
-    def _score_block(qv, kc, u0, s):
-        """simd.qk_block with the head size as the compile-time constant it needs (one code path per size)."""
-        d = kc.shape[1]
-        if d == 64:
-            simd.qk_block(qv, kc, u0, s, 64)
-        elif d == 16:
-            simd.qk_block(qv, kc, u0, s, 16)
-        elif d == 32:
-            simd.qk_block(qv, kc, u0, s, 32)
-        else:
-            simd.qk_block(qv, kc, u0, s, 128)
-
-    @_jit
-    def _weigh_block(wv, vc, u0, acc):
-        """simd.av_block, likewise."""
-        d = vc.shape[1]
-        if d == 64:
-            simd.av_block(wv, vc, u0, acc, 64)
-        elif d == 16:
-            simd.av_block(wv, vc, u0, acc, 16)
-        elif d == 32:
-            simd.av_block(wv, vc, u0, acc, 32)
-        else:
-            simd.av_block(wv, vc, u0, acc, 128)
-
-    @_jit
     def _attend_rows_simd(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
         """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's blocks: every slot below
         ends[i], rounded up to a whole block (the caches hold a multiple of simd.AV_KEYS slots), is scored, and
@@ -520,6 +496,8 @@ if numba is not None:
         q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and w & 1023,
         w <= 2**20), and o the round-half-up quotient of exact integers."""
         nb, nkv, g, d = q.shape
+        if d not in simd.HEAD_DIMS:
+            raise ValueError("a head size the SIMD blocks are not built for")
         last = exp_table.shape[0] - 1
         cap = kc.shape[2]
         s = np.empty((3, cap), np.int64)
@@ -548,7 +526,7 @@ if numba is not None:
                                 raise ValueError("a rotated query beyond 2**16")
                             qv[c, j], qv[c + 3, j] = x >> 8, x & 255
                     for u0 in range(0, nk, simd.QK_KEYS):
-                        _score_block(qv, kr, u0, s)
+                        simd.qk_block(qv, kr, u0, s)
                     if far:
                         for u in range(sink):
                             if seen[u]:
@@ -572,7 +550,7 @@ if numba is not None:
                         z[c] = zc
                     acc[:, :] = 0
                     for u0 in range(0, nk, simd.AV_KEYS):
-                        _weigh_block(wv, vr, u0, acc)
+                        simd.av_block(wv, vr, u0, acc)
                     for c in range(3):
                         col = (kv * g + heads[c]) * d
                         for j in range(d):

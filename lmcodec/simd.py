@@ -96,95 +96,116 @@ def _row(builder: ir.IRBuilder, arr, row: ir.Value, d: int) -> ir.Value:
     return builder.load(builder.inttoptr(addr, _vec(_i16, d).as_pointer()), align=2)
 
 
-def _head_dim(d: types.Type) -> int:
-    if not isinstance(d, types.IntegerLiteral) or d.literal_value not in HEAD_DIMS:
-        raise TypeError(f"head size must be a literal in {HEAD_DIMS}")
-    return d.literal_value
+def _per_head_dim(builder: ir.IRBuilder, d: ir.Value, emit) -> None:
+    """emit(hd) for every head size in HEAD_DIMS, each in its own branch; the one equal to d runs. The caller
+    makes sure d is one of them (fused._attend_rows_simd checks it), so any other d does nothing."""
+    done = builder.append_basic_block("hd.done")
+    pick = builder.switch(d, done)
+    for hd in HEAD_DIMS:
+        branch = builder.append_basic_block(f"hd.{hd}")
+        pick.add_case(ir.Constant(d.type, hd), branch)
+        builder.position_at_end(branch)
+        emit(hd)
+        builder.branch(done)
+    builder.position_at_end(done)
 
 
-@intrinsic(prefer_literal=True)
-def qk_block(typingctx, qv, kc, u0, s, d):
+@intrinsic
+def qk_block(typingctx, qv, kc, u0, s):
     """s[c, u0 + r] = sum_j (256 qv[c, j] + qv[c + 3, j]) kc[u0 + r, j] for r < 16 and the 3 queries c.
 
-    qv (6, d) int16: each query's high parts q >> 8 (|.| <= 256), then its low parts q & 255; kc (keys, d)
+    d = kc.shape[1], one of HEAD_DIMS (code for each is built; the caller checks). qv (6, d) int16: each
+    query's high parts q >> 8 (|.| <= 256), then its low parts q & 255; kc (keys, d)
     int16 (|k| <= 32767), rows contiguous; s (3, keys) int64. Every int32 partial sum is below
     d * 256 * 32767 <= 2**30 (d <= 128).
     """
-    hd, level = _head_dim(d), isa()
-    sig = types.void(qv, kc, u0, s, d)
+    level = isa()
+    sig = types.void(qv, kc, u0, s)
 
     def codegen(context, builder, signature, args):
         qa, ka, sa = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3))
-        qs = [_row(builder, qa, ir.Constant(_i64, c), hd) for c in range(2 * QUERIES)]
-        per_key = hd // 2  # pair sums a key leaves after one multiply-add
-        stacks: list[list[tuple[int, ir.Value]]] = [[] for _ in qs]  # (m, vector of 16/m keys x m sums)
-        pending: list[list[ir.Value]] = [[] for _ in qs]
-        for r in range(QK_KEYS):
-            k = _row(builder, ka, builder.add(args[2], ir.Constant(_i64, r)), hd)
-            for c, qrow in enumerate(qs):
-                v = _pmadd(builder, qrow, k, level)
-                while v.type.count > QK_KEYS:  # fold to 16 partial sums
-                    half = v.type.count // 2
-                    v = builder.add(_lanes(builder, v, 0, half), _lanes(builder, v, half, half))
-                pending[c].append(v)
-                if len(pending[c]) * min(per_key, QK_KEYS) < QK_KEYS:
-                    continue
-                v, m = _concat(builder, pending[c]), min(per_key, QK_KEYS)
-                pending[c] = []
-                st = stacks[c]
-                while st and st[-1][0] == m:
-                    v, m = _halve(builder, st.pop()[1], v, m), m // 2
-                st.append((m, v))
-        v64 = _vec(_i64, QK_KEYS)
-        base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(args[2], ir.Constant(_i64, 8)))
-        for c in range(QUERIES):
-            hi, lo = (builder.sext(stacks[i][0][1], v64) for i in (c, c + QUERIES))
-            out = builder.add(builder.shl(hi, ir.Constant(v64, [8] * QK_KEYS)), lo)
-            addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, c)))
-            builder.store(out, builder.inttoptr(addr, v64.as_pointer()), align=8)
+        _per_head_dim(builder, builder.extract_value(ka.shape, 1),
+                      lambda hd: _scores(builder, qa, ka, sa, args[2], hd, level))
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@intrinsic(prefer_literal=True)
-def av_block(typingctx, wv, vc, u0, acc, d):
+def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str) -> None:
+    """qk_block's code for head size hd."""
+    qs = [_row(builder, qa, ir.Constant(_i64, c), hd) for c in range(2 * QUERIES)]
+    per_key = hd // 2  # pair sums a key leaves after one multiply-add
+    stacks: list[list[tuple[int, ir.Value]]] = [[] for _ in qs]  # (m, vector of 16/m keys x m sums)
+    pending: list[list[ir.Value]] = [[] for _ in qs]
+    for r in range(QK_KEYS):
+        k = _row(builder, ka, builder.add(u0, ir.Constant(_i64, r)), hd)
+        for c, qrow in enumerate(qs):
+            v = _pmadd(builder, qrow, k, level)
+            while v.type.count > QK_KEYS:  # fold to 16 partial sums
+                half = v.type.count // 2
+                v = builder.add(_lanes(builder, v, 0, half), _lanes(builder, v, half, half))
+            pending[c].append(v)
+            if len(pending[c]) * min(per_key, QK_KEYS) < QK_KEYS:
+                continue
+            v, m = _concat(builder, pending[c]), min(per_key, QK_KEYS)
+            pending[c] = []
+            st = stacks[c]
+            while st and st[-1][0] == m:
+                v, m = _halve(builder, st.pop()[1], v, m), m // 2
+            st.append((m, v))
+    v64 = _vec(_i64, QK_KEYS)
+    base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(u0, ir.Constant(_i64, 8)))
+    for c in range(QUERIES):
+        hi, lo = (builder.sext(stacks[i][0][1], v64) for i in (c, c + QUERIES))
+        out = builder.add(builder.shl(hi, ir.Constant(v64, [8] * QK_KEYS)), lo)
+        addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, c)))
+        builder.store(out, builder.inttoptr(addr, v64.as_pointer()), align=8)
+
+
+@intrinsic
+def av_block(typingctx, wv, vc, u0, acc):
     """acc[c, j] += sum_r (1024 wv[c, u] + wv[c + 3, u]) vc[u, j] over u = u0 + r, r < 32, for the 3 queries c.
 
-    wv (6, keys) int16: each query's weights split into w >> 10 and w & 1023 (w <= 2**20, so both <= 1024);
+    d = vc.shape[1], one of HEAD_DIMS as for qk_block. wv (6, keys) int16: each query's weights split into w >> 10 and w & 1023 (w <= 2**20, so both <= 1024);
     vc (keys, d) int16 (|v| <= 32767), rows contiguous; acc (3, d) int64 contiguous. Keys go in pairs (the
     multiply-add's two lanes): a pair's sum is below 2 * 1024 * 32767 < 2**26, 16 pairs below 2**30.
     """
-    hd, level = _head_dim(d), isa()
-    sig = types.void(wv, vc, u0, acc, d)
+    level = isa()
+    sig = types.void(wv, vc, u0, acc)
 
     def codegen(context, builder, signature, args):
         wa, va, aa = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3))
-        weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
-        repeat = ir.Constant(_vec(_i32, 2 * hd), [j % 2 for j in range(2 * hd)])
-        two = _vec(_i16, 2)
-        wbase = builder.ptrtoint(wa.data, _i64)
-        wrow = builder.extract_value(wa.strides, 0)
-        sums: list[ir.Value | None] = [None] * (2 * QUERIES)
-        for pr in range(AV_KEYS // 2):
-            u = builder.add(args[2], ir.Constant(_i64, 2 * pr))
-            a = _row(builder, va, u, hd)
-            b = _row(builder, va, builder.add(u, ir.Constant(_i64, 1)), hd)
-            ab = builder.shuffle_vector(a, b, weave)  # a0 b0 a1 b1 ...: each dim's two keys side by side
-            for c in range(2 * QUERIES):
-                addr = builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))),
-                                   builder.mul(u, ir.Constant(_i64, 2)))
-                w2 = builder.load(builder.inttoptr(addr, two.as_pointer()), align=2)  # w[u], w[u + 1]
-                w = builder.shuffle_vector(w2, w2, repeat)
-                p = _pmadd(builder, ab, w, level)
-                sums[c] = p if sums[c] is None else builder.add(sums[c], p)
-        v64 = _vec(_i64, hd)
-        for c in range(QUERIES):
-            hi, lo = builder.sext(sums[c], v64), builder.sext(sums[c + QUERIES], v64)
-            ptr = builder.inttoptr(builder.add(builder.ptrtoint(aa.data, _i64), ir.Constant(_i64, c * hd * 8)),
-                                   v64.as_pointer())
-            total = builder.add(builder.shl(hi, ir.Constant(v64, [10] * hd)), lo)
-            builder.store(builder.add(builder.load(ptr, align=8), total), ptr, align=8)
+        _per_head_dim(builder, builder.extract_value(va.shape, 1),
+                      lambda hd: _weights(builder, wa, va, aa, args[2], hd, level))
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str) -> None:
+    """av_block's code for head size hd."""
+    weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
+    repeat = ir.Constant(_vec(_i32, 2 * hd), [j % 2 for j in range(2 * hd)])
+    two = _vec(_i16, 2)
+    wbase = builder.ptrtoint(wa.data, _i64)
+    wrow = builder.extract_value(wa.strides, 0)
+    sums: list[ir.Value | None] = [None] * (2 * QUERIES)
+    for pr in range(AV_KEYS // 2):
+        u = builder.add(u0, ir.Constant(_i64, 2 * pr))
+        a = _row(builder, va, u, hd)
+        b = _row(builder, va, builder.add(u, ir.Constant(_i64, 1)), hd)
+        ab = builder.shuffle_vector(a, b, weave)  # a0 b0 a1 b1 ...: each dim's two keys side by side
+        for c in range(2 * QUERIES):
+            addr = builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))),
+                               builder.mul(u, ir.Constant(_i64, 2)))
+            w2 = builder.load(builder.inttoptr(addr, two.as_pointer()), align=2)  # w[u], w[u + 1]
+            w = builder.shuffle_vector(w2, w2, repeat)
+            p = _pmadd(builder, ab, w, level)
+            sums[c] = p if sums[c] is None else builder.add(sums[c], p)
+    v64 = _vec(_i64, hd)
+    for c in range(QUERIES):
+        hi, lo = builder.sext(sums[c], v64), builder.sext(sums[c + QUERIES], v64)
+        ptr = builder.inttoptr(builder.add(builder.ptrtoint(aa.data, _i64), ir.Constant(_i64, c * hd * 8)),
+                               v64.as_pointer())
+        total = builder.add(builder.shl(hi, ir.Constant(v64, [10] * hd)), lo)
+        builder.store(builder.add(builder.load(ptr, align=8), total), ptr, align=8)

@@ -18,17 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @numba.njit
-def _scores(qv, kc, s, hd):
-    numba.literally(hd)
+def _scores(qv, kc, s):
     for u0 in range(0, kc.shape[0], simd.QK_KEYS):
-        simd.qk_block(qv, kc, u0, s, hd)
+        simd.qk_block(qv, kc, u0, s)
 
 
 @numba.njit
-def _weighted(wv, vc, acc, hd):
-    numba.literally(hd)
+def _weighted(wv, vc, acc):
     for u0 in range(0, vc.shape[0], simd.AV_KEYS):
-        simd.av_block(wv, vc, u0, acc, hd)
+        simd.av_block(wv, vc, u0, acc)
 
 
 def blocks_digest(seed: int = 0) -> str:
@@ -42,12 +40,12 @@ def blocks_digest(seed: int = 0) -> str:
         kc = rng.integers(-32767, 32768, (n, d)).astype(np.int16)
         kc[:16], kc[16:32] = 32767, -32767
         s = np.zeros((3, n), np.int64)
-        _scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kc, s, d)
+        _scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kc, s)
         assert (s == q @ kc.astype(np.int64).T).all(), d
         w = rng.integers(0, 2**20 + 1, (3, n))
         w[0] = 2**20
         acc = np.full((3, d), 7, np.int64)  # the blocks add to what is there
-        _weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), kc, acc, d)
+        _weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), kc, acc)
         assert (acc == 7 + w @ kc.astype(np.int64)).all(), d
         h.update(s.tobytes() + acc.tobytes())
     return h.hexdigest()
