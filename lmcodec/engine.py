@@ -10,13 +10,13 @@ from __future__ import annotations
 import ctypes
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import fused as fz
+from . import threads as th
 from .fused import GU_LIMIT, QKV_LIMIT, RESID_LIMIT
 from .intmodel import IntModel
 from .kernels import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
@@ -51,19 +51,6 @@ def _keep_freed_memory() -> None:
             pass
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to n (None: unchanged) for the duration."""
-    old = torch.get_num_threads()
-    if n is not None and n != old:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
-
-
 @dataclass
 class Linear:
     wt: torch.Tensor  # int8 (K, N), |w| <= 63
@@ -89,7 +76,8 @@ class Engine:
 
     def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
                  fast: bool = True, fused: bool | None = None, window: int | None = None, sink: int = 0) -> None:
-        """fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
+        """threads: CPU threads for this engine's work (None or 0: every available CPU; see threads.py: the
+        process's torch settings are not changed). fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
         steps in the numba kernels of fused.py (default: when available and fast); same integers either way.
         window, sink: each position attends to `window` positions: the first `sink` ones of the sequence (which
         the model uses as attention sinks) and the latest window - sink up to itself (spec §5); window None:
@@ -107,9 +95,8 @@ class Engine:
         self.fast = fast
         self.fused = (fast and fz.available and self.device.type == "cpu") if fused is None else fused
         _keep_freed_memory()
-        if threads:
-            torch.set_num_threads(threads)
-        fz.set_threads(torch.get_num_threads())
+        self.threads = th.resolve(threads)
+        self.pacer = th.Pacer(self.threads)  # decoding steps: OpenMP over every thread or one, by measured time
         t = {k: v.to(self.device) for k, v in model.tensors.items()}
         self.vocab_size: int = c["vocab_size"]
         self.bos_id: int = c["bos_id"]
@@ -335,34 +322,40 @@ class Engine:
         """
         block = max(1, min(block, HEAD_ELEMENTS // (tokens.shape[0] * self.vocab_size)))
         self._rope_rows(tokens.shape[1])
-        if self.fused:
+        if self.fused:  # independent row blocks on the kernel threads, torch inside them on one thread each
+            passes = self._full_fused(tokens.cpu(), block, progress)
             with torch.inference_mode():
-                yield from self._full_fused(tokens.cpu(), block, progress)
+                yield from th.scoped(passes, self.threads, 1)
             return
         with torch.inference_mode():
-            tokens = tokens.to(self.device)
-            b, t = tokens.shape
-            x = self._embed(tokens)
-            pos = torch.arange(t, device=self.device)
-            g = self.nh // self.nkv
-            for n, lay in enumerate(self.layers, 1):
-                q, k, v = self._rows(lambda r, p: self._qkv(lay, r, p), x, pos)
-                o = torch.empty((b, self.nkv, g, t, self.hd), dtype=torch.long, device=self.device)
-                for i in range(b):
-                    kf, vf = k[i: i + 1].double(), v[i: i + 1].double()
-                    for a in range(0, t, QUERY_BLOCK):
-                        e = min(t, a + QUERY_BLOCK)
-                        qq = q[i: i + 1, :, :, a:e].double().reshape(1, self.nkv, -1, self.hd)
-                        mask = self._visible(pos[a:e], pos[:e]).repeat(g, 1)
-                        o[i: i + 1, :, :, a:e] = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask, pos[a:e]).view(
-                            1, self.nkv, g, e - a, self.hd)
-                x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
-                    -RESID_LIMIT, RESID_LIMIT)
-                x = (x + self._rows(lambda r, p: self._mlp(lay, r), x, pos)).clamp_(-RESID_LIMIT, RESID_LIMIT)
-                if progress is not None:
-                    progress(n / self.n_layers)
-            for a in range(0, t, block):
-                yield a, self._tables(x[:, a: a + block])
+            yield from th.scoped(self._full_torch(tokens, block, progress), self.threads, self.threads)
+
+    def _full_torch(self, tokens: torch.Tensor, block: int,
+                    progress: Callable[[float], None] | None) -> Iterator[tuple[int, torch.Tensor]]:
+        """The full pass of the torch path (the reference), as full_tables yields it."""
+        tokens = tokens.to(self.device)
+        b, t = tokens.shape
+        x = self._embed(tokens)
+        pos = torch.arange(t, device=self.device)
+        g = self.nh // self.nkv
+        for n, lay in enumerate(self.layers, 1):
+            q, k, v = self._rows(lambda r, p: self._qkv(lay, r, p), x, pos)
+            o = torch.empty((b, self.nkv, g, t, self.hd), dtype=torch.long, device=self.device)
+            for i in range(b):
+                kf, vf = k[i: i + 1].double(), v[i: i + 1].double()
+                for a in range(0, t, QUERY_BLOCK):
+                    e = min(t, a + QUERY_BLOCK)
+                    qq = q[i: i + 1, :, :, a:e].double().reshape(1, self.nkv, -1, self.hd)
+                    mask = self._visible(pos[a:e], pos[:e]).repeat(g, 1)
+                    o[i: i + 1, :, :, a:e] = self._attend(qq, kf[:, :, :e], vf[:, :, :e], mask, pos[a:e]).view(
+                        1, self.nkv, g, e - a, self.hd)
+            x = (x + self._rows(lambda r, p: self._attn_out(lay, r), o.permute(0, 3, 1, 2, 4), pos)).clamp_(
+                -RESID_LIMIT, RESID_LIMIT)
+            x = (x + self._rows(lambda r, p: self._mlp(lay, r), x, pos)).clamp_(-RESID_LIMIT, RESID_LIMIT)
+            if progress is not None:
+                progress(n / self.n_layers)
+        for a in range(0, t, block):
+            yield a, self._tables(x[:, a: a + block])
 
     @staticmethod
     def _rows(fn, x: torch.Tensor, pos: torch.Tensor):
@@ -400,7 +393,7 @@ class Engine:
             fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, pos0, self.cos_np, self.sin_np, q.numpy(),
                         k_cache.numpy(), v_cache.numpy(), pos0, self.k_limit)
 
-        fz.parallel([lambda a=a: qkv(a) for a in blocks])
+        th.parallel([lambda a=a: qkv(a) for a in blocks])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
         win = self.window or 0
 
@@ -427,9 +420,9 @@ class Engine:
             fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
         # the longest query blocks first, so that the threads' shares even out
-        fz.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
+        th.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
 
-        fz.parallel([lambda a=a: self._rest_fused(lay, x[a: a + ROW_BLOCK], o[a: a + ROW_BLOCK]) for a in blocks])
+        th.parallel([lambda a=a: self._rest_fused(lay, x[a: a + ROW_BLOCK], o[a: a + ROW_BLOCK]) for a in blocks])
 
     def _rest_fused(self, lay: dict[str, Linear], x: torch.Tensor, o: torch.Tensor) -> None:
         """The attention output projection and the MLP on rows x (M, H), in place."""
@@ -447,29 +440,24 @@ class Engine:
 
         m = x.shape[0]
         step = -(-m // tasks)
-        fz.parallel([lambda a=a: part(a, min(m, a + step)) for a in range(0, m, step)])
+        th.parallel([lambda a=a: part(a, min(m, a + step)) for a in range(0, m, step)])
         return out
 
     def _full_fused(self, tokens: torch.Tensor, block: int,
                     progress: Callable[[float], None] | None) -> Iterator[tuple[int, torch.Tensor]]:
-        """The full pass with the kernel threads running independent row blocks, torch ops inside them on one
-        thread each (idle OpenMP threads would otherwise spin on the cores the kernel threads need)."""
+        """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads."""
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
         shape = (b, self.nkv, t, self.hd)
-        serial_torch = 1 if fz.threads() > 1 else None
-        with _torch_threads(serial_torch):
-            for n, lay in enumerate(self.layers, 1):
-                k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
-                self._layer_fused(lay, x, b, t, 0, k, v)
-                if progress is not None:
-                    progress(n / self.n_layers)
+        for n, lay in enumerate(self.layers, 1):
+            k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
+            self._layer_fused(lay, x, b, t, 0, k, v)
+            if progress is not None:
+                progress(n / self.n_layers)
         x = x.view(b, t, -1)
         for a in range(0, t, block):
             xa = x[:, a: a + block]
-            with _torch_threads(serial_torch):
-                tables = self._tables_fused(xa.reshape(-1, xa.shape[-1]), fz.threads()).view(b, xa.shape[1], -1)
-            yield a, tables
+            yield a, self._tables_fused(xa.reshape(-1, xa.shape[-1]), th.width()).view(b, xa.shape[1], -1)
 
     def start(self, batch: int) -> "DecodeState":
         return DecodeState(self, batch)
@@ -579,6 +567,13 @@ class DecodeState:
         e._rope_rows(int(pos.max()) + 1)
         slot, end = self._slots(pos)
         self.slot_pos[rows, slot] = pos
+        with e.pacer.step(e.threads):
+            return self._feed(tokens, rows, pos, slot, end)
+
+    def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
+              end: np.ndarray) -> torch.Tensor:
+        """step() once the positions and slots are known."""
+        e = self.e
         with torch.inference_mode():
             tokens = tokens.to(e.device)
             n = tokens.shape[0]

@@ -7,18 +7,18 @@ independent, so the thread count cannot matter. They replace a dozen memory-boun
 int16 caches runs in simd.py's blocks (same integers).
 
 Arrays are numpy views of torch CPU tensors (zero-copy). Without numba the engine uses its torch path.
-Kernels are serial and release the GIL; rows are split over a thread pool here. (Numba's own parallel layers
-either share no pool with torch's OpenMP - measured: torch._int_mm 13x slower after one numba OpenMP region
-on 2 cores - or abort when called from two threads at once.)
+Kernels are serial and release the GIL; rows are split over lmcodec's thread pool (threads.py). (Numba's own
+parallel layers either share no pool with torch's OpenMP - measured: torch._int_mm 13x slower after one numba
+OpenMP region on 2 cores - or abort when called from two threads at once.)
 """
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from . import threads
 
 try:
     import numba
@@ -36,60 +36,12 @@ GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's prod
 available = numba is not None
 
 
-_threads = 1
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
 PARALLEL_WORK = 1 << 15  # elements below which splitting rows over threads costs more than it saves
 
 
-def set_threads(n: int) -> None:
-    """Threads for the kernels (the caller's thread and n - 1 pool threads), like torch.set_num_threads."""
-    global _threads, _pool, _pool_size
-    _threads = max(1, n)
-    if _threads - 1 > _pool_size:
-        _pool, _pool_size = ThreadPoolExecutor(_threads - 1, thread_name_prefix="lmcodec-fused"), _threads - 1
-
-
-_task = threading.local()  # set while a thread runs parallel() tasks: kernels inside them do not split again
-
-
-def threads() -> int:
-    return _threads
-
-
-def parallel(tasks: list[Callable[[], None]]) -> None:
-    """Run independent tasks on the kernel threads (the caller's and the pool's), dealt out in turn."""
-    if _threads <= 1 or len(tasks) <= 1 or _pool is None:
-        for task in tasks:
-            task()
-        return
-
-    def run(group: list[Callable[[], None]]) -> None:
-        _task.active = True
-        try:
-            for task in group:
-                task()
-        finally:
-            _task.active = False
-
-    groups = [tasks[p::_threads] for p in range(_threads)]
-    futures = [_pool.submit(run, g) for g in groups[1:] if g]
-    run(groups[0])
-    for fut in futures:
-        fut.result()
-
-
 def _split(m: int, work: int, fn: Callable[[int, int], None]) -> None:
-    """fn(a, b) over row ranges covering 0..m, on up to _threads threads when the work is large enough."""
-    parts = min(_threads, m) if m * work >= PARALLEL_WORK and not getattr(_task, "active", False) else 1
-    if parts <= 1 or _pool is None:
-        fn(0, m)
-        return
-    cuts = [m * p // parts for p in range(parts + 1)]
-    futures = [_pool.submit(fn, cuts[p], cuts[p + 1]) for p in range(1, parts)]
-    fn(cuts[0], cuts[1])
-    for fut in futures:
-        fut.result()
+    """fn(a, b) over row ranges covering 0..m, over the kernel threads when the work is large enough."""
+    threads.split(m, fn, parts=None if m * work >= PARALLEL_WORK else 1)
 
 
 if numba is not None:

@@ -43,13 +43,13 @@ def corpus() -> Path:
 
 
 @pytest.fixture()
-def restore_threads():
-    """Codec(threads=N) calls torch.set_num_threads globally; put the thread count back afterwards."""
+def torch_threads_unchanged():
+    """lmcodec sets the thread counts of its own calls only: torch's process-wide count must not change."""
     import torch
 
     n = torch.get_num_threads()
     yield
-    torch.set_num_threads(n)
+    assert torch.get_num_threads() == n
 
 
 @pytest.fixture()

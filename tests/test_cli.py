@@ -88,10 +88,44 @@ def test_parse_short_and_long_options():
     assert parse(["--best"]).level == 9 and parse(["--fast"]).level == 1 and parse(["-l", "-v"]).mode == "list"
 
 
+def test_threads_and_environment_options():
+    """-T0 is all cores (zstd, xz); $LMCODEC_OPTS comes before the command line (XZ_DEFAULTS), which wins;
+    $LMCODEC_THREADS is the thread count when -T is not given."""
+    from lmcodec.cli.options import Usage, parse
+
+    assert parse(["-T0"]).threads == 0 and parse([]).threads == 0
+    o = parse(["-c", "x"], env={"LMCODEC_OPTS": "-9 -T1 --window=4096"})
+    assert (o.level, o.threads, o.window, o.stdout, o.files) == (9, 1, 4096, True, ["x"])
+    assert parse(["-3"], env={"LMCODEC_OPTS": "-9"}).level == 3
+    assert parse([], env={"LMCODEC_THREADS": "1"}).threads == 1
+    assert parse(["-T2"], env={"LMCODEC_THREADS": "1"}).threads == 2
+    for bad, words in [({"LMCODEC_OPTS": "-9 file"}, "options only, not 'file'"),
+                       ({"LMCODEC_OPTS": "--nonsense"}, "LMCODEC_OPTS: unrecognized option '--nonsense'"),
+                       ({"LMCODEC_OPTS": "'-9"}, "LMCODEC_OPTS: No closing quotation"),
+                       ({"LMCODEC_THREADS": "two"}, "invalid LMCODEC_THREADS thread count 'two'")]:
+        with pytest.raises(Usage, match=words):
+            parse([], env=bad)
+    with pytest.raises(Usage, match="invalid thread count '-1'"):
+        parse(["-T", "-1"])
+
+
+def test_environment_options_reach_the_command(files, cache):
+    """Through a real process, as `tar -I lmcodec` would run it: LMCODEC_OPTS sets the level."""
+    e = dict(env(cache), LMCODEC_OPTS="-1 -T0", LMCODEC_MODEL=TINY)
+    r = subprocess.run([sys.executable, "-m", "lmcodec", "-c", str(files / "t.txt")], capture_output=True, env=e,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert lmz.summary(io.BytesIO(r.stdout))[0].chunk_size == 2048
+    r = subprocess.run([sys.executable, "-m", "lmcodec", "-c", str(files / "t.txt")], capture_output=True,
+                       env=dict(e, LMCODEC_OPTS="-1 stray"), timeout=120)
+    assert r.returncode == 1 and b"LMCODEC_OPTS holds options only" in r.stderr and not r.stdout
+
+
 def test_help_and_version():
     r = invoke("--help")
     assert r.exit_code == 0 and r.stdout.startswith("Usage: lmcodec [OPTION]... [FILE]...")
-    for word in ("-1 ... -9", "--rm", "--model=SOURCE", "Exit status", "lmcodec models"):
+    for word in ("-1 ... -9", "--rm", "--model=SOURCE", "Exit status", "lmcodec models", "LMCODEC_OPTS",
+                 "LMCODEC_THREADS", "129/130/143"):
         assert word in r.stdout
     assert "<" not in r.stdout and "list[str]" not in r.stdout  # no internals
     assert max(len(x) for x in r.stdout.splitlines()) <= 100

@@ -188,18 +188,18 @@ def test_lm_payload_is_close_to_the_ideal_code_length(tiny):
 # ------------------------------------------------------------------------------------------ determinism
 
 
-def test_output_independent_of_batch_and_threads(tiny, restore_threads):
+def test_output_independent_of_batch_and_threads(tiny, torch_threads_unchanged):
     data = english(1500)
     outs = {}
-    for batch, threads in [(1, None), (8, None), (1, 1), (8, 2), (3, 2)]:
+    for batch, threads in [(1, None), (8, None), (1, 1), (8, 2), (3, 2), (2, 0), (3, 3)]:
         outs[(batch, threads)] = lmcodec.compress(data, model=tiny, chunk_size=512, batch_size=batch,
                                                   threads=threads)
     ref = outs[(1, None)]
     assert lm_frames(ref)
     for k, v in outs.items():
         assert v == ref, k
-    for batch in (1, 5):
-        assert lmcodec.decompress(ref, batch_size=batch, threads=1) == data
+    for batch, threads in ((1, 1), (5, 1), (2, 2), (3, 0)):
+        assert lmcodec.decompress(ref, batch_size=batch, threads=threads) == data
 
 
 def test_output_identical_in_another_process(tiny, tmp_path):

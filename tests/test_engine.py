@@ -115,19 +115,15 @@ def test_fused_kernels_equal_torch_path(tiny):
     assert digest(incremental(fused, rows)) == digest(incremental(ref, rows))
 
 
-def test_fused_row_split_over_threads(tiny, monkeypatch):
-    """Rows split over the fused kernels' thread pool (forced even for tiny work) give the same tables."""
-    from lmcodec import fused as fz
+def test_fused_row_split_over_threads(tiny, monkeypatch, torch_threads_unchanged):
+    """Rows split over the kernel threads (forced even for tiny work) give the same tables."""
 
     rows = seqs(tiny, 3)
-    e = Engine(tiny, fused=True)
-    one = digest(full(e, rows)), digest(incremental(e, rows))
+    one = Engine(tiny, threads=1)
+    ref = digest(full(one, rows)), digest(incremental(one, rows))
     monkeypatch.setattr(fz, "PARALLEL_WORK", 1)
-    fz.set_threads(3)
-    try:
-        assert (digest(full(e, rows)), digest(incremental(e, rows))) == one
-    finally:
-        fz.set_threads(torch.get_num_threads())
+    e = Engine(tiny, threads=3)
+    assert (digest(full(e, rows)), digest(incremental(e, rows))) == ref
 
 
 def test_caller_float_settings_do_not_matter(tiny):
@@ -141,30 +137,57 @@ def test_caller_float_settings_do_not_matter(tiny):
         torch.set_float32_matmul_precision(prec)
 
 
-def test_threads(tiny):
+def test_threads(tiny, torch_threads_unchanged):
     rows = seqs(tiny, 3)
-    n = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = digest(full(Engine(tiny), rows))
-        torch.set_num_threads(2)
-        two = digest(full(Engine(tiny), rows))
-    finally:
-        torch.set_num_threads(n)
-    assert one == two
+    assert len({digest(full(Engine(tiny, threads=n), rows)) for n in (1, 2, 0)}) == 1
+
+
+def test_decoding_steps_wide_and_narrow(tiny, monkeypatch, torch_threads_unchanged):
+    """Whatever OpenMP width the pacer picks for each step, the tables are the same."""
+    from lmcodec.threads import Pacer
+
+    rows = seqs(tiny, 3)
+    e = Engine(tiny, threads=2)
+    ref = digest(incremental(e, rows))
+    widths = iter([1, 2, 2, 1] * 1000)
+    monkeypatch.setattr(Pacer, "openmp", lambda self: next(widths))
+    assert digest(incremental(e, rows)) == ref
+
+
+def test_pacer_choice():
+    """The pacer goes wide when a wide trial is faster, back to narrow when a narrow trial is, and spaces out
+    trials that lose (fed times, no clock)."""
+    from lmcodec.threads import Pacer
+
+    def run(p: Pacer, steps: int, wide: float, narrow: float) -> list[int]:
+        used = []
+        for _ in range(steps):
+            w = p.openmp()
+            used.append(w)
+            p.record(wide if w > 1 else narrow)
+        return used
+
+    p = Pacer(4)
+    used = run(p, 20, wide=0.02, narrow=0.03)  # quiet: wide wins its first trial
+    assert used[:3] == [1, 1, 1] and used[3] == 4 and p.current == 4 and used[-1] == 4
+    used = run(p, 2000, wide=0.4, narrow=0.03)  # busy: the next narrow trial wins, wide trials grow rare
+    assert p.current == 1
+    trials = [i for i, w in enumerate(used) if w > 1 and i > used.index(1)]
+    gaps = [b - a for a, b in zip(trials, trials[1:])]
+    assert gaps and all(g >= Pacer.FIRST_INTERVAL for g in gaps) and max(gaps) == Pacer.LONGEST_INTERVAL + 1
+    assert sum(w > 1 for w in used) < 0.05 * len(used)
+    assert run(Pacer(1), 50, wide=0.01, narrow=0.03) == [1] * 50  # one thread: nothing to choose
 
 
 _CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_engine import TINY, digest, full, incremental, seqs
-from lmcodec import fused as fz
 from lmcodec import models
 from lmcodec.engine import Engine
 from lmcodec.kernels import int_mm_is_exact
-torch.set_num_threads({threads})
 m = models.resolve(TINY)
-e = Engine(m)
+e = Engine(m, threads={threads})
 rows = seqs(m, 3)
 print(digest(full(e, rows)), digest(incremental(e, rows)), int_mm_is_exact(torch.device("cpu")))
 """

