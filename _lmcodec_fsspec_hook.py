@@ -12,7 +12,7 @@ _TARGET = "fsspec.compression"
 
 
 def _lmz(f, mode="rb", **options):
-    from lmcodec.fsspec_plugin import lmz_file
+    from lmcodec.integrations.fsspec_plugin import lmz_file
 
     return lmz_file(f, mode, **options)
 

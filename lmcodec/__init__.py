@@ -5,7 +5,7 @@
     assert lmcodec.decompress(blob) == b"some text"
     with lmcodec.open("notes.txt.lmz", "wt") as f: f.write("hello")
 """
-from .api import LmzFile, compress, decompress, open
+from .io.lmzfile import LmzFile, compress, decompress, open
 from .errors import ChecksumError, FormatError, LimitError, LmzError, ModelError, TruncatedError, UnsupportedError
 
 __version__ = "0.2.0"

@@ -55,7 +55,7 @@ def torch_threads_unchanged():
 @pytest.fixture()
 def count_lm_frames(monkeypatch):
     """Counts lm frames the codec decodes (patched Codec.decode): returns a list of raw lengths."""
-    from lmcodec.codec import Codec
+    from lmcodec.pipeline.codec import Codec
 
     seen: list[int] = []
     orig = Codec.decode

@@ -11,9 +11,9 @@ import pytest
 import lmcodec
 import lmz
 from lmcodec import ChecksumError, FormatError, LmzError, ModelError, TruncatedError
-from lmcodec.api import get_codec
-from lmcodec import coder_v1, coder_v2
-from lmcodec.codec import Codec
+from lmcodec.io.lmzfile import get_codec
+from lmcodec.pipeline import mixed, plain
+from lmcodec.pipeline.codec import Codec
 
 # Binary content (control bytes: the pre-check keeps it away from the model) for the file mechanics, and a
 # little text for what needs lm frames.
@@ -334,8 +334,8 @@ def test_stream_for_another_model_raises_model_error_before_decoding(tiny, monke
     def boom(*args, **kw):
         raise AssertionError("decoding started")
 
-    monkeypatch.setattr(coder_v1, "decode_batch", boom)
-    monkeypatch.setattr(coder_v2, "decode_batch", boom)
+    monkeypatch.setattr(plain, "decode_batch", boom)
+    monkeypatch.setattr(mixed, "decode_batch", boom)
     sha = bytes(range(32))
     blob = _lm_stream("some-other-model", sha)
     for call in (lambda: lmcodec.decompress(blob), lambda: lmcodec.decompress(blob, model=tiny),

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from lmcodec import chunker
-from lmcodec.chunker import BLOCK, MIN_TEXT, looks_like_text
+from lmcodec.pipeline import chunker
+from lmcodec.pipeline.chunker import BLOCK, MIN_TEXT, looks_like_text
 
 CHUNK, LIMIT = 8192, 1 << 20
 TEXT = b"Plain English text, one sentence after another, with a number now and then: 42.\n"

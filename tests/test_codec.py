@@ -18,9 +18,9 @@ import zstandard
 
 import lmcodec
 import lmz
-from lmcodec.api import get_codec
-from lmcodec import coder_v2
-from lmcodec.chunker import looks_like_text
+from lmcodec.io.lmzfile import get_codec
+from lmcodec.pipeline import mixed
+from lmcodec.pipeline.chunker import looks_like_text
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
@@ -234,7 +234,7 @@ def no_model(monkeypatch):
     def boom(*args, **kw):
         raise AssertionError("the model was used on data the pre-check should skip")
 
-    monkeypatch.setattr(coder_v2, "encode_batch", boom)
+    monkeypatch.setattr(mixed, "encode_batch", boom)
 
 
 def test_no_model_fixture_can_fail(tiny, no_model):
@@ -368,9 +368,9 @@ def test_default_model_beats_zstd_on_english():
 @pytest.mark.slow
 def test_default_model_bytes_outside_its_vocabulary():
     """SmolLM2 has no token for some bytes (0x04, 0x06, 0x13, ...): text holding one still round-trips."""
-    from lmcodec.tokens import ByteTokenizer
+    from lmcodec.pipeline.tokens import ByteTokenizer
 
-    missing = [b for b, t in enumerate(ByteTokenizer(lmcodec.api._model("default")).byte_tokens) if t < 0]
+    missing = [b for b, t in enumerate(ByteTokenizer(lmcodec.io.lmzfile._model("default")).byte_tokens) if t < 0]
     assert 0x04 in missing
     data = english(300) + b"\x04" + english(300, start=3000) + bytes(missing)
     blob = lmcodec.compress(data, model="default", chunk_size=256)

@@ -1,4 +1,4 @@
-"""lmcodec.distributed on a real dask.distributed LocalCluster: a scheduler and 2 worker processes on loopback,
+"""lmcodec.integrations.distributed on a real dask.distributed LocalCluster: a scheduler and 2 worker processes on loopback,
 the tiny model, small chunks so that an input of a few KiB makes many ranges.
 
 Worker processes inherit LMCODEC_CACHE (set by conftest before the cluster starts), so they find the model the
@@ -19,8 +19,10 @@ import pytest
 
 import lmcodec
 import lmz
-from lmcodec import api, cli, distributed
-from lmcodec.codec import Cutter
+from lmcodec import cli
+from lmcodec.io import lmzfile
+from lmcodec.integrations import distributed
+from lmcodec.pipeline.codec import Cutter
 from lmcodec.errors import ModelError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -68,7 +70,7 @@ def no_leftovers(d) -> list[str]:
 def test_chunks_do_not_depend_on_how_the_input_arrives(tiny):
     """The cutter is what makes ranges line up with single-process chunks: feeding the same bytes in any pieces
     gives the same chunks, also where a character straddles the chunk size just after a write ends."""
-    codec = api.get_codec(tiny, chunk_size=16, batch_size=2)
+    codec = lmzfile.get_codec(tiny, chunk_size=16, batch_size=2)
     data = b"a" * 15 + "é".encode() + b"b" * 20 + bytes(range(200)) + "ü".encode() * 40
 
     def cut(pieces):
@@ -135,11 +137,11 @@ def test_fsspec_urls_and_concatenated_streams(client, opts):
 
 
 def _count_model_loads() -> None:
-    import lmcodec.api
+    import lmcodec.io.lmzfile
     import lmcodec.models
 
-    lmcodec.api._models.clear()
-    lmcodec.api._codecs.clear()
+    lmcodec.io.lmzfile._models.clear()
+    lmcodec.io.lmzfile._codecs.clear()
     find = lmcodec.models.find
 
     def counting(*args):
@@ -168,10 +170,10 @@ def test_each_worker_loads_the_model_once(client, opts):
 
 
 def _hide_models(cache_dir: str) -> None:
-    import lmcodec.api
+    import lmcodec.io.lmzfile
 
-    lmcodec.api._models.clear()
-    lmcodec.api._codecs.clear()
+    lmcodec.io.lmzfile._models.clear()
+    lmcodec.io.lmzfile._codecs.clear()
     os.environ["LMCODEC_CACHE"] = cache_dir
 
 
@@ -209,9 +211,9 @@ def test_corrupt_frame_fails_and_leaves_no_output(client, opts, tmp_path):
 
 def _kill_once(flag: str, after: int) -> None:
     """Make this worker process kill itself (SIGKILL, no clean-up) in its `after`-th encode, once per cluster."""
-    import lmcodec.codec
+    import lmcodec.pipeline.codec
 
-    encode = lmcodec.codec.Codec.encode
+    encode = lmcodec.pipeline.codec.Codec.encode
 
     def dying(self, chunks):
         dying.calls += 1
@@ -225,14 +227,14 @@ def _kill_once(flag: str, after: int) -> None:
         return encode(self, chunks)
 
     dying.calls, dying.orig = 0, encode
-    lmcodec.codec.Codec.encode = dying
+    lmcodec.pipeline.codec.Codec.encode = dying
 
 
 def _stop_killing() -> None:
-    import lmcodec.codec
+    import lmcodec.pipeline.codec
 
-    f = lmcodec.codec.Codec.encode
-    lmcodec.codec.Codec.encode = getattr(f, "orig", f)
+    f = lmcodec.pipeline.codec.Codec.encode
+    lmcodec.pipeline.codec.Codec.encode = getattr(f, "orig", f)
 
 
 def test_worker_killed_mid_job(client, opts, tmp_path):
@@ -307,7 +309,7 @@ def test_cli_scheduler(client, tiny, tmp_path, capsys):
     assert cli.run(["--scheduler", addr, "--per-file", "-d", str(m / "*.lmz")]) == 0
     assert (m / "a.txt").read_bytes() == ENGLISH[:900] and (m / "b.txt").read_bytes() == MIXED
     capsys.readouterr()
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+    with dask.config.set({"dask.comm.timeouts.connect": "1s"}):
         assert cli.run(["--scheduler", "tcp://127.0.0.1:9", "-t", str(tmp_path / "x.txt.lmz")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lmcodec: ") and "Traceback" not in err

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from lmcodec import fused as fz
+from lmcodec.engine import fused as fz
 from lmcodec import models
 from lmcodec.engine import TOTAL, Engine
-from lmcodec.intmodel import IntModel
-from lmcodec.tokens import ByteTokenizer
+from lmcodec.engine.intmodel import IntModel
+from lmcodec.pipeline.tokens import ByteTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "tests" / "data" / "tiny-llama")
@@ -76,9 +76,9 @@ def test_tables_are_valid(tiny):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_full_equals_incremental(tiny, monkeypatch, fused):
-    from lmcodec import engine
+    from lmcodec.engine import passes
 
-    monkeypatch.setattr(engine, "CACHE_STEP", 8)  # the KV caches grow several times on these short rows
+    monkeypatch.setattr(passes, "CACHE_STEP", 8)  # the KV caches grow several times on these short rows
     e = Engine(tiny, fused=fused)
     rows = seqs(tiny, 3)
     a, b = full(e, rows), incremental(e, rows)
@@ -144,7 +144,7 @@ def test_threads(tiny, torch_threads_unchanged):
 
 def test_decoding_steps_wide_and_narrow(tiny, monkeypatch, torch_threads_unchanged):
     """Whatever OpenMP width the pacer picks for each step, the tables are the same."""
-    from lmcodec.threads import Pacer
+    from lmcodec.engine.threads import Pacer
 
     rows = seqs(tiny, 3)
     e = Engine(tiny, threads=2)
@@ -157,7 +157,7 @@ def test_decoding_steps_wide_and_narrow(tiny, monkeypatch, torch_threads_unchang
 def test_pacer_choice():
     """The pacer goes wide when a wide trial is faster, back to narrow when a narrow trial is, and spaces out
     trials that lose (fed times, no clock)."""
-    from lmcodec.threads import Pacer
+    from lmcodec.engine.threads import Pacer
 
     def run(p: Pacer, steps: int, wide: float, narrow: float) -> list[int]:
         used = []
@@ -185,7 +185,7 @@ sys.path.insert(0, {tests!r})
 from test_engine import TINY, digest, full, incremental, seqs
 from lmcodec import models
 from lmcodec.engine import Engine
-from lmcodec.kernels import int_mm_is_exact
+from lmcodec.engine.exact import int_mm_is_exact
 m = models.resolve(TINY)
 e = Engine(m, threads={threads})
 rows = seqs(m, 3)
@@ -209,20 +209,20 @@ def test_cpu_isa_paths(tiny, isa):
 
 
 def test_self_test_rejects_a_wrong_kernel(monkeypatch):
-    from lmcodec import kernels
+    from lmcodec.engine import exact
 
     real = torch._int_mm
-    monkeypatch.setattr(kernels, "_verified", {})
+    monkeypatch.setattr(exact, "_verified", {})
     monkeypatch.setattr(torch, "_int_mm", lambda a, b: real(a, b) + (a[:, :1].int() == 127))
-    assert not kernels.int_mm_is_exact(torch.device("cpu"))
+    assert not exact.int_mm_is_exact(torch.device("cpu"))
     a = torch.full((20, 64), 127, dtype=torch.int8)
     b = torch.ones((64, 8), dtype=torch.int8)
-    assert torch.equal(kernels.matmul_i8(a, b).long(), a.long() @ b.long())  # the fallback is used
+    assert torch.equal(exact.matmul_i8(a, b).long(), a.long() @ b.long())  # the fallback is used
 
 
 def test_conversion_is_deterministic(tmp_path, tiny):
-    from lmcodec.convert import convert
-    from lmcodec.models import _load_hf_dir
+    from lmcodec.models.convert import convert
+    from lmcodec.models.registry import _load_hf_dir
 
     state, cfg, tok = _load_hf_dir(Path(TINY))()
     convert(state, cfg, tok, tiny.model_id, "test", tmp_path / "a.safetensors")

@@ -21,10 +21,10 @@ import lmz
 from lmz import varint
 
 import lmcodec
-from lmcodec import api
+from lmcodec.io import lmzfile
 
 TINY = str(Path(__file__).parent / "data" / "tiny-llama")
-TEXT = (Path(lmcodec.__file__).parent / "codec.py").read_bytes()
+TEXT = (Path(lmcodec.__file__).parent / "pipeline" / "codec.py").read_bytes()
 
 
 def _env(cache: Path, **extra: str) -> dict:
@@ -189,19 +189,19 @@ def test_damaged_cached_model_is_detected(tmp_path, monkeypatch):
     """One flipped bit in the cached model file: decoding by the stream's hash refuses it, saying how to rebuild."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("LMCODEC_CACHE", str(cache))
-    api._models.clear()
-    api._codecs.clear()
+    lmzfile._models.clear()
+    lmzfile._codecs.clear()
     blob = lmcodec.compress(TEXT[:1500], model=TINY, chunk_size=512)
     [model_file] = cache.glob("*.safetensors")
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0x10
     model_file.write_bytes(bytes(data))
-    api._models.clear()
-    api._codecs.clear()
+    lmzfile._models.clear()
+    lmzfile._codecs.clear()
     with pytest.raises(lmcodec.ModelError, match="damaged.*convert the model again"):
         lmcodec.decompress(blob)
-    api._models.clear()
-    api._codecs.clear()
+    lmzfile._models.clear()
+    lmzfile._codecs.clear()
 
 
 def test_input_growing_while_compressed_is_kept_and_nothing_written(tmp_path, cache):
@@ -248,7 +248,7 @@ def test_fsspec_from_several_threads(tiny, monkeypatch):
     """Threads writing and reading their own memory:// files through fsspec's 'lmz' compression at once: each
     gets its bytes back, and the files are the bytes one thread alone writes."""
     fsspec = pytest.importorskip("fsspec")
-    from lmcodec import fsspec_plugin
+    from lmcodec.integrations import fsspec_plugin
 
     inputs = [TEXT[i * 700: i * 700 + 2000] for i in range(4)]
     opts = {"model": tiny, "chunk_size": 512}

@@ -14,7 +14,7 @@ from fsspec.compression import compr
 
 import lmcodec
 import lmz
-from lmcodec import fsspec_plugin
+from lmcodec.integrations import fsspec_plugin
 
 TINY = str(Path(__file__).parent / "data" / "tiny-llama")
 TEXT = "Grüße, fsspec! The quick brown fox jumps over the lazy dog.\n" * 20

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmcodec import mixer as mx, rangecoder
+from lmcodec.coding import mixer as mx
+
+from lmcodec.coding import rangecoder
 
 NV = 300
 

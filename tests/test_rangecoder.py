@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmcodec.rangecoder import (
+from lmcodec.coding.rangecoder import (
     TOTAL,
     TOTAL_BITS,
     BatchDecoder,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 numba = pytest.importorskip("numba")
-from lmcodec import fused, simd
+from lmcodec.engine import fused, simd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ _CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
 import test_simd
-from lmcodec import simd
+from lmcodec.engine import simd
 print(simd.isa(), test_simd.blocks_digest(), test_simd.attention_digest(True))
 """
 

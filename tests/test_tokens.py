@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import lmcodec
 import lmz
-from lmcodec.api import get_codec
-from lmcodec.tokens import utf8_cut
+from lmcodec.io.lmzfile import get_codec
+from lmcodec.pipeline.tokens import utf8_cut
 
 CASES = {
     "empty": b"",

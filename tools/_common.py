@@ -1,7 +1,7 @@
 """Shared helpers of the measurement scripts in tools/ (quality.py, bench_engine.py, chunk_curve.py, bench.py,
 context_curve.py, generate.py).
 
-Chunking follows lmcodec.codec.Codec.cut (cut at a UTF-8 boundary, then at most context - 1 tokens); both
+Chunking follows lmcodec.pipeline.codec.Codec.cut (cut at a UTF-8 boundary, then at most context - 1 tokens); both
 models see the same token ids (the integer model's tokenizer) with the same BOS prefix.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def machine_info() -> str:
 
 def cut_chunks(data: bytes, size: int) -> list[bytes]:
     """Split like Codec.cut: each chunk ends at utf8_cut(rest, size) (or at size if that would be 0)."""
-    from lmcodec.tokens import utf8_cut
+    from lmcodec.pipeline.tokens import utf8_cut
 
     out, pos = [], 0
     while pos < len(data):
@@ -76,7 +76,7 @@ def cut_chunks(data: bytes, size: int) -> list[bytes]:
 
 def tokenize_chunks(model, data: bytes, size: int) -> tuple[list[list[int]], int]:
     """Token ids of each chunk (truncated to context - 1 tokens, as the codec does) and the bytes they cover."""
-    from lmcodec.tokens import ByteTokenizer
+    from lmcodec.pipeline.tokens import ByteTokenizer
 
     tok = ByteTokenizer(model)
     limit = model.config["context"] - 1

@@ -45,7 +45,7 @@ def timed(out: str, *args: str, before: Path | None = None) -> tuple[float, int]
 def speculation(paths: list[str], threads: int | None) -> list[tuple]:
     """(name, tokens, (steps, seconds) without guesses, (steps, guessed, kept, seconds) with) per input."""
     import lmcodec
-    from lmcodec.api import get_codec
+    from lmcodec.io.lmzfile import get_codec
     from lmcodec.defaults import DEFAULT_CHUNK_SIZE
 
     out = []
@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
                     default=[str(corpus / "text/calgary/book1"), "/var/log/dpkg.log",
                              str(corpus / "code/zlib_deflate.c")])
     args = ap.parse_args(argv)
-    from lmcodec.budget import DEFAULT_MEMORY
+    from lmcodec.pipeline.budget import DEFAULT_MEMORY
     from lmcodec.defaults import DEFAULT_CHUNK_SIZE
 
     data = Path(args.file).read_bytes()

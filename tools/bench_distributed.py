@@ -1,4 +1,4 @@
-"""Throughput of lmcodec.distributed with 1 and 2 local Dask worker processes, and byte-identity with one process.
+"""Throughput of lmcodec.integrations.distributed with 1 and 2 local Dask worker processes, and byte-identity with one process.
 
     python tools/bench_distributed.py [FILE] [--model default|tiny|SOURCE] [--max-bytes 16384]
                                       [--chunk-size 2048] [--batch-size 2] [--range-size 4096]
@@ -23,7 +23,8 @@ import time
 from _common import ROOT, emit, find_corpus_file, machine_info
 
 import lmcodec
-from lmcodec import api, distributed
+from lmcodec.io import lmzfile
+from lmcodec.integrations import distributed
 
 TINY = str(ROOT / "tests" / "data" / "tiny-llama")
 
@@ -67,7 +68,7 @@ def main() -> None:
     path = find_corpus_file(args.file)
     data = path.read_bytes()[: args.max_bytes]
     opts = dict(model=model, chunk_size=args.chunk_size, batch_size=args.batch_size)
-    m = api.get_codec(threads=1, **opts).model  # load (and convert, the first time) outside the timings
+    m = lmzfile.get_codec(threads=1, **opts).model  # load (and convert, the first time) outside the timings
     lmcodec.compress(data[: args.chunk_size], threads=1, **opts)  # warm the engine
     t = time.perf_counter()
     reference = lmcodec.compress(data, threads=1, **opts)
@@ -93,7 +94,7 @@ def main() -> None:
         print(rows[-1], file=sys.stderr)
 
     lines = [
-        "# lmcodec.distributed: 1 vs 2 local workers",
+        "# lmcodec.integrations.distributed: 1 vs 2 local workers",
         "",
         (f"{path.name}, first {len(data):,} bytes; model {m.model_id} ({m.sha256[:16]}); chunk size "
          f"{args.chunk_size}, batch size {args.batch_size}, {args.range_size} content bytes per task "

@@ -53,7 +53,7 @@ def _token_rows(model, text: Path, rows: int, length: int):
     """(rows, length) token ids: consecutive slices of the text's tokens (the text repeats if too short)."""
     import torch
 
-    from lmcodec.tokens import ByteTokenizer
+    from lmcodec.pipeline.tokens import ByteTokenizer
 
     ids = ByteTokenizer(model).encode(text.read_bytes())
     need = rows * length
@@ -76,7 +76,7 @@ def child(a) -> None:
 
     from lmcodec import models
     from lmcodec.engine import Engine
-    from lmcodec.intmodel import IntModel
+    from lmcodec.engine.intmodel import IntModel
 
     out["import_s"] = time.perf_counter() - t
     out["rss_import"] = _rss_mb()

@@ -69,7 +69,7 @@ def lmz_sizes(codec, data: bytes, variants: tuple[int, ...]) -> list[int]:
     """Bytes of the .lmz stream of data coded with each variant of the online models (mixer.ALL: the real file),
     from one engine pass."""
     import lmz
-    from lmcodec.codec import Cutter
+    from lmcodec.pipeline.codec import Cutter
 
     cut = Cutter(codec)
     cut.add(data)
@@ -118,8 +118,8 @@ def main() -> int:
     ap.add_argument("--prose", nargs="*", default=PROSE)
     args = ap.parse_args()
     import lmcodec
-    from lmcodec import mixer as mx
-    from lmcodec.api import get_codec
+    from lmcodec.coding import mixer as mx
+    from lmcodec.io.lmzfile import get_codec
     from lmcodec.cli.options import DEFAULT_LEVEL, PRESETS
 
     outdir = Path(args.out)

@@ -33,7 +33,7 @@ def float_child(path: str, nbytes: int, batch: int, mode: str) -> None:
     """Runs in a fresh process: the float32 pass of `mode` (full or decode); prints its token count."""
     import torch
 
-    from lmcodec.api import get_codec
+    from lmcodec.io.lmzfile import get_codec
     from lmcodec.defaults import DEFAULT_CHUNK_SIZE
 
     t = time.perf_counter()

@@ -50,7 +50,7 @@ class ModelBits:
     """Code lengths in bits of context + b under lmcodec's model, for every byte b."""
 
     def __init__(self, model: str, threads: int | None) -> None:
-        from lmcodec.api import get_codec
+        from lmcodec.io.lmzfile import get_codec
 
         from lm_measure import unspellable
 

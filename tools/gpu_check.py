@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from lmcodec import models  # noqa: E402
 from lmcodec.engine import Engine  # noqa: E402
-from lmcodec.intmodel import IntModel  # noqa: E402
-from lmcodec.tokens import ByteTokenizer  # noqa: E402
+from lmcodec.engine.intmodel import IntModel  # noqa: E402
+from lmcodec.pipeline.tokens import ByteTokenizer  # noqa: E402
 
 DEFAULT_TEXT = ROOT / "tests" / "data" / "english.txt"
 

@@ -16,8 +16,8 @@ import lmz
 
 import lmcodec
 from _common import measured
-from lmcodec.api import get_codec
-from lmcodec.codec import Chunk, Codec
+from lmcodec.io.lmzfile import get_codec
+from lmcodec.pipeline.codec import Chunk, Codec
 
 
 @dataclass

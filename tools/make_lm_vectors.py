@@ -27,7 +27,7 @@ MIXED_TEXT = "Grüße! 日本語のテキスト, emoji 🎉 and <|endoftext|> in
 def build(tiny: str | Path = TINY) -> tuple[dict[str, bytes], list[dict]]:
     import lmcodec
     import lmz
-    from lmcodec.api import get_codec
+    from lmcodec.io.lmzfile import get_codec
 
     tiny = str(Path(tiny).resolve())
     model = get_codec(tiny, chunk_size=128).model

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where one decoding step's time goes, at batch 1, 2 and 4 (issue 12): the engine's incremental step split into
 its kernels, and the mixer's work per symbol (predict + find over the vocabulary), with the default model. Each
-batch is timed twice in the same run: with the SIMD attention blocks (lmcodec/simd.py) and with the loop kernel.
+batch is timed twice in the same run: with the SIMD attention blocks (lmcodec/engine/simd.py) and with the loop kernel.
 
     python tools/profile_decode.py [--context 1024] [--steps 24] [--batches 1,2,4] [--threads N] [--out FILE]
 
@@ -31,8 +31,10 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import torch
 
-    from lmcodec import engine as eng_mod, fused as fz, mixer as mx
-    from lmcodec.api import get_codec
+    from lmcodec.coding import mixer as mx
+    from lmcodec.engine import fused as fz
+    from lmcodec.engine import passes
+    from lmcodec.io.lmzfile import get_codec
 
     codec = get_codec("default", threads=args.threads)
     e = codec.engine
@@ -50,7 +52,7 @@ def main(argv: list[str]) -> int:
 
         setattr(owner, name, wrapper)
 
-    timed(eng_mod, "matmul_i8", "int8 matmuls")
+    timed(passes, "matmul_i8", "int8 matmuls")
     for name, label in (("quantize", "quantize"), ("qkv_rope_rows", "qkv + rope"), ("attend_rows", "attention"),
                         ("add_residual", "requant + residual"), ("gate_up", "SiLU gate"),
                         ("tables", "tables (softmax over V)")):

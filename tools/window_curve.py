@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import lmcodec
-    from lmcodec.api import get_codec
+    from lmcodec.io.lmzfile import get_codec
 
     windows = [int(w) for w in args.windows.split(",")]
     inputs = {name: C.find_corpus_file(name).read_bytes()[: args.bytes] for name in args.files}

@@ -5,7 +5,7 @@
 
 Modules: options (parsing, --help), work (one input: compress/decompress/test), outputs (temporary files
 renamed into place), listing (-l), models_command, messages (one-line errors). Nothing here imports torch at
-import time: -l reads the container only; the model is loaded by lmcodec.api when it is needed.
+import time: -l reads the container only; the model is loaded by lmcodec.io.lmzfile when it is needed.
 Exit codes follow gzip: 0 ok, 1 error, 2 warning; usage errors 1, Ctrl-C 130, a closed stdout 141.
 """
 from __future__ import annotations
@@ -75,13 +75,13 @@ def _command(o: Options) -> int:
             raise Usage("--per-file writes each output beside its FILE: no -c, -o, -t, --rm or standard input")
         return _per_file(paths, o.scheduler, job)
     if job.progress:
-        from .. import models
+        from ..models import registry
 
-        models.notify = lambda msg: say.line(None, msg)
+        registry.notify = lambda msg: say.line(None, msg)
     status = EXIT_OK
     with contextlib.ExitStack() as stack:
         if o.scheduler is not None:
-            from .. import distributed
+            from ..integrations import distributed
 
             job.client = stack.enter_context(distributed.connect(o.scheduler))
         for p in paths:
@@ -91,8 +91,8 @@ def _command(o: Options) -> int:
 
 
 def _per_file(paths: list[str], scheduler: str, job: Job) -> int:
-    """--per-file: whole files on the workers (lmcodec.distributed.compress_files / decompress_files)."""
-    from .. import distributed
+    """--per-file: whole files on the workers (lmcodec.integrations.distributed.compress_files / decompress_files)."""
+    from ..integrations import distributed
 
     opts = dict(batch_size=job.batch_size, device=job.device, threads=job.threads, overwrite=job.force)
     with distributed.connect(scheduler) as client:

@@ -6,8 +6,8 @@ import sys
 
 import lmz
 
-from .. import coderspec
-from ..catalog import model_name
+from ..coding import versions
+from ..models.catalog import model_name
 from .messages import Skipped, describe, say
 from .work import EXIT_ERROR, EXIT_OK
 
@@ -54,7 +54,7 @@ def _stream_block(s: lmz.StreamSummary) -> list[str]:
              f"    chunk size   {s.chunk_size:,} bytes"
              + (f" (frames of stored/zstd data up to {s.frame_limit:,})" if s.frame_limit != s.chunk_size else ""),
              f"    coder        {s.coder_id} version {s.coder_version}"
-             + (f": {coderspec.describe(s.coder_id, s.coder_version, bytes.fromhex(s.coder_params))}"
+             + (f": {versions.describe(s.coder_id, s.coder_version, bytes.fromhex(s.coder_params))}"
                 if s.coder_id != lmz.CODER_NONE else ""),
              f"    frames       {_plural(s.frames, 'frame')} ({by})",
              f"    sizes        {s.compressed_size:,} -> {s.raw_size:,} bytes, ratio {_ratio(s.compressed_size, s.raw_size)}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import getopt
 import sys
 
-from ..progress import human_bytes
+from ..io.progress import human_bytes
 from .messages import PROG, describe, say
 from .options import Usage, getopt_message
 from .work import EXIT_ERROR, EXIT_OK

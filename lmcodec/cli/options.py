@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import lmz
 
-from .. import coderspec
-from ..budget import DEFAULT_MEMORY, parse_size
+from ..coding import versions
+from ..pipeline.budget import DEFAULT_MEMORY, parse_size
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
 from .messages import PROG
 
@@ -244,7 +244,7 @@ def parse(argv: list[str], env: Mapping[str, str] = os.environ) -> Options:
         elif k == "--chunk-size":
             o.chunk_size = _number("chunk size", v, 1, lmz.MAX_CHUNK)
         elif k == "--window":
-            o.window = _number("attention window", v, coderspec.SINK + 1, coderspec.MAX_WINDOW)
+            o.window = _number("attention window", v, versions.SINK + 1, versions.MAX_WINDOW)
         elif k == "--batch-size":
             o.batch_size = _number("batch size", v, 1)
         elif k in ("-M", "--memory"):

@@ -11,9 +11,9 @@ from typing import IO, Any
 
 import lmz
 
-from ..budget import DEFAULT_MEMORY
+from ..pipeline.budget import DEFAULT_MEMORY
 from ..defaults import DEFAULT_ZSTD_LEVEL
-from ..progress import Progress
+from ..io.progress import Progress
 from .messages import Skipped, describe, say
 from .outputs import Output
 
@@ -83,10 +83,10 @@ def _content_size(f: IO[bytes]) -> int | None:
 
 def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple[int, str]:
     """Compress src into dst (one stream); returns (raw bytes, sha256 of the input)."""
-    from ..api import LmzFile
+    from ..io.lmzfile import LmzFile
 
     if job.client is not None:
-        from .. import distributed
+        from ..integrations import distributed
 
         r = distributed.compress(src, dst, job.client, model=job.model, chunk_size=job.chunk_size,
                                  batch_size=job.batch_size, device=job.device, threads=job.threads,
@@ -112,10 +112,10 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
 
 def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str) -> tuple[int, str]:
     """Decode all streams of src into dst (None: discard, for -t); returns (raw bytes, sha256 of them)."""
-    from ..api import LmzFile
+    from ..io.lmzfile import LmzFile
 
     if job.client is not None:
-        from .. import distributed
+        from ..integrations import distributed
 
         r = distributed.decompress(src, dst, job.client, batch_size=job.batch_size, device=job.device,
                                    threads=job.threads, progress=job.progress, label=label)

@@ -15,26 +15,13 @@ coded in the same frame into one frequency table F over all V + 256 symbols, sum
 
 After the symbol is coded every model learns from it. Only integers, so encoder and decoder agree everywhere.
 The kernels run under numba; without numba the same Python functions run interpreted (same integers, slowly).
-The range coder here is the scalar coder of spec/coder.md (byte-identical to lmcodec.rangecoder.Encoder).
+The range coder here is the scalar coder of spec/coder.md (byte-identical to lmcodec.coding.rangecoder.Encoder).
 """
 from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
-
-
-def _jit(fn):
-    if njit is None:
-        return fn
-    try:
-        return njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # no writable cache directory
-        return njit(nogil=True)(fn)
-
+from ..jit import jit
 
 TOTAL_BITS = 28
 TOTAL = 1 << TOTAL_BITS
@@ -122,7 +109,7 @@ class FrameState:
 
 # ---- the predictor ---------------------------------------------------------------------------------------
 
-@_jit
+@jit
 def _hash(hist, t, k, seed):
     """32-bit hash of the k symbols before position t (hist[t-k .. t-1])."""
     h = seed
@@ -131,18 +118,18 @@ def _hash(hist, t, k, seed):
     return h
 
 
-@_jit
+@jit
 def _st(p16, stretch):
     """stretch of a 16-bit probability, via its 12-bit value clamped to 1..4095."""
     return stretch[min(max(p16 >> 4, 1), 4095)]
 
 
-@_jit
+@jit
 def _squash(x, squash):
     return squash[min(max(x, -2047), 2047) + 2047]
 
 
-@_jit
+@jit
 def _bucket_p(f):
     """16 buckets of a model probability f / 2**28 by its 12-bit stretch."""
     return (_st(f >> 12, STRETCH_G) + 2048) >> 8
@@ -152,7 +139,7 @@ STRETCH_G = STRETCH  # numba reads module globals as constants
 SQUASH_G = SQUASH
 
 
-@_jit
+@jit
 def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws, orders, slots):
     """Fill the candidates, their masses and the shares of the rest for the next symbol; returns
     (number of candidates, ratio (the rest's per-unit share of P, scaled 2**32), escape mass, sum of P over
@@ -240,12 +227,12 @@ def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, p
     return n, ratio, esc, pcand
 
 
-@_jit
+@jit
 def _raw_share(b, esc, raw, nraw):
     return esc * (1 + 4 * raw[b]) // (RAW_SYMBOLS + 4 * nraw)
 
 
-@_jit
+@jit
 def _base_sum(P, nv, a, b, ratio, esc, raw, nraw):
     """Sum over symbols a .. b-1 (none of them a candidate) of their share of the rest, plus 1 each."""
     tot = b - a
@@ -256,12 +243,12 @@ def _base_sum(P, nv, a, b, ratio, esc, raw, nraw):
     return tot
 
 
-@_jit
+@jit
 def _base(P, nv, s, ratio, esc, raw, nraw):
     return 1 + ((P[s] * ratio) >> 32) if s < nv else 1 + _raw_share(s - nv, esc, raw, nraw)
 
 
-@_jit
+@jit
 def _sorted_candidates(n, cand, order):
     """order[0 .. n-1] = candidate indices by ascending symbol."""
     for j in range(n):
@@ -273,7 +260,7 @@ def _sorted_candidates(n, cand, order):
             j -= 1
 
 
-@_jit
+@jit
 def _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order):
     """Sum of F before the leftover: the candidates' 1 + mass, every other symbol's base."""
     _sorted_candidates(n, cand, order)
@@ -286,7 +273,7 @@ def _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order):
     return tot + _base_sum(P, nv, a, nv + RAW_SYMBOLS, ratio, esc, raw, nraw)
 
 
-@_jit
+@jit
 def cum_freq(P, nv, target, n, ratio, esc, cand, mass, raw, nraw, order):
     """(cum, freq) of symbol `target` in the table F. The leftover TOTAL - sum goes to cand[0]."""
     left = TOTAL - _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order)
@@ -308,7 +295,7 @@ def cum_freq(P, nv, target, n, ratio, esc, cand, mass, raw, nraw, order):
     return cum, _base(P, nv, target, ratio, esc, raw, nraw)
 
 
-@_jit
+@jit
 def find(P, nv, value, n, ratio, esc, cand, mass, raw, nraw, order):
     """(symbol, cum, freq) with cum <= value < cum + freq in the table F."""
     left = TOTAL - _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order)
@@ -336,7 +323,7 @@ def find(P, nv, value, n, ratio, esc, cand, mass, raw, nraw, order):
     return m - 1, cum, 1  # unreachable for value < 2**28
 
 
-@_jit
+@jit
 def table(P, nv, n, ratio, esc, cand, mass, raw, nraw, out):
     """The whole table F (nv + 256 entries) into out, for tests. Returns its sum (2**28)."""
     m = nv + RAW_SYMBOLS
@@ -354,7 +341,7 @@ def table(P, nv, n, ratio, esc, cand, mass, raw, nraw, out):
     return tot
 
 
-@_jit
+@jit
 def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots):
     """Every model learns that the symbol was s; s joins the history. Returns 1 if s is fed to the language
     model (a token, not the RUN_FEED-th or later repeat in a run), else 0."""
@@ -437,7 +424,7 @@ def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc
 
 # ---- the scalar range coder (spec/coder.md), for one frame ------------------------------------------------
 
-@_jit
+@jit
 def enc_symbol(st, out, cum, freq):
     """Encoder state st = [low, range, cache, ff_count, started, out_pos]; appends bytes to out."""
     r = st[1] >> TOTAL_BITS
@@ -448,7 +435,7 @@ def enc_symbol(st, out, cum, freq):
         _shift_low(st, out)
 
 
-@_jit
+@jit
 def _shift_low(st, out):
     low = st[0]
     if (low >> 48) != 0xFF:
@@ -467,7 +454,7 @@ def _shift_low(st, out):
     st[0] = (low & ((1 << 48) - 1)) << 8
 
 
-@_jit
+@jit
 def enc_finish(st, out):
     low, rng = st[0], st[1]
     v = low
@@ -484,7 +471,7 @@ def enc_finish(st, out):
     return n
 
 
-@_jit
+@jit
 def dec_start(st, payload):
     """Decoder state st = [code, range, next byte index, r]."""
     code = 0
@@ -493,14 +480,14 @@ def dec_start(st, payload):
     st[0], st[1], st[2] = code, 1 << 56, 7
 
 
-@_jit
+@jit
 def dec_target(st):
     r = st[1] >> TOTAL_BITS
     st[3] = r
     return min(st[0] // r, TOTAL - 1)
 
 
-@_jit
+@jit
 def dec_consume(st, payload, cum, freq):
     r = st[3]
     st[0] -= r * cum
@@ -514,7 +501,7 @@ def dec_consume(st, payload, cum, freq):
 
 # ---- frames: a run of symbols against one model table -----------------------------------------------------
 
-@_jit
+@jit
 def encode_run(P, nv, symbols, t_end, enc, out, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
                orders, slots, order, bits):
     """Code symbols[sc[T]] .. while they are predicted from the table P: stops after a symbol that is fed to the
@@ -534,7 +521,7 @@ def encode_run(P, nv, symbols, t_end, enc, out, hist, mtab, ngram, pm, pn, ptop,
     return done
 
 
-@_jit
+@jit
 def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
                orders, slots, order):
     """Decode symbols while they are predicted from the table P (the mirror of encode_run) into hist, until the
@@ -554,9 +541,9 @@ def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop,
     return 0
 
 
-@_jit
+@jit
 def draft(hist, sc, pm, nv, out):
-    """Guesses of the next tokens fed to the model, for speculative decoding (lmcodec.coder_v2): where the match
+    """Guesses of the next tokens fed to the model, for speculative decoding (lmcodec.pipeline.mixed): where the match
     model is following a repeat, the tokens that came after it then, as many as keep the chance that all are
     right at 1/2 or more by the match model's own confidence at this length (pm), up to out.shape[0]; none past
     a raw byte or a repeated symbol (whether it is fed depends on the run). Returns how many. Guesses change how
@@ -581,7 +568,7 @@ def draft(hist, sc, pm, nv, out):
     return n
 
 
-@_jit
+@jit
 def fed_mask(symbols, nv):
     """Which symbols update() feeds to the language model (the same rule: a token, and no more than RUN_FEED
     copies into a run of one repeated symbol)."""

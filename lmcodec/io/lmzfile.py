@@ -14,9 +14,9 @@ from typing import IO, Any
 
 import lmz
 
-from .budget import DEFAULT_MEMORY
-from .coderspec import DEFAULT_WINDOW
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
+from ..coding.versions import DEFAULT_WINDOW
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
+from ..pipeline.budget import DEFAULT_MEMORY
 from .interrupts import held_signals
 
 
@@ -27,7 +27,7 @@ _codecs: dict[tuple, Any] = {}
 def _model(spec: Any = None, sha256: str | None = None, model_id: str = ""):
     """One loaded model at a time (a few hundred MB), reused across calls."""
     with held_signals():  # numpy imports here
-        from . import models
+        from .. import models
 
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec  # an IntModel
@@ -48,7 +48,7 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
     """A Codec for these options, reused across calls (loading a model costs a few hundred ms). window: the
     attention window new streams are coded with (None: the default)."""
     with held_signals():  # torch and numba import here, and must not be interrupted half way
-        from .codec import Codec
+        from ..pipeline.codec import Codec
 
     m = _model(model)
     window = window or DEFAULT_WINDOW
@@ -198,7 +198,7 @@ class _CompressWriter:
 
     def __init__(self, fp: IO[bytes], codec, progress: Callable[[int], None] | None = None,
                  zstd_level: int = DEFAULT_ZSTD_LEVEL) -> None:
-        from .codec import Cutter
+        from ..pipeline.codec import Cutter
 
         self._codec = codec
         self._zstd_level = zstd_level

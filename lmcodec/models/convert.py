@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .intmodel import FORMAT, FORMAT_VERSION
+from ..engine.intmodel import FORMAT, FORMAT_VERSION
 
 CONVERTER_VERSION = "2"
 

@@ -1,8 +1,8 @@
 """The codec: chunks of bytes <-> lm frame payloads, batched through the engine, the mixer and the range coder.
 
 Chunk boundaries depend only on the input and the chunk size, and every chunk codes alone, so the output
-does not depend on batch size, threads or device. Frames are written with coder 1 version 2 (lmcodec.coder_v2);
-version-1 frames (lmcodec 0.1.0) still decode (lmcodec.coder_v1).
+does not depend on batch size, threads or device. Frames are written with coder 1 version 2 (lmcodec.pipeline.mixed);
+version-1 frames (lmcodec 0.1.0) still decode (lmcodec.pipeline.plain).
 """
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import lmz
 
-from . import budget, chunker, coder_v1, coder_v2, coderspec, mixer, models
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
-from .engine import Engine, ring_slots
-from .errors import ModelError
-from .intmodel import IntModel
+from .. import models
+from ..coding import mixer, versions
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from ..engine import Engine, ring_slots
+from ..engine.intmodel import IntModel
+from ..errors import ModelError
+from . import budget, chunker, mixed, plain
 from .tokens import ByteTokenizer
 
 
@@ -72,38 +74,38 @@ class Codec:
 
     def __init__(self, model: str | IntModel | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
-                 fast: bool = True, window: int = coderspec.DEFAULT_WINDOW) -> None:
+                 fast: bool = True, window: int = versions.DEFAULT_WINDOW) -> None:
         if not 1 <= chunk_size <= lmz.MAX_CHUNK:
             raise ValueError(f"chunk size must be in 1..{lmz.MAX_CHUNK}")
         if batch_size < 1:
             raise ValueError("batch size must be >= 1")
-        if not coderspec.SINK < window <= coderspec.MAX_WINDOW:
-            raise ValueError(f"attention window must be in {coderspec.SINK + 1}..{coderspec.MAX_WINDOW}")
+        if not versions.SINK < window <= versions.MAX_WINDOW:
+            raise ValueError(f"attention window must be in {versions.SINK + 1}..{versions.MAX_WINDOW}")
         self.model = models.resolve(model)
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self.window = window
-        self.speculate = True  # decoding feeds guesses from repeats (coder_v2.decode_batch); the output is the same
+        self.speculate = True  # decoding feeds guesses from repeats (mixed.decode_batch); the output is the same
         self._device, self._threads, self._fast = device, threads, fast
         self._engines: dict[int | None, Engine] = {}
         self.engine = self.engine_for(window)
         self.tokenizer = ByteTokenizer(self.model)
         self.ideal_bits = 0.0  # sum of -log2 p over coded symbols, for measurements
         self.seconds = {"engine": 0.0, "coding": 0.0}  # where the lm time goes, for the benchmarks
-        self.counts: dict[str, int] = {}  # decoding: model steps, guesses fed and kept (coder_v2.decode_batch)
+        self.counts: dict[str, int] = {}  # decoding: model steps, guesses fed and kept (mixed.decode_batch)
 
     def engine_for(self, window: int | None) -> Engine:
         """The engine for an attention window (None: full attention, coder version 1), made once."""
         if window not in self._engines:
             self._engines[window] = Engine(self.model, device=self._device, threads=self._threads, fast=self._fast,
-                                           window=window, sink=coderspec.SINK if window else 0)
+                                           window=window, sink=versions.SINK if window else 0)
         return self._engines[window]
 
     @property
     def header(self) -> lmz.StreamHeader:
         return lmz.StreamHeader("", bytes.fromhex(self.model.sha256)[: lmz.MODEL_HASH_SIZE], self.chunk_size,
-                                lmz.CODER_LMCODEC, coderspec.CODER_VERSION, 0, lmz.FORMAT_VERSION,
-                                coderspec.encode_params(self.window))
+                                lmz.CODER_LMCODEC, versions.CODER_VERSION, 0, lmz.FORMAT_VERSION,
+                                versions.encode_params(self.window))
 
     @property
     def frame_limit(self) -> int:
@@ -111,7 +113,7 @@ class Codec:
 
     def cut(self, buf: bytes, final: bool) -> tuple[Chunk | None, int]:
         """The next chunk from the start of buf and the bytes it takes; (None, 0) if more input is needed.
-        Text runs become lm chunks, the rest bulk chunks (lmcodec.chunker)."""
+        Text runs become lm chunks, the rest bulk chunks (lmcodec.pipeline.chunker)."""
         end, text = chunker.cut(buf, final, self.chunk_size, self.frame_limit)
         if not end:
             return None, 0
@@ -135,7 +137,7 @@ class Codec:
             idx = todo[s: s + self.batch_size]
             size = sum(len(chunks[i].raw) for i in idx)
             report = None if progress is None else lambda f, base=done, size=size: progress(base + int(f * size))
-            payloads, bits = coder_v2.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report,
+            payloads, bits = mixed.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report,
                                                   variants)
             self.ideal_bits += bits[0]
             for out, row in zip(outs, payloads):
@@ -157,15 +159,15 @@ class Codec:
             base = sum(len(r) for r in out)
             report = None if progress is None else lambda n, base=base: progress(base + n)
             batch = frames[s: s + step]
-            if header.coder_version == coderspec.VERSION_PLAIN:
-                out += coder_v1.decode_batch(engine, self.tokenizer.token_bytes, batch, self.seconds, report)
+            if header.coder_version == versions.VERSION_PLAIN:
+                out += plain.decode_batch(engine, self.tokenizer.token_bytes, batch, self.seconds, report)
             else:
-                out += coder_v2.decode_batch(engine, self.tokenizer.symbol_lengths, self.tokenizer.token_bytes, batch,
+                out += mixed.decode_batch(engine, self.tokenizer.symbol_lengths, self.tokenizer.token_bytes, batch,
                                              self.seconds, report, self.speculate, self.counts)
         return out
 
     def frames_within(self, memory: int, header: lmz.StreamHeader) -> int:
-        """lm frames of this stream that decode side by side within `memory` bytes (lmcodec.budget)."""
+        """lm frames of this stream that decode side by side within `memory` bytes (lmcodec.pipeline.budget)."""
         window = self.check_header(header)
         e = self.engine_for(window)
         slots = ring_slots(window) if window else header.chunk_size + 1
@@ -181,10 +183,10 @@ class Codec:
             raise ModelError(
                 f"this stream needs model {header.model_id or models.model_name(need) or '(unknown id)'} "
                 f"(sha256 {need}), but {self.model.model_id} (sha256 {self.model.sha256}) is loaded")
-        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version not in (coderspec.VERSION_PLAIN,
-                                                                                coderspec.VERSION_MIXED):
+        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version not in (versions.VERSION_PLAIN,
+                                                                                versions.VERSION_MIXED):
             raise lmz.UnsupportedError(f"coder {header.coder_id} version {header.coder_version} is not supported")
         try:
-            return coderspec.window_of(header.coder_version, header.params)
+            return versions.window_of(header.coder_version, header.params)
         except ValueError as e:
             raise lmz.FormatError(f"stream header: {e}") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .errors import ModelError
+from ..errors import ModelError
 
 FORMAT = "lmcodec-intmodel"
 FORMAT_VERSION = "1"

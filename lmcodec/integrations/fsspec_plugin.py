@@ -14,7 +14,7 @@ NAME = "lmz"
 EXTENSIONS = ("lmz",)
 
 # Options for files that fsspec opens (fsspec passes none of its own): e.g.
-#     lmcodec.fsspec_plugin.options.update(model="path/to/model", chunk_size=16384)
+#     lmcodec.integrations.fsspec_plugin.options.update(model="path/to/model", chunk_size=16384)
 # Without a model here, writing uses $LMCODEC_MODEL, else the default model.
 options: dict[str, Any] = {}
 
@@ -27,7 +27,7 @@ def lmz_file(f: IO[bytes], mode: str = "rb", **options: Any):
     't' is ignored. options (over the module's `options`) go to LmzFile: model, chunk_size, batch_size,
     device, threads.
     """
-    from .api import LmzFile
+    from ..io.lmzfile import LmzFile
 
     m = mode.replace("t", "").replace("b", "")
     if m not in ("r", "w", "a", "x"):

@@ -38,9 +38,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import lmz
 
-from . import api, catalog
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
-from .progress import Progress
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
+from ..io import lmzfile
+from ..io.progress import Progress
+from ..models import catalog
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -93,18 +94,18 @@ _lock = threading.Lock()  # the engine and its caches are not thread-safe: one t
 
 def _codec(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str, threads: int | None,
            window: int | None = None):
-    """This process's codec for the model with this hash: lmcodec.api keeps the loaded model (one per process,
+    """This process's codec for the model with this hash: lmcodec.io.lmzfile keeps the loaded model (one per process,
     by hash), so a worker loads it once, not once per task. window: of new streams (decoding reads each
     stream's own). Hold _lock while using it."""
-    model = api._model(sha256=sha256, model_id=model_id)
-    return api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
+    model = lmzfile._model(sha256=sha256, model_id=model_id)
+    return lmzfile.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
                          window=window)
 
 
 def _encode_range(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str,
                   threads: int | None, window: int | None, token_lists: list[list[int]]) -> list[bytes]:
     """lm payloads of one range's text chunks (given as token ids), in order."""
-    from .codec import Chunk
+    from ..pipeline.codec import Chunk
 
     with _lock:
         codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
@@ -132,7 +133,7 @@ def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: i
     with _lock:
         codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
         with fsspec.open(src, "rb", **storage_options) as fin, _writing(dst, overwrite, storage_options) as fout:
-            w = api._CompressWriter(fout, codec, zstd_level=zstd_level)
+            w = lmzfile._CompressWriter(fout, codec, zstd_level=zstd_level)
             while block := fin.read(READ_SIZE):
                 w.write(block)
                 raw += len(block)
@@ -167,7 +168,7 @@ def preload(client: Client, model: Any = None, *, chunk_size: int = DEFAULT_CHUN
             batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None) -> dict[str, str]:
     """Load the model on every worker now (else each loads it with its first task), so that a worker without
     it fails here with ModelError, before any input is read. Returns {worker address: model sha256}."""
-    m = api._model(model)
+    m = lmzfile._model(model)
     return client.run(_load, m.model_id, m.sha256, chunk_size, batch_size, device, threads)
 
 
@@ -274,10 +275,10 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
     chunks) change only the speed. progress: a meter on stderr, labelled label (default: src). Raises what a
     worker raised (lmcodec.ModelError for a missing model); on any error no output appears at a dst path or URL.
     """
-    from .codec import Cutter
+    from ..pipeline.codec import Cutter
 
     so = storage_options or {}
-    codec = api.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, window=window)  # cuts: tokenizer only
+    codec = lmzfile.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, window=window)  # cuts: tokenizer only
     header = codec.header
     range_size = range_size or RANGE_BATCHES * batch_size * chunk_size
     encode = partial(_encode_range, codec.model.model_id, codec.model.sha256, chunk_size, batch_size, device,
@@ -439,7 +440,7 @@ def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz
     on a worker; each output is byte-identical to lmcodec.compress of the file. One result per file, in order;
     a failed file has .error set and no output."""
     so = storage_options or {}
-    m = api._model(model)
+    m = lmzfile._model(model)
     srcs = expand(urls, so)
     futs = [client.submit(_compress_file, s, s + suffix, m.model_id, m.sha256, chunk_size, batch_size, device,
                           threads, overwrite, so, zstd_level, window, pure=False) for s in srcs]

@@ -1,5 +1,5 @@
 """Coder 1 version 2 (spec/mixer.md): lm frames of symbols, each coded with the model's table mixed with the
-frame's online models (lmcodec.mixer), the model attending to a bounded window.
+frame's online models (lmcodec.coding.mixer), the model attending to a bounded window.
 
 Encoding runs the engine's full pass over each frame's fed symbols (the tokens the model sees) and codes every
 symbol with the table of the last fed one; decoding runs the incremental pass, one fed symbol at a time, each
@@ -15,8 +15,8 @@ import torch
 
 import lmz
 
-from . import mixer as mx
-from .engine import SPEC_SLOTS, Engine
+from ..coding import mixer as mx
+from ..engine import SPEC_SLOTS, Engine
 
 
 def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[str, float],

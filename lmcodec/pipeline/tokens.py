@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .intmodel import IntModel
+from ..engine.intmodel import IntModel
 
 if TYPE_CHECKING:
     import numpy as np

@@ -19,7 +19,7 @@ from . import fused as fz
 from . import threads as th
 from .fused import GU_LIMIT, QKV_LIMIT, RESID_LIMIT
 from .intmodel import IntModel
-from .kernels import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
+from .exact import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
 
 TOTAL_BITS = 28  # every table sums to exactly 2**TOTAL_BITS
 TOTAL = 1 << TOTAL_BITS

@@ -1,7 +1,7 @@
 """Fused CPU kernels (numba): the engine's element-wise integer steps, one pass over memory each.
 
 Each kernel computes exactly the integers of spec/engine.md in int64 arithmetic (the spec's bounds keep every
-intermediate inside 64 bits), so the results equal the torch reference path in engine.py bit for bit; rows are
+intermediate inside 64 bits), so the results equal the torch reference path in passes.py bit for bit; rows are
 independent, so the thread count cannot matter. They replace a dozen memory-bound eager torch passes per step
 (measured 20x faster on requantization). The matmuls stay torch._int_mm / float64 BLAS; decoding attention on
 int16 caches runs in simd.py's blocks (same integers).
@@ -18,23 +18,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..jit import available, jit
 from . import threads
 
-try:
-    import numba
-    from numba import njit
-
+if available:
     from . import simd
-except ImportError:  # pragma: no cover - numba is a dependency; the torch path is the fallback
-    numba = None
 
-# The spec's clamps (§4-6), shared with the torch path in engine.py.
+# The spec's clamps (§4-6), shared with the torch path in passes.py.
 RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 QKV_LIMIT = (1 << 15) - 1  # |q|, |k|, |v| bound before RoPE
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
-
-available = numba is not None
-
 
 PARALLEL_WORK = 1 << 15  # elements below which splitting rows over threads costs more than it saves
 
@@ -44,20 +37,9 @@ def _split(m: int, work: int, fn: Callable[[int, int], None]) -> None:
     threads.split(m, fn, parts=None if m * work >= PARALLEL_WORK else 1)
 
 
-if numba is not None:
-    def _compile(**options):
-        """njit with the compiled code cached on disk (~5 s once per install), or per process where numba finds
-        no writable cache directory (a read-only install without a home directory) rather than failing."""
-        def decorate(fn):
-            try:
-                return njit(cache=True, nogil=True, **options)(fn)
-            except RuntimeError:
-                return njit(nogil=True, **options)(fn)
-        return decorate
+if available:
 
-    _jit = _compile()
-
-    @_jit
+    @jit
     def _isqrt(v):
         r = np.int64(math.sqrt(np.float64(v)))
         while r * r > v:
@@ -66,7 +48,7 @@ if numba is not None:
             r += 1
         return r
 
-    @_jit
+    @jit
     def _bitlength(a):
         n = 0
         while a > 0:
@@ -74,7 +56,7 @@ if numba is not None:
             n += 1
         return n
 
-    @_jit
+    @jit
     def _quantize(x, qmax, in_bits, eps, qh, ql, f):
         """Linear steps 1-3 (spec §3) for rows of x (M, K) int64: f (M,) and q as int8.
 
@@ -119,7 +101,7 @@ if numba is not None:
                     qh[i, j] = hi
                     ql[i, j] = y[j] - (hi << 7)
 
-    @_jit
+    @jit
     def _requant(ah, al, i, fi, lin, y):
         """Linear steps 4-5 for row i: y = rshr(rshr(acc f, 16) mult, shift) + bias, into y (N,) int64.
 
@@ -148,7 +130,7 @@ if numba is not None:
                 s = shift[j]
                 y[j] = ((t * mult[j] + (np.int64(1) << (s - 1))) >> s) + bias[j]
 
-    @_jit
+    @jit
     def _add_residual(ah, al, f, lin, x):
         """x <- clamp(x + L(.), +-(2^40 - 1)) in place (spec §4), x (M, N) int64."""
         m, n = x.shape
@@ -158,7 +140,7 @@ if numba is not None:
             for j in range(n):
                 x[i, j] = min(max(x[i, j] + y[j], -RESID_LIMIT), RESID_LIMIT)
 
-    @_jit
+    @jit
     def _gate_up(ah, al, f, lin, silu, h):
         """MLP steps 1-3 (spec §6): h = silu(g) * u, (M, N/2) int64."""
         m, n = h.shape
@@ -177,7 +159,7 @@ if numba is not None:
                     s = silu[g + half]
                 h[i, j] = s * u
 
-    @_jit
+    @jit
     def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim):
         """Attention steps 1-2 (spec §5) for flattened rows row0.. of a (B, t_len) batch.
 
@@ -215,7 +197,7 @@ if numba is not None:
                         vo[b, h - nh - nkv, k_off + t, j] = a
                         vo[b, h - nh - nkv, k_off + t, hd + j] = c
 
-    @_jit
+    @jit
     def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, klim):
         """Attention steps 1-2 for one new position of each row i (decoding): row i of the batch is row crow[i]
         of the caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
@@ -248,7 +230,7 @@ if numba is not None:
                         vo[b, h - nh - nkv, u, j] = a
                         vo[b, h - nh - nkv, u, hd + j] = c
 
-    @_jit
+    @jit
     def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, band, win, sink):
         """Attention steps 3-4 in place: scores (R, keys) float64 -> weights w_u; z (R,) int64 gets Z.
 
@@ -280,7 +262,7 @@ if numba is not None:
                     scores[r, c] = 0.0
             z[r] = s
 
-    @_jit
+    @jit
     def attn_gather(pv, z, tq, o, row0):
         """Attention step 5: o[row0 + t, h*d + j] = rdiv(sum_u w_u v_uj, Z), query head h = kv*g + gi.
 
@@ -299,7 +281,7 @@ if numba is not None:
                     for j in range(d):
                         o[row0 + t, col + j] = np.int64(np.floor((2.0 * pv[kv, r, j] + zz) / (2.0 * zz)))
 
-    @_jit
+    @jit
     def _tables(ah, al, f, lin, exp_table, total, out):
         """Frequency tables (spec §8) from the head's accumulators: out (M, V) int64, each row sums to total."""
         m, v = out.shape
@@ -327,7 +309,7 @@ if numba is not None:
                 fsum += fr
             y[top] += total - fsum
 
-    @_jit
+    @jit
     def _far_sink(k, delta, cos, sin, klim, out):
         """A sink key seen by a query past the window (spec §5): the rotated k (d,) rotated again by the rows of
         position delta and clamped, into out (d,) float64."""
@@ -339,7 +321,7 @@ if numba is not None:
             out[j] = min(max((a * cs - c * sn + 8192) >> 14, -klim), klim)
             out[hd + j] = min(max((c * cs + a * sn + 8192) >> 14, -klim), klim)
 
-    @_jit
+    @jit
     def _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores):
         """Attention step 3 for the sink keys of a block of queries in the full pass: a query at p >= win sees
         sink key u through _far_sink(k_u, p - win + 1), so columns 0 .. S-1 of its row of scores are redone.
@@ -363,7 +345,7 @@ if numba is not None:
                         scores[kv, r, u] = acc
 
     # reassociation is safe here: every partial sum is an exact integer, so any order gives the same value
-    @_compile(fastmath={"reassoc"})
+    @jit(fastmath={"reassoc"})
     def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
         """Attention steps 3-5 for new positions (decoding), reading each row's cache once per entry.
 
@@ -440,7 +422,7 @@ if numba is not None:
                         for j in range(d):
                             o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
-    @_jit
+    @jit
     def _attend_rows_simd(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
         """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's blocks: every slot below
         ends[i], rounded up to a whole block (the caches hold a multiple of simd.AV_KEYS slots), is scored, and

@@ -1,0 +1,11 @@
+"""The integer inference engine: token ids -> frequency tables, the same integers on every machine.
+
+passes: the Engine (full-sequence and incremental passes, the torch reference path and the fused path) and the
+decoder's KV cache; exact: integer operations with proven exact fast paths (int8 matmul, rounding shifts);
+fused: numba kernels for the element-wise steps; simd: explicit SIMD blocks for decoding attention; threads:
+the kernel pool and the thread layout of decoding steps; intmodel: the converted model file the engine runs.
+The engine knows nothing of coding, containers or files: spec/engine.md defines every step.
+"""
+from .passes import SPEC_SLOTS, TOTAL, TOTAL_BITS, DecodeState, Engine, ring_slots
+
+__all__ = ["Engine", "DecodeState", "ring_slots", "TOTAL", "TOTAL_BITS", "SPEC_SLOTS"]
