@@ -46,10 +46,11 @@ INDEX_MIN_FRAMES = 64  # streams with fewer frames carry no index: a reader scan
 FOOTER2_SIZE = 20  # trailer size u32, stream size u64, crc32 u32, magic
 MAX_VARINT = 10  # bytes of a LEB128 u64
 
-# zstd level of bulk frames (and of the trial beside each lm frame). Measured on 2 cores (zstandard 0.x, libzstd
-# 1.5): level 9 writes 3-4% less than level 3 on a WAV and an ELF executable and still runs at 30-65 MB/s;
-# level 19 writes another 4-10% less at 3-6 MB/s.
-DEFAULT_ZSTD_LEVEL = 9
+# zstd level of bulk frames (and of the trial beside each lm frame): never larger than zstd -19 alone. Level 19
+# moves at 2-4 MB/s on data that compresses (WAV, executables); data that level 1 cannot shrink is stored without
+# trying it (Writer.write_chunk), so incompressible data stays fast. Measured on 2 cores (libzstd 1.5): level 9
+# writes 4-10% more at 30-65 MB/s, which lmcodec's fastest presets choose.
+DEFAULT_ZSTD_LEVEL = 19
 
 
 def max_payload(chunk_size: int) -> int:

@@ -2,6 +2,8 @@
 bit set on every byte but the last. Only the shortest encoding is valid, so every value has one spelling."""
 from __future__ import annotations
 
+import io
+
 from ._io import Source
 from .constants import MAX_VARINT
 from .errors import FormatError
@@ -38,3 +40,13 @@ def read(src: Source, what: str) -> tuple[int, bytes]:
     if (len(raw) > 1 and raw[-1] == 0) or n >= 1 << 64:
         raise FormatError(f"offset {start}: {what}: integer not in its shortest form")
     return n, bytes(raw)
+
+
+def decode(data: bytes, what: str) -> int:
+    """The one integer that data spells, exactly (FormatError for anything else, TruncatedError if it ends
+    inside the integer)."""
+    src = Source(io.BytesIO(data))
+    n, raw = read(src, what)
+    if len(raw) != len(data):
+        raise FormatError(f"offset {len(raw)}: {what}: {len(data) - len(raw)} bytes after the integer")
+    return n

@@ -13,7 +13,7 @@ import lmz
 
 from ..coding import versions
 from ..pipeline.budget import DEFAULT_MEMORY, parse_size
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .messages import PROG
 
 # level -> (chunk size, batch size). Bigger chunks give the model more context (each token attends to at most the
@@ -31,6 +31,7 @@ PRESETS: dict[int, tuple[int, int]] = {
     9: (64 * 1024, 1),
 }
 DEFAULT_LEVEL = 6
+FAST_ZSTD_LEVEL = 9  # binary runs at -1 to -3: >= 20 MB/s on every input
 assert PRESETS[DEFAULT_LEVEL] == (DEFAULT_CHUNK_SIZE, DEFAULT_BATCH_SIZE)
 
 
@@ -38,7 +39,7 @@ def zstd_level(level: int) -> int:
     """zstd level for data the model does not code (binary runs). From -4, zstd -19: never larger than zstd -19
     alone, at its speed on data that compresses (2-4 MB/s here; incompressible data stays fast, see
     lmz.Writer.write_chunk); -1 to -3 keep every input at >= 20 MB/s with level 9."""
-    return 9 if level <= 3 else DEFAULT_ZSTD_LEVEL
+    return FAST_ZSTD_LEVEL if level <= 3 else lmz.DEFAULT_ZSTD_LEVEL
 
 _SHORT = "123456789cdfhklM:o:qtT:vVz"
 _LONG = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "help", "keep", "list",

@@ -12,7 +12,6 @@ from typing import IO, Any
 import lmz
 
 from ..pipeline.budget import DEFAULT_MEMORY
-from ..defaults import DEFAULT_ZSTD_LEVEL
 from ..io.progress import Progress
 from .messages import Skipped, describe, say
 from .outputs import Output
@@ -36,7 +35,7 @@ class Job:
     progress: bool
     memory: int = DEFAULT_MEMORY  # decoding: frames side by side within this many bytes, unless fixed_batch
     fixed_batch: bool = False  # --batch-size given: decode that many frames at a time
-    zstd_level: int = DEFAULT_ZSTD_LEVEL  # for binary runs
+    zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL  # for binary runs
     window: int | None = None  # attention window of new streams (None: the default)
     client: Any = None  # a dask.distributed Client with --scheduler
     _model_obj: Any = None

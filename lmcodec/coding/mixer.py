@@ -15,16 +15,16 @@ coded in the same frame into one frequency table F over all V + 256 symbols, sum
 
 After the symbol is coded every model learns from it. Only integers, so encoder and decoder agree everywhere.
 The kernels run under numba; without numba the same Python functions run interpreted (same integers, slowly).
-The range coder here is the scalar coder of spec/coder.md (byte-identical to lmcodec.coding.rangecoder.Encoder).
+Symbols are coded with the range coder of rangecoder.py (spec/coder.md), from inside the same compiled loops.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..jit import jit
+from ..tables import TOTAL, TOTAL_BITS
+from . import rangecoder as rc
 
-TOTAL_BITS = 28
-TOTAL = 1 << TOTAL_BITS
 RAW_SYMBOLS = 256  # symbols V .. V+255 spell single raw bytes
 MATCH_MIN = 4  # symbols of context the match model hashes
 MATCH_BITS = 18  # match model hash table: 2**18 positions
@@ -422,83 +422,6 @@ def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc
     return fed
 
 
-# ---- the scalar range coder (spec/coder.md), for one frame ------------------------------------------------
-
-@jit
-def enc_symbol(st, out, cum, freq):
-    """Encoder state st = [low, range, cache, ff_count, started, out_pos]; appends bytes to out."""
-    r = st[1] >> TOTAL_BITS
-    st[0] += r * cum
-    st[1] = r * freq
-    while st[1] < (1 << 48):
-        st[1] <<= 8
-        _shift_low(st, out)
-
-
-@jit
-def _shift_low(st, out):
-    low = st[0]
-    if (low >> 48) != 0xFF:
-        carry = low >> 56
-        if st[4]:
-            out[st[5]] = (st[2] + carry) & 0xFF
-            st[5] += 1
-        while st[3] > 0:
-            out[st[5]] = (0xFF + carry) & 0xFF
-            st[5] += 1
-            st[3] -= 1
-        st[2] = (low >> 48) & 0xFF
-        st[4] = 1
-    else:
-        st[3] += 1
-    st[0] = (low & ((1 << 48) - 1)) << 8
-
-
-@jit
-def enc_finish(st, out):
-    low, rng = st[0], st[1]
-    v = low
-    for s in range(57, -1, -1):
-        v = -((-low) >> s) << s
-        if v < low + rng:
-            break
-    st[0] = v
-    for _ in range(8):
-        _shift_low(st, out)
-    n = st[5]
-    while n > 0 and out[n - 1] == 0:
-        n -= 1
-    return n
-
-
-@jit
-def dec_start(st, payload):
-    """Decoder state st = [code, range, next byte index, r]."""
-    code = 0
-    for i in range(7):
-        code = (code << 8) | (payload[i] if i < payload.shape[0] else 0)
-    st[0], st[1], st[2] = code, 1 << 56, 7
-
-
-@jit
-def dec_target(st):
-    r = st[1] >> TOTAL_BITS
-    st[3] = r
-    return min(st[0] // r, TOTAL - 1)
-
-
-@jit
-def dec_consume(st, payload, cum, freq):
-    r = st[3]
-    st[0] -= r * cum
-    st[1] = r * freq
-    while st[1] < (1 << 48):
-        st[1] <<= 8
-        i = st[2]
-        st[0] = ((st[0] << 8) | (payload[i] if i < payload.shape[0] else 0)) & ((1 << 56) - 1)
-        st[2] = i + 1
-
-
 # ---- frames: a run of symbols against one model table -----------------------------------------------------
 
 @jit
@@ -513,7 +436,7 @@ def encode_run(P, nv, symbols, t_end, enc, out, hist, mtab, ngram, pm, pn, ptop,
         n, ratio, esc, _ = predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
                                    orders, slots)
         cum, f = cum_freq(P, nv, s, n, ratio, esc, cand, mass, raw, sc[S_NRAW], order)
-        enc_symbol(enc, out, cum, f)
+        rc.encode(enc, out, cum, f, TOTAL)
         bits[0] += np.int64(-np.log2(f / TOTAL) * 65536.0)
         done += 1
         if update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots):
@@ -531,9 +454,9 @@ def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop,
     while sc[S_BYTES] < need and sc[S_T] < need:
         n, ratio, esc, _ = predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
                                    orders, slots)
-        value = dec_target(dec)
+        value = rc.target(dec, TOTAL)
         s, cum, f = find(P, nv, value, n, ratio, esc, cand, mass, raw, sc[S_NRAW], order)
-        dec_consume(dec, payload, cum, f)
+        rc.consume(dec, payload, cum, f)
         sc[S_BYTES] += lens[s]
         if update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots) and \
                 sc[S_BYTES] < need:

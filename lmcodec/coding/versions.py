@@ -7,6 +7,8 @@ parameters are W as a varint.
 """
 from __future__ import annotations
 
+from lmz import LmzError, varint
+
 CODER_ID = 1
 VERSION_PLAIN = 1
 VERSION_MIXED = 2
@@ -20,8 +22,6 @@ SINK = 4
 
 
 def encode_params(window: int) -> bytes:
-    from lmz import varint
-
     return varint.encode(window)
 
 
@@ -32,14 +32,11 @@ def window_of(version: int, params: bytes) -> int | None:
         if params:
             raise ValueError("coder 1 version 1 takes no parameters")
         return None
-    w, used = 0, 0
-    for i, b in enumerate(params):
-        w |= (b & 0x7F) << (7 * i)
-        used = i + 1
-        if not b & 0x80:
-            break
-    if used != len(params) or not params or params[-1] & 0x80 or (len(params) > 1 and params[-1] == 0) \
-            or not SINK < w <= MAX_WINDOW:
+    try:
+        w = varint.decode(params, "coder parameters")
+    except LmzError:
+        w = None
+    if w is None or not SINK < w <= MAX_WINDOW:
         raise ValueError(f"coder parameters {params.hex()} are not a window of {SINK + 1}..{MAX_WINDOW} positions")
     return w
 

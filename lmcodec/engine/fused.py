@@ -24,7 +24,10 @@ from . import threads
 if available:
     from . import simd
 
-# The spec's clamps (§4-6), shared with the torch path in passes.py.
+# The spec's fixed-point widths and clamps (§3-6), shared with the torch path in passes.py.
+F_BITS = 16  # fractional bits of the per-token input factor f
+ROPE_BITS = 14  # the RoPE tables hold cos and sin scaled by 2**ROPE_BITS
+ROPE_HALF = 1 << (ROPE_BITS - 1)  # rounds a rotated value half up
 RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 QKV_LIMIT = (1 << 15) - 1  # |q|, |k|, |v| bound before RoPE
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
@@ -78,11 +81,11 @@ if available:
                     v = x[i, j] >> s
                     ss += v * v
                 r = max(np.int64(1), _isqrt(ss // k + (eps >> (2 * s)))) << s
-                f[i] = (amax << 16) // r
-            elif in_bits > 16:
-                f[i] = (amax + (np.int64(1) << (in_bits - 17))) >> (in_bits - 16)
+                f[i] = (amax << F_BITS) // r
+            elif in_bits > F_BITS:
+                f[i] = (amax + (np.int64(1) << (in_bits - F_BITS - 1))) >> (in_bits - F_BITS)
             else:
-                f[i] = amax << (16 - in_bits)
+                f[i] = amax << (F_BITS - in_bits)
             # q = rdiv(qmax x, amax): a float estimate (x < 2**53 is exact in binary64; error << 1), then
             # one exact integer correction, instead of a slow 64-bit division per element.
             ratio = np.float64(qmax) / np.float64(amax)
@@ -113,7 +116,7 @@ if available:
         n = y.shape[0]
         halves = al.shape[0] > 0
         if bound * fi < 2**53:
-            fr = np.float64(fi) * 2.0**-16
+            fr = np.float64(fi) * 2.0**-F_BITS
             if halves:
                 for j in range(n):
                     a = np.float64(ah[i, j]) * 128.0 + np.float64(al[i, j])
@@ -126,7 +129,7 @@ if available:
                 a = np.int64(ah[i, j])
                 if halves:
                     a = a * 128 + np.int64(al[i, j])
-                t = (a * fi + 32768) >> 16
+                t = (a * fi + (1 << (F_BITS - 1))) >> F_BITS
                 s = shift[j]
                 y[j] = ((t * mult[j] + (np.int64(1) << (s - 1))) >> s) + bias[j]
 
@@ -184,7 +187,7 @@ if available:
                     if h < nh + nkv:
                         cs = np.int64(cos[p, j])
                         sn = np.int64(sin[p, j])
-                        a, c = (a * cs - c * sn + 8192) >> 14, (c * cs + a * sn + 8192) >> 14
+                        a, c = (a * cs - c * sn + ROPE_HALF) >> ROPE_BITS, (c * cs + a * sn + ROPE_HALF) >> ROPE_BITS
                         if h >= nh:  # k (spec §5: clamped after RoPE where a window is kept, to fit int16)
                             a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
                     if h < nh:
@@ -217,7 +220,7 @@ if available:
                     if h < nh + nkv:
                         cs = np.int64(cos[p, j])
                         sn = np.int64(sin[p, j])
-                        a, c = (a * cs - c * sn + 8192) >> 14, (c * cs + a * sn + 8192) >> 14
+                        a, c = (a * cs - c * sn + ROPE_HALF) >> ROPE_BITS, (c * cs + a * sn + ROPE_HALF) >> ROPE_BITS
                         if h >= nh:  # k (spec §5: clamped after RoPE where a window is kept, to fit int16)
                             a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
                     if h < nh:
@@ -318,8 +321,8 @@ if available:
         for j in range(hd):
             a, c = np.int64(k[j]), np.int64(k[hd + j])
             cs, sn = np.int64(cs_all[j]), np.int64(sn_all[j])
-            out[j] = min(max((a * cs - c * sn + 8192) >> 14, -klim), klim)
-            out[hd + j] = min(max((c * cs + a * sn + 8192) >> 14, -klim), klim)
+            out[j] = min(max((a * cs - c * sn + ROPE_HALF) >> ROPE_BITS, -klim), klim)
+            out[hd + j] = min(max((c * cs + a * sn + ROPE_HALF) >> ROPE_BITS, -klim), klim)
 
     @jit
     def _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores):
@@ -434,11 +437,11 @@ if available:
             raise ValueError("a head size the SIMD blocks are not built for")
         last = exp_table.shape[0] - 1
         cap = kc.shape[2]
-        s = np.empty((3, cap), np.int64)
-        wv = np.empty((6, cap), np.int16)
-        qv = np.empty((6, d), np.int16)
-        acc = np.empty((3, d), np.int64)
-        z = np.empty(3, np.int64)
+        s = np.empty((simd.QUERIES, cap), np.int64)
+        wv = np.empty((2 * simd.QUERIES, cap), np.int16)
+        qv = np.empty((2 * simd.QUERIES, d), np.int16)
+        acc = np.empty((simd.QUERIES, d), np.int64)
+        z = np.empty(simd.QUERIES, np.int64)
         kk = np.empty(d, np.float64)
         seen = np.empty(cap, np.bool_)
         for b in range(nb):
@@ -451,26 +454,26 @@ if available:
                 seen[u] = u < end and 0 <= at <= p and (at < sink or at >= lo)
             for kv in range(nkv):
                 kr, vr = kc[row, kv], vc[row, kv]
-                for g0 in range(0, g, 3):
+                for g0 in range(0, g, simd.QUERIES):
                     heads = (g0, min(g0 + 1, g - 1), min(g0 + 2, g - 1))  # as in _attend_rows
-                    for c in range(3):
+                    for c in range(simd.QUERIES):
                         for j in range(d):
                             x = np.int64(q[b, kv, heads[c], j])
-                            if abs(x) >= 65536:  # spec §5 bounds |q'| by about 46,400
+                            if abs(x) >= 1 << 16:  # spec §5 bounds |q'| by about 46,400
                                 raise ValueError("a rotated query beyond 2**16")
-                            qv[c, j], qv[c + 3, j] = x >> 8, x & 255
+                            qv[c, j], qv[c + simd.QUERIES, j] = x >> simd.Q_LOW_BITS, x & ((1 << simd.Q_LOW_BITS) - 1)
                     for u0 in range(0, nk, simd.QK_KEYS):
                         simd.qk_block(qv, kr, u0, s)
                     if far:
                         for u in range(sink):
                             if seen[u]:
                                 _far_sink(kr[u], p - win + 1, cos, sin, klim, kk)
-                                for c in range(3):
+                                for c in range(simd.QUERIES):
                                     t = 0.0
                                     for j in range(d):
                                         t += q[b, kv, heads[c], j] * kk[j]
                                     s[c, u] = np.int64(t)
-                    for c in range(3):
+                    for c in range(simd.QUERIES):
                         m = np.int64(-(1 << 62))
                         for u in range(nk):
                             s[c, u] >>= shift
@@ -480,12 +483,12 @@ if available:
                         for u in range(nk):
                             w = exp_table[min(m - s[c, u], last)] if seen[u] else 0
                             zc += w
-                            wv[c, u], wv[c + 3, u] = w >> 10, w & 1023
+                            wv[c, u], wv[c + simd.QUERIES, u] = w >> simd.W_LOW_BITS, w & ((1 << simd.W_LOW_BITS) - 1)
                         z[c] = zc
                     acc[:, :] = 0
                     for u0 in range(0, nk, simd.AV_KEYS):
                         simd.av_block(wv, vr, u0, acc)
-                    for c in range(3):
+                    for c in range(simd.QUERIES):
                         col = (kv * g + heads[c]) * d
                         for j in range(d):
                             o[b, col + j] = (2 * acc[c, j] + z[c]) // (2 * z[c])
@@ -494,7 +497,7 @@ if available:
         """Whether _attend_rows_simd takes these caches (else _attend_rows does)."""
         return (kc.dtype == np.int16 and vc.dtype == np.int16 and kc.shape[-1] in simd.HEAD_DIMS
                 and kc.shape[2] % simd.AV_KEYS == 0 and kc.flags.c_contiguous and vc.flags.c_contiguous
-                and 0 <= exp_table.min() and exp_table.max() <= 1 << 20)
+                and 0 <= exp_table.min() and exp_table.max() <= simd.W_MAX)
 
     def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
                     use_simd: bool = True) -> None:

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..tables import TOTAL, TOTAL_BITS
 from . import fused as fz
 from . import threads as th
-from .fused import GU_LIMIT, QKV_LIMIT, RESID_LIMIT
-from .intmodel import IntModel
 from .exact import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
+from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, ROPE_BITS
+from .intmodel import IntModel
 
-TOTAL_BITS = 28  # every table sums to exactly 2**TOTAL_BITS
-TOTAL = 1 << TOTAL_BITS
 Q8 = 127  # 8-bit activation grid
 Q15 = 127 * 128  # 15-bit activation grid, coded as two int8 halves
-F_BITS = 16  # fractional bits of the per-token input factor f
 QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 256  # positions per block in the projections and the MLP
 K_UNCLAMPED = 1 << 20  # above any rotated k (|k'| <= 2**15.5): no clamp
@@ -140,8 +138,8 @@ class Engine:
             k = min(half, n - have)
             c1 = torch.cat(parts_c)[a: a + k] if len(parts_c) > 1 else cos[a: a + k]
             s1 = torch.cat(parts_s)[a: a + k] if len(parts_s) > 1 else sin[a: a + k]
-            parts_c.append(rshift_round(c1 * c2 - s1 * s2, 14))
-            parts_s.append(rshift_round(s1 * c2 + c1 * s2, 14))
+            parts_c.append(rshift_round(c1 * c2 - s1 * s2, ROPE_BITS))
+            parts_s.append(rshift_round(s1 * c2 + c1 * s2, ROPE_BITS))
             have += k
         self.cos = torch.cat(parts_c).to(torch.int32).to(self.device)
         self.sin = torch.cat(parts_s).to(torch.int32).to(self.device)
@@ -220,11 +218,11 @@ class Engine:
         return y.reshape(*shape[:-1], -1)
 
     def _rope(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Rotate pairs (i, i + d/2) by the position's angle; cos/sin tables hold 2**14-scaled integers."""
+        """Rotate pairs (i, i + d/2) by the position's angle; cos/sin tables hold 2**ROPE_BITS-scaled integers."""
         h = self.hd // 2
         c, s = self.cos[pos][:, None, :], self.sin[pos][:, None, :]  # (T, 1, d/2) against (B, T, heads, d/2)
         x1, x2 = x[..., :h], x[..., h:]
-        return torch.cat([rshift_round(x1 * c - x2 * s, 14), rshift_round(x2 * c + x1 * s, 14)], -1)
+        return torch.cat([rshift_round(x1 * c - x2 * s, ROPE_BITS), rshift_round(x2 * c + x1 * s, ROPE_BITS)], -1)
 
     def _softmax_weights(self, scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Exact integer attention weights from float64-held integer scores (last dim = keys)."""
@@ -254,7 +252,7 @@ class Engine:
         delta = (qpos - self.window + 1).clamp(min=0)
         c, s = self.cos[delta].long()[:, None, None, None, :], self.sin[delta].long()[:, None, None, None, :]
         a, b = ks[..., :h].long()[None], ks[..., h:].long()[None]  # (1, B, kv, S, d/2) against (Tq, 1, 1, 1, d/2)
-        kk = torch.cat([rshift_round(a * c - b * s, 14), rshift_round(b * c + a * s, 14)], -1)
+        kk = torch.cat([rshift_round(a * c - b * s, ROPE_BITS), rshift_round(b * c + a * s, ROPE_BITS)], -1)
         kk = kk.clamp_(-self.k_limit, self.k_limit).double()  # (Tq, B, kv, S, d)
         bq, nkv, rows, d = q.shape
         tq = qpos.shape[0]

@@ -22,6 +22,9 @@ QUERIES = 3  # queries per call: the query heads of one KV head are taken three 
 QK_KEYS = 16  # keys scored per qk_block call (the int32 lanes of one result vector)
 AV_KEYS = 32  # keys summed per av_block call: 16 pairs of products < 2**26 stay below 2**31
 HEAD_DIMS = (16, 32, 64, 128)  # head sizes the blocks take (powers of two; 128: |qh . k| < 2**30)
+Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x int16 products, exact int32 sums
+W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
+W_MAX = 1 << 20
 
 _i16, _i32, _i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
 

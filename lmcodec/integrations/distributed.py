@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import lmz
 
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from ..io import lmzfile
 from ..io.progress import Progress
 from ..models import catalog
@@ -125,7 +125,7 @@ def _decode_range(frames: list[lmz.Frame], model_id: str, batch_size: int, devic
 
 def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: int, batch_size: int,
                    device: str, threads: int | None, overwrite: bool, storage_options: dict,
-                   zstd_level: int = DEFAULT_ZSTD_LEVEL, window: int | None = None) -> tuple[int, int]:
+                   zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, window: int | None = None) -> tuple[int, int]:
     """Compress one whole file with the single-process writer; (content bytes, .lmz bytes)."""
     import fsspec
 
@@ -267,7 +267,7 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
              batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
              range_size: int | None = None, overwrite: bool = False, progress: bool = False,
              label: str | None = None, storage_options: dict | None = None,
-             zstd_level: int = DEFAULT_ZSTD_LEVEL, window: int | None = None) -> Result:
+             zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, window: int | None = None) -> Result:
     """Compress src (path, fsspec URL or binary file) into one .lmz stream at dst, by ranges on the cluster.
 
     The output is byte-identical to lmcodec.compress(content, model=..., chunk_size=..., window=...). device
@@ -435,7 +435,7 @@ def expand(urls: str | list[str], storage_options: dict | None = None) -> list[s
 def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz", model: Any = None,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
                    threads: int | None = None, overwrite: bool = False, storage_options: dict | None = None,
-                   zstd_level: int = DEFAULT_ZSTD_LEVEL, window: int | None = None) -> list[FileResult]:
+                   zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, window: int | None = None) -> list[FileResult]:
     """Compress each file (paths or fsspec URLs, globs allowed, reachable from the workers) to FILE + suffix
     on a worker; each output is byte-identical to lmcodec.compress of the file. One result per file, in order;
     a failed file has .error set and no output."""

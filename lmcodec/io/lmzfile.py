@@ -15,7 +15,7 @@ from typing import IO, Any
 import lmz
 
 from ..coding.versions import DEFAULT_WINDOW
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_ZSTD_LEVEL
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from ..pipeline.budget import DEFAULT_MEMORY
 from .interrupts import held_signals
 
@@ -197,7 +197,7 @@ class _CompressWriter:
     progress(n), if given, is called now and then with the bytes of content coded so far."""
 
     def __init__(self, fp: IO[bytes], codec, progress: Callable[[int], None] | None = None,
-                 zstd_level: int = DEFAULT_ZSTD_LEVEL) -> None:
+                 zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL) -> None:
         from ..pipeline.codec import Cutter
 
         self._codec = codec
@@ -246,7 +246,7 @@ class LmzFile(io.BufferedIOBase):
     def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int | None = None, device: str = "cpu",
                  threads: int | None = None, window: int | None = None, memory: int = DEFAULT_MEMORY,
-                 zstd_level: int = DEFAULT_ZSTD_LEVEL, progress: Callable[[int], None] | None = None) -> None:
+                 zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, progress: Callable[[int], None] | None = None) -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
             raise ValueError(f"invalid mode {mode!r}")

@@ -16,6 +16,7 @@ import torch
 import lmz
 
 from ..coding import mixer as mx
+from ..coding import rangecoder
 from ..engine import SPEC_SLOTS, Engine
 
 
@@ -60,11 +61,11 @@ class _FrameCoder:
     def __init__(self, symbols: int, flags: int) -> None:
         self.state = mx.FrameState(symbols, flags)
         self.arrays = self.state.arrays()
-        self.enc = np.array([0, 1 << 56, 0, 0, 0, 0], dtype=np.int64)
-        self.out = np.zeros(4 * symbols + 16, dtype=np.uint8)
+        self.enc = rangecoder.encoder_state()
+        self.out = rangecoder.output_buffer(symbols)
 
     def finish(self) -> bytes:
-        return bytes(self.out[: mx.enc_finish(self.enc, self.out)])
+        return bytes(self.out[: rangecoder.finish(self.enc, self.out)])
 
 
 def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], frames: list[lmz.Frame],
@@ -83,7 +84,7 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
     payloads = [np.frombuffer(f.payload, dtype=np.uint8) for f in frames]
     decs = [np.zeros(4, dtype=np.int64) for _ in frames]
     for d, p in zip(decs, payloads):
-        mx.dec_start(d, p)
+        rangecoder.start(d, p)
     need = [f.raw_length for f in frames]
     state = engine.start(n)
     t = time.perf_counter()

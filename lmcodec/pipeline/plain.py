@@ -21,25 +21,19 @@ def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Fram
     n = len(frames)
     need = [f.raw_length for f in frames]
     got = [bytearray() for _ in frames]
-    dec = rangecoder.BatchDecoder([f.payload for f in frames])
-    rows = np.arange(n)  # stream index of each engine row still decoding
+    decoders = [rangecoder.Decoder(f.payload) for f in frames]
+    rows = np.arange(n)  # the frame of each engine row still decoding
     state = engine.start(n)
     prev = torch.full((n,), engine.bos_id, dtype=torch.long)
-    full = None
     for _ in range(engine.max_tokens - 1):
         t = time.perf_counter()
         tables = state.step(prev).cpu().numpy()
         t1 = time.perf_counter()
         seconds["engine"] += t1 - t
-        if full is None:  # one (n, V) buffer for the whole batch; finished rows stay inactive
-            full = np.zeros((n, tables.shape[1]), dtype=np.int64)
-        full[rows] = tables
-        active = np.zeros(n, dtype=bool)
-        active[rows] = True
-        sym = dec.decode_step(full, active)
+        sym = np.array([decoders[i].decode(tables[j]) for j, i in enumerate(rows)], dtype=np.int64)
         keep = []
         for j, i in enumerate(rows):
-            got[i] += token_bytes[sym[i]]
+            got[i] += token_bytes[sym[j]]
             if len(got[i]) < need[i]:
                 keep.append(j)
         if progress is not None:
@@ -49,7 +43,7 @@ def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Fram
         if len(keep) < len(rows):
             state.keep(keep)
             rows = rows[keep]
-        prev = torch.from_numpy(sym[rows])
+        prev = torch.from_numpy(sym[keep])
         seconds["coding"] += time.perf_counter() - t1
     for f, g in zip(frames, got):
         if len(g) != f.raw_length:
