@@ -22,7 +22,7 @@ from .listing import list_files
 from .messages import PROG, describe, say
 from .models_command import models_command
 from .options import DEFAULT_LEVEL, HELP, PRESETS, Options, Usage, parse, zstd_level
-from .outputs import remove_temps
+from ..atomic import remove_all
 from .work import EXIT_ERROR, EXIT_OK, EXIT_WARNING, Job, isatty, process_file
 
 EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
@@ -147,21 +147,21 @@ def run(argv: list[str]) -> int:
             pass
         return EXIT_ERROR
     except KeyboardInterrupt:
-        remove_temps()
+        remove_all()
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Standard output was closed (lmcodec -dc x.lmz | head): stop quietly, as if killed by SIGPIPE.
-        remove_temps()
+        remove_all()
         _quiet_stdout()
         return EXIT_PIPE
     except SystemExit:
-        remove_temps()
+        remove_all()
         raise
     except Exception as e:  # a bug: still one line
         say.error(None, describe(e))
         return EXIT_ERROR
     finally:
-        remove_temps()
+        remove_all()
         for sig, h in old.items():
             try:
                 signal.signal(sig, h)
@@ -174,7 +174,7 @@ def main() -> None:
     try:
         code = run(sys.argv[1:])
     except KeyboardInterrupt:  # a second Ctrl-C during clean-up
-        remove_temps()
+        remove_all()
         code = EXIT_INTERRUPTED
     try:
         sys.stdout.flush()

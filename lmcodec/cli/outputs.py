@@ -1,25 +1,13 @@
-"""Output files that appear only when complete: written to a temporary file beside the destination, renamed
-into place by commit(); any failure, Ctrl-C, SIGTERM or SIGHUP removes the temporary file."""
+"""Output files that appear only when complete (lmcodec.atomic.TempFile), with gzip's manners: an existing file
+is replaced only with -f, the input's mode and times are kept, and non-regular destinations are written directly."""
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from typing import IO
 
+from ..atomic import TempFile
 from .messages import Skipped
-
-_TEMPS: set[str] = set()
-
-
-def remove_temps() -> None:
-    """Remove every temporary output still open (on interrupt or error)."""
-    for t in list(_TEMPS):
-        try:
-            os.unlink(t)
-        except OSError:
-            pass
-        _TEMPS.discard(t)
 
 
 def _exists(path: str) -> Skipped:
@@ -36,7 +24,7 @@ class Output:
     def __init__(self, path: str, force: bool, like: os.stat_result | None) -> None:
         self.path = path
         self.like = like
-        self.tmp: str | None = None
+        self.temp: TempFile | None = None
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -48,61 +36,42 @@ class Output:
             return
         if st is not None and not force:
             raise _exists(path)
-        d, base = os.path.split(path)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=d or ".")
-        _TEMPS.add(self.tmp)
-        self.fp = os.fdopen(fd, "wb")
+        self.temp = TempFile(path)
+        self.fp = self.temp.file
+
+    @property
+    def tmp(self) -> str | None:
+        """The temporary file's name while it is open."""
+        return self.temp.path if self.temp is not None and self.temp.open else None
 
     def commit(self, force: bool, sync: bool = False) -> None:
-        self.fp.flush()
-        if sync:
-            os.fsync(self.fp.fileno())
-        self.fp.close()
-        if self.tmp is None:
+        if self.temp is None:
+            self.fp.flush()
+            if sync:
+                os.fsync(self.fp.fileno())
+            self.fp.close()
             return
+        self.fp.flush()
         if self.like is not None:
             try:
-                os.chmod(self.tmp, stat.S_IMODE(self.like.st_mode))
-                os.utime(self.tmp, ns=(self.like.st_atime_ns, self.like.st_mtime_ns))
+                os.chmod(self.temp.path, stat.S_IMODE(self.like.st_mode))
+                os.utime(self.temp.path, ns=(self.like.st_atime_ns, self.like.st_mtime_ns))
             except OSError:
                 pass
         else:
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-        if force:
-            os.replace(self.tmp, self.path)
-        else:
-            try:  # no clobbering, even of a file that appeared meanwhile
-                os.link(self.tmp, self.path)
-                os.unlink(self.tmp)
-            except FileExistsError:
-                raise _exists(self.path) from None
-            except OSError:
-                if os.path.lexists(self.path):
-                    raise _exists(self.path) from None
-                os.replace(self.tmp, self.path)
-        if sync:  # the rename itself is durable before an input is removed
-            try:
-                dfd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            except OSError:
-                pass
-        _TEMPS.discard(self.tmp)
-        self.tmp = None
+            os.chmod(self.temp.path, 0o666 & ~umask)
+        try:
+            self.temp.commit(replace=force, sync=sync)
+        except FileExistsError:
+            raise _exists(self.path) from None
 
     def abort(self) -> None:
-        try:
-            self.fp.close()
-        except OSError:
-            pass
-        if self.tmp is not None:
+        if self.temp is not None:
+            self.temp.discard()
+        else:
             try:
-                os.unlink(self.tmp)
+                self.fp.close()
             except OSError:
                 pass
-            _TEMPS.discard(self.tmp)
-            self.tmp = None

@@ -163,75 +163,60 @@ if available:
                 h[i, j] = s * u
 
     @jit
-    def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim):
-        """Attention steps 1-2 (spec §5) for flattened rows row0.. of a (B, t_len) batch.
+    def _qkv_row(ah, al, i, fi, lin, p, cos, sin, klim, nh, nkv, d, y):
+        """Attention steps 1-2 (spec §5) for row i at position p, into y ((nh + 2 nkv) d) int64: q, k and v
+        clamped, q and k rotated, k clamped again (to fit int16 where a window is kept)."""
+        _requant(ah, al, i, fi, lin, y)
+        hd = d // 2
+        for h in range(nh + 2 * nkv):
+            base = h * d
+            for j in range(hd):
+                a = min(max(y[base + j], -QKV_LIMIT), QKV_LIMIT)
+                c = min(max(y[base + hd + j], -QKV_LIMIT), QKV_LIMIT)
+                if h < nh + nkv:
+                    cs = np.int64(cos[p, j])
+                    sn = np.int64(sin[p, j])
+                    a, c = (a * cs - c * sn + ROPE_HALF) >> ROPE_BITS, (c * cs + a * sn + ROPE_HALF) >> ROPE_BITS
+                    if h >= nh:
+                        a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
+                y[base + j], y[base + hd + j] = a, c
 
-        Writes rotated q to qo (B, nkv, g, t_len, d) and rotated k, v to ko/vo (B, nkv, cap, d) at time
-        k_off + t, all as float64 (exact integers, for the BLAS attention products). Position = pos0 + t.
-        """
-        m = f.shape[0]
+    @jit
+    def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim):
+        """_qkv_row for flattened rows row0.. of a (B, t_len) batch (the full pass): rotated q to qo (B, nkv, g,
+        t_len, d) and k, v to ko/vo (B, nkv, cap, d) at time k_off + t, as float64 (exact integers, for the BLAS
+        attention products). Position = pos0 + t."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[4]
         nh = nkv * g
-        hd = d // 2
-        for i in range(m):
-            b = (row0 + i) // t_len
-            t = (row0 + i) % t_len
-            p = pos0 + t
-            y = np.empty((nh + 2 * nkv) * d, np.int64)
-            _requant(ah, al, i, f[i], lin, y)
-            for h in range(nh + 2 * nkv):
-                base = h * d
-                for j in range(hd):
-                    a = min(max(y[base + j], -QKV_LIMIT), QKV_LIMIT)
-                    c = min(max(y[base + hd + j], -QKV_LIMIT), QKV_LIMIT)
-                    if h < nh + nkv:
-                        cs = np.int64(cos[p, j])
-                        sn = np.int64(sin[p, j])
-                        a, c = (a * cs - c * sn + ROPE_HALF) >> ROPE_BITS, (c * cs + a * sn + ROPE_HALF) >> ROPE_BITS
-                        if h >= nh:  # k (spec §5: clamped after RoPE where a window is kept, to fit int16)
-                            a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
-                    if h < nh:
-                        qo[b, h // g, h % g, t, j] = a
-                        qo[b, h // g, h % g, t, hd + j] = c
-                    elif h < nh + nkv:
-                        ko[b, h - nh, k_off + t, j] = a
-                        ko[b, h - nh, k_off + t, hd + j] = c
-                    else:
-                        vo[b, h - nh - nkv, k_off + t, j] = a
-                        vo[b, h - nh - nkv, k_off + t, hd + j] = c
+        y = np.empty((nh + 2 * nkv) * d, np.int64)
+        for i in range(f.shape[0]):
+            b, t = (row0 + i) // t_len, (row0 + i) % t_len
+            _qkv_row(ah, al, i, f[i], lin, pos0 + t, cos, sin, klim, nh, nkv, d, y)
+            for h in range(nh):
+                for j in range(d):
+                    qo[b, h // g, h % g, t, j] = y[h * d + j]
+            for h in range(nkv):
+                for j in range(d):
+                    ko[b, h, k_off + t, j] = y[(nh + h) * d + j]
+                    vo[b, h, k_off + t, j] = y[(nh + nkv + h) * d + j]
 
     @jit
     def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, klim):
-        """Attention steps 1-2 for one new position of each row i (decoding): row i of the batch is row crow[i]
-        of the caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
-        m = f.shape[0]
+        """_qkv_row for one new position of each row i (decoding): row i of the batch is row crow[i] of the
+        caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[3]
         nh = nkv * g
-        hd = d // 2
-        for i in range(m):
-            b, p, u = crow[i], pos[i], slot[i]
-            y = np.empty((nh + 2 * nkv) * d, np.int64)
-            _requant(ah, al, i, f[i], lin, y)
-            for h in range(nh + 2 * nkv):
-                base = h * d
-                for j in range(hd):
-                    a = min(max(y[base + j], -QKV_LIMIT), QKV_LIMIT)
-                    c = min(max(y[base + hd + j], -QKV_LIMIT), QKV_LIMIT)
-                    if h < nh + nkv:
-                        cs = np.int64(cos[p, j])
-                        sn = np.int64(sin[p, j])
-                        a, c = (a * cs - c * sn + ROPE_HALF) >> ROPE_BITS, (c * cs + a * sn + ROPE_HALF) >> ROPE_BITS
-                        if h >= nh:  # k (spec §5: clamped after RoPE where a window is kept, to fit int16)
-                            a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
-                    if h < nh:
-                        qo[i, h // g, h % g, j] = a
-                        qo[i, h // g, h % g, hd + j] = c
-                    elif h < nh + nkv:
-                        ko[b, h - nh, u, j] = a
-                        ko[b, h - nh, u, hd + j] = c
-                    else:
-                        vo[b, h - nh - nkv, u, j] = a
-                        vo[b, h - nh - nkv, u, hd + j] = c
+        y = np.empty((nh + 2 * nkv) * d, np.int64)
+        for i in range(f.shape[0]):
+            b, u = crow[i], slot[i]
+            _qkv_row(ah, al, i, f[i], lin, pos[i], cos, sin, klim, nh, nkv, d, y)
+            for h in range(nh):
+                for j in range(d):
+                    qo[i, h // g, h % g, j] = y[h * d + j]
+            for h in range(nkv):
+                for j in range(d):
+                    ko[b, h, u, j] = y[(nh + h) * d + j]
+                    vo[b, h, u, j] = y[(nh + nkv + h) * d + j]
 
     @jit
     def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, band, win, sink):

