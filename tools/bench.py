@@ -3,7 +3,7 @@
 
     python tools/bench.py FILE_OR_DIR... --out DIR [--model default] [--chunk-size 2048,8192]
                           [--max-bytes N] [--decode-bytes N] [--raw] [--batch-size 4] [--threads N]
-    python tools/bench.py --suite readme CORPUS_DIR --out DIR      # the README's tables
+    python tools/bench.py --suite readme CORPUS_DIR --out DIR      # the tables of docs/results.md
 
 Files are prepared as the paper prepared its modalities (modalities.py): text as is; images (.png, .jpg, ...)
 as 8-bit grayscale 32x64 patches; audio (.wav, .flac, ...) as 8-bit mono 16 kHz. --raw takes every file's
@@ -35,7 +35,7 @@ import compressors  # noqa: E402
 from lm_measure import Lm, frames, unspellable  # noqa: E402
 from modalities import SAMPLE, Sample, prepare  # noqa: E402
 
-# The README's measurement: small because the default model codes ~300 B/s and decodes ~60 B/s on 2 cores.
+# The measurement of docs/results.md: small because the default model codes ~300 B/s and decodes ~60 B/s on 2 cores.
 SUITES = {
     "readme": {
         "files": [  # path under the corpus folder, bytes taken, chunk sizes
