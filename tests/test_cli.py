@@ -257,6 +257,22 @@ def test_corrupt_truncated_and_test_mode(files):
     assert not [p for p in files.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_damage_in_a_later_lm_frame_leaves_the_good_prefix(files, cache):
+    """Frames decode side by side; one damaged lm frame must not take the verified frames before it along:
+    `-dc` writes them, then fails with one line (as gzip writes everything up to the damage)."""
+    text = (TEXT * 4)[:4096]
+    blob = bytearray(subprocess.run([sys.executable, "-m", "lmcodec", "-c", "--model", TINY, "--chunk-size", "1024"],
+                                    input=text, capture_output=True, env=env(cache), check=True, timeout=120).stdout)
+    entries = lmz.read_index(io.BytesIO(bytes(blob))).entries
+    assert [e.method for e in entries] == [lmz.METHOD_LM] * 4
+    e = entries[2]
+    blob[e.offset + e.frame_size // 2] ^= 0x10  # inside frame 2's payload
+    (files / "d.lmz").write_bytes(bytes(blob))
+    r = proc(cache, "-dc", str(files / "d.lmz"))
+    assert r.returncode == 1 and len(lines(r.stderr.decode())) == 1 and b"Traceback" not in r.stderr
+    assert r.stdout == text[: e.raw_offset]  # frames 0 and 1, verified, and nothing of frame 2 on
+
+
 def test_several_files_one_failing(files):
     r = invoke("--model", TINY, str(files / "b.bin"), str(files / "missing"), str(files / "t.txt"))
     assert r.exit_code == 1

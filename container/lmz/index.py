@@ -15,15 +15,14 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 from ._io import Source
-from .codec import decode_frame
 from .constants import (
     DEFAULT_LIMITS, END_OF_FRAMES, FOOTER2_MAGIC, FOOTER2_SIZE, FOOTER_MAGIC, FOOTER_SIZE, FRAME_OVERHEAD,
-    HEADER_MIN_SIZE, INDEX_ENTRY_SIZE, MAGIC, METHOD_LM, TRAILER_FIXED_SIZE, Limits,
+    HEADER_MIN_SIZE, INDEX_ENTRY_SIZE, MAGIC, TRAILER_FIXED_SIZE, Limits,
 )
 from .errors import FormatError, LimitError, TruncatedError
 from .frame import Frame, check_frame, payload_length_of, read_frame, skip_frame
 from .header import StreamHeader, read_header
-from .reader import LmDecoder, _decode_lm_batch
+from .reader import LmDecoder, decode_frames
 from .trailer import TrailerEntry, parse_footer, parse_footer2, read_trailer, read_trailer2
 
 
@@ -223,10 +222,7 @@ def read_frame_at(fileobj: BinaryIO, entry: IndexEntry) -> Frame:
 
 def decode_entry(fileobj: BinaryIO, entry: IndexEntry, lm_decoder: LmDecoder | None = None) -> bytes:
     """Read, decode and verify the frame of one index entry."""
-    frame = read_frame_at(fileobj, entry)
-    if frame.method == METHOD_LM:
-        return next(iter(_decode_lm_batch([frame], lm_decoder)))
-    return decode_frame(frame)
+    return next(decode_frames([read_frame_at(fileobj, entry)], lm_decoder))
 
 
 def read_range(fileobj: BinaryIO, index: Index, start: int, length: int,

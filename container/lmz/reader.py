@@ -14,13 +14,14 @@ if TYPE_CHECKING:
 from ._io import Source
 from .codec import decode_frame
 from .constants import CONTENT_CHECKSUM_SIZE, DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits
-from .errors import ChecksumError, FormatError, LimitError, TruncatedError, UnsupportedError
+from .errors import ChecksumError, FormatError, LimitError, LmzError, TruncatedError, UnsupportedError
 from .frame import Frame, read_frame
 from .header import StreamHeader, read_header
 from .trailer import Trailer, TrailerEntry, parse_footer, read_trailer, read_trailer2
 
-LmDecoder = Callable[[StreamHeader, list[Frame]], Sequence[bytes]]
-"""lm_decoder(header, frames) -> one decoded chunk per frame, in order."""
+LmDecoder = Callable[[StreamHeader, list[Frame]], Sequence["bytes | LmzError"]]
+"""lm_decoder(header, frames) -> one decoded chunk per frame, in order, or in place of a frame that does not
+decode, the LmzError that says why (the frames around it are still decoded)."""
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,26 @@ class ContentCheck:
             raise ChecksumError(f"{where}: content checksum mismatch")
 
 
-def _decode_lm_batch(frames: list[Frame], lm_decoder: LmDecoder | None) -> Iterator[bytes]:
-    if lm_decoder is None:
-        raise UnsupportedError(f"{frames[0].where}: lm frame needs a language model decoder")
-    outs = lm_decoder(frames[0].header, list(frames))
-    if len(outs) != len(frames):
-        raise FormatError(f"{frames[0].where}: lm decoder returned {len(outs)} chunks for {len(frames)} frames")
-    for frame, raw in zip(frames, outs):
+def decode_frames(frames: Sequence[Frame], lm_decoder: LmDecoder | None) -> Iterator[bytes]:
+    """The content of frames of one stream, in order, each verified before it is given: the lm frames among them
+    decoded by one call of lm_decoder, stored and zstd frames here. A frame that fails raises its error after the
+    frames before it were given, so a caller keeps every good frame up to the damage."""
+    lm = [f for f in frames if f.method == METHOD_LM]
+    decoded: Iterator = iter(())
+    if lm:
+        if lm_decoder is None:
+            raise UnsupportedError(f"{lm[0].where}: lm frame needs a language model decoder")
+        outs = lm_decoder(lm[0].header, lm)
+        if len(outs) != len(lm):
+            raise FormatError(f"{lm[0].where}: lm decoder returned {len(outs)} chunks for {len(lm)} frames")
+        decoded = iter(outs)
+    for frame in frames:
+        if frame.method != METHOD_LM:
+            yield decode_frame(frame)
+            continue
+        raw = next(decoded)
+        if isinstance(raw, LmzError):
+            raise raw
         yield frame.verify(bytes(raw))
 
 
@@ -155,7 +169,7 @@ def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None,
         if pending:
             batch_frames = pending[:]
             pending.clear()
-            for raw in _decode_lm_batch(batch_frames, lm_decoder):
+            for raw in decode_frames(batch_frames, lm_decoder):
                 content.update(raw)
                 yield raw
 

@@ -6,6 +6,6 @@ fused: numba kernels for the element-wise steps; simd: explicit SIMD blocks for 
 the kernel pool and the thread layout of decoding steps; intmodel: the converted model file the engine runs.
 The engine knows nothing of coding, containers or files: spec/engine.md defines every step.
 """
-from .passes import SPEC_SLOTS, TOTAL, TOTAL_BITS, DecodeState, Engine, ring_slots
+from .passes import SPEC_SLOTS, TOTAL, DecodeState, Engine, ring_slots
 
-__all__ = ["Engine", "DecodeState", "ring_slots", "TOTAL", "TOTAL_BITS", "SPEC_SLOTS"]
+__all__ = ["Engine", "DecodeState", "ring_slots", "TOTAL", "SPEC_SLOTS"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..tables import TOTAL, TOTAL_BITS
+from ..tables import TOTAL
 from . import fused as fz
 from . import threads as th
 from .exact import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round

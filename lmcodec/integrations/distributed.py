@@ -119,8 +119,7 @@ def _decode_range(frames: list[lmz.Frame], model_id: str, batch_size: int, devic
     h = frames[0].header
     with _lock:
         codec = _codec(model_id, h.model_sha256.hex(), h.chunk_size, batch_size, device, threads)
-        raws = codec.decode(h, frames)
-    return [f.verify(r) for f, r in zip(frames, raws)]
+        return list(lmz.decode_frames(frames, codec.decode))
 
 
 def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: int, batch_size: int,

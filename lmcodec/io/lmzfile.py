@@ -150,12 +150,8 @@ class _DecompressReader(io.RawIOBase):
         n = self._lm.batch_for(first.header) if first.method == lmz.METHOD_LM else 1
         group = [e for e in index.entries[i: i + n] if e.stream_index == first.stream_index]
         frames = [lmz.read_frame_at(self._fp, e) for e in group]
-        lm_frames = [f for f in frames if f.method == lmz.METHOD_LM]
         self._lm.base = first.raw_offset
-        decoded = iter(self._lm(first.header, lm_frames) if lm_frames else [])
-        parts = [f.verify(next(decoded)) if f.method == lmz.METHOD_LM else lmz.decode_frame(f)
-                 for f in frames]
-        self._buf_start, self._buf = first.raw_offset, b"".join(parts)
+        self._buf_start, self._buf = first.raw_offset, b"".join(lmz.decode_frames(frames, self._lm))
         self._report()
         return True
 

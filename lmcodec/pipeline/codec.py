@@ -147,16 +147,17 @@ class Codec:
         return outs
 
     def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame],
-               progress: Callable[[int], None] | None = None, batch: int | None = None) -> list[bytes]:
-        """The lmz lm_decoder callback: decode lm frames of one stream, `batch` (default batch_size) at a time.
+               progress: Callable[[int], None] | None = None, batch: int | None = None) -> list[bytes | lmz.LmzError]:
+        """The lmz lm_decoder callback: decode lm frames of one stream, `batch` (default batch_size) at a time;
+        an error in place of a frame that does not decode.
 
         progress, if given, is called after every decoding step with the bytes of these frames decoded so far."""
         window = self.check_header(header)
         engine = self.engine_for(window)
         step = batch or self.batch_size
-        out: list[bytes] = []
+        out: list[bytes | lmz.LmzError] = []
         for s in range(0, len(frames), step):
-            base = sum(len(r) for r in out)
+            base = sum(f.raw_length for f in frames[:s])
             report = None if progress is None else lambda n, base=base: progress(base + n)
             batch = frames[s: s + step]
             if header.coder_version == versions.VERSION_PLAIN:

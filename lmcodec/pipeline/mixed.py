@@ -70,8 +70,9 @@ class _FrameCoder:
 
 def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], frames: list[lmz.Frame],
                  seconds: dict[str, float], progress: Callable[[int], None] | None = None,
-                 speculate: bool = True, counts: dict[str, int] | None = None) -> list[bytes]:
-    """The content of lm frames decoded side by side (not yet verified against their checks).
+                 speculate: bool = True, counts: dict[str, int] | None = None) -> list[bytes | lmz.LmzError]:
+    """The content of lm frames decoded side by side (not yet verified against their checks); in place of a
+    frame whose payload does not decode to its length, the error that says so (the others are still given).
 
     With speculate, a frame whose match model is following a repeat it trusts (mixer.draft) feeds the model the
     tokens the repeat goes on with, as guesses, in the same step as its next token: each right guess's table is
@@ -136,11 +137,10 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
     if counts is not None:
         for key, v in (("steps", steps), ("guessed", guessed), ("kept", kept)):
             counts[key] = counts.get(key, 0) + v
-    out = []
+    out: list[bytes | lmz.LmzError] = []
     for f, st in zip(frames, states):
         syms = st.hist[: st.sc[mx.S_T]]
         raw = b"".join(token_bytes[s] if s < nv else bytes((s - nv,)) for s in syms.tolist())
-        if len(raw) != f.raw_length:
-            raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
-        out.append(raw)
+        out.append(raw if len(raw) == f.raw_length else lmz.ChecksumError(
+            f"{f.where}: lm payload does not decode to {f.raw_length} bytes"))
     return out

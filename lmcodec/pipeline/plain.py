@@ -14,8 +14,9 @@ from ..engine import Engine
 
 
 def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Frame], seconds: dict[str, float],
-                 progress: Callable[[int], None] | None = None) -> list[bytes]:
-    """The content of version-1 lm frames decoded side by side (not yet verified against their checks)."""
+                 progress: Callable[[int], None] | None = None) -> list[bytes | lmz.LmzError]:
+    """The content of version-1 lm frames decoded side by side (not yet verified against their checks); in place
+    of a frame whose payload does not decode to its length, the error that says so."""
     import time
 
     n = len(frames)
@@ -45,7 +46,6 @@ def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Fram
             rows = rows[keep]
         prev = torch.from_numpy(sym[keep])
         seconds["coding"] += time.perf_counter() - t1
-    for f, g in zip(frames, got):
-        if len(g) != f.raw_length:
-            raise lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
-    return [bytes(g) for g in got]
+    return [bytes(g) if len(g) == f.raw_length else
+            lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")
+            for f, g in zip(frames, got)]
