@@ -5,10 +5,12 @@
     assert lmcodec.decompress(blob) == b"some text"
     with lmcodec.open("notes.txt.lmz", "wt") as f: f.write("hello")
 """
+from .io.compressor import LmzCompressor, LmzDecompressor
 from .io.lmzfile import LmzFile, compress, decompress, open
 from .errors import ChecksumError, FormatError, LimitError, LmzError, ModelError, TruncatedError, UnsupportedError
 
 __version__ = "0.2.0"
 
-__all__ = ["LmzFile", "open", "compress", "decompress", "LmzError", "FormatError", "ChecksumError",
-           "TruncatedError", "LimitError", "UnsupportedError", "ModelError", "__version__"]
+__all__ = ["LmzFile", "LmzCompressor", "LmzDecompressor", "open", "compress", "decompress", "LmzError",
+           "FormatError", "ChecksumError", "TruncatedError", "LimitError", "UnsupportedError", "ModelError",
+           "__version__"]

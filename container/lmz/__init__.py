@@ -10,7 +10,7 @@ from .errors import ChecksumError, FormatError, LimitError, LmzError, TruncatedE
 from .frame import Frame, frame_check, raw_checksum
 from .header import StreamHeader
 from .index import Index, IndexEntry, StreamInfo, decode_entry, read_frame_at, read_index, read_range
-from .reader import ContentCheck, LmDecoder, Reader, StreamEnd, decode_frames, decode_stream, decompress_bytes
+from .reader import ContentCheck, LmDecoder, Reader, StreamEnd, decode_frames, decode_items, decode_stream, decompress_bytes
 from .summary import StreamSummary, summary
 from .trailer import Trailer, TrailerEntry
 from .writer import Writer, compress_bytes
@@ -21,8 +21,8 @@ __all__ = [
     "METHOD_STORED", "METHOD_ZSTD", "MODEL_HASH_SIZE", "SUPPORTED_CODERS", "Limits", "max_payload",
     "ChecksumError", "FormatError", "LimitError", "LmzError", "TruncatedError", "UnsupportedError",
     "Frame", "frame_check", "raw_checksum", "StreamHeader", "Trailer", "TrailerEntry",
-    "Writer", "compress_bytes", "Reader", "StreamEnd", "ContentCheck", "LmDecoder", "decode_frames", "decode_stream",
-    "decompress_bytes", "decode_frame", "zstd_compress", "zstd_decompress",
+    "Writer", "compress_bytes", "Reader", "StreamEnd", "ContentCheck", "LmDecoder", "decode_frames", "decode_items",
+    "decode_stream", "decompress_bytes", "decode_frame", "zstd_compress", "zstd_decompress",
     "Index", "IndexEntry", "StreamInfo", "read_index", "read_frame_at", "decode_entry", "read_range",
     "StreamSummary", "summary",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 TYPE_CHECKING = False  # avoids importing typing at run time
 if TYPE_CHECKING:
@@ -153,7 +153,14 @@ def decode_frames(frames: Sequence[Frame], lm_decoder: LmDecoder | None) -> Iter
 
 def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None,
                   batch: int | Callable[[StreamHeader], int] = 1, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
-    """Yield the content, chunk by chunk, each verified before it is yielded.
+    """Yield the content of every stream in fileobj, chunk by chunk, each verified before it is yielded
+    (decode_items over Reader(fileobj).items())."""
+    return decode_items(Reader(fileobj, limits).items(), lm_decoder, batch)
+
+
+def decode_items(items: Iterable[Frame | StreamEnd], lm_decoder: LmDecoder | None = None,
+                 batch: int | Callable[[StreamHeader], int] = 1) -> Iterator[bytes]:
+    """Yield the content of the frames among items (as Reader.items() gives them), each verified first.
 
     Consecutive lm frames of one stream are passed to lm_decoder(header, frames) in batches of up to
     `batch` (or batch(header), asked when a batch starts: the decoder may size it by its memory); a stored/zstd
@@ -173,7 +180,7 @@ def decode_stream(fileobj: BinaryIO, lm_decoder: LmDecoder | None = None,
                 content.update(raw)
                 yield raw
 
-    for item in Reader(fileobj, limits).items():
+    for item in items:
         if isinstance(item, Frame):
             if item.method == METHOD_LM:
                 if lm_decoder is None:
