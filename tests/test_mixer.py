@@ -55,7 +55,7 @@ def encode(syms: np.ndarray, tabs: list[np.ndarray], run=mx.encode_run) -> tuple
 def decode(payload: bytes, n_bytes: int, tabs: list[np.ndarray]) -> np.ndarray:
     lens = np.ones(NV + 256, dtype=np.int64)
     st = mx.FrameState(n_bytes)
-    dec = np.zeros(4, dtype=np.int64)
+    dec = rangecoder.decoder_state()
     pay = np.frombuffer(payload, dtype=np.uint8)
     rangecoder.start(dec, pay)
     while mx.decode_run(tabs[st.sc[mx.S_FED] % len(tabs)], NV, pay, dec, lens, n_bytes, *st.arrays()):

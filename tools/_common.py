@@ -1,8 +1,8 @@
 """Shared helpers of the measurement scripts in tools/ (quality.py, bench_engine.py, chunk_curve.py, bench.py,
 context_curve.py, generate.py).
 
-Chunking follows lmcodec.pipeline.codec.Codec.cut (cut at a UTF-8 boundary, then at most context - 1 tokens); both
-models see the same token ids (the integer model's tokenizer) with the same BOS prefix.
+Text is cut as cut_chunks says (at a UTF-8 boundary, then at most context - 1 tokens); both models see the same
+token ids (the integer model's tokenizer) with the same BOS prefix.
 """
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def machine_info() -> str:
 
 
 def cut_chunks(data: bytes, size: int) -> list[bytes]:
-    """Split like Codec.cut: each chunk ends at utf8_cut(rest, size) (or at size if that would be 0)."""
+    """Chunks of at most size bytes, each ending at a UTF-8 boundary (utf8_cut; at size if there is none): the
+    chunks the model sees in a text file. Codec.cut does more (its chunker sends binary runs to zstd), which these
+    measurements of the model on text leave out."""
     from lmcodec.pipeline.tokens import utf8_cut
 
     out, pos = [], 0

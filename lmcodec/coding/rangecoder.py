@@ -46,6 +46,11 @@ def encoder_state() -> np.ndarray:
     return st
 
 
+def decoder_state() -> np.ndarray:
+    """A decoder's state (DEC_* slots), for start()."""
+    return np.zeros(4, dtype=np.int64)
+
+
 def output_buffer(symbols: int) -> np.ndarray:
     """A buffer that holds the payload of `symbols` symbols."""
     return np.zeros(SYMBOL_BYTES * symbols + FINISH_BYTES, dtype=np.uint8)
@@ -192,7 +197,7 @@ class Decoder:
 
     def __init__(self, payload: bytes) -> None:
         self._payload = np.frombuffer(bytes(payload), dtype=np.uint8)
-        self.state = np.zeros(4, dtype=np.int64)
+        self.state = decoder_state()
         start(self.state, self._payload)
         self._total = 0
 

@@ -161,10 +161,10 @@ class Codec:
             report = None if progress is None else lambda n, base=base: progress(base + n)
             batch = frames[s: s + step]
             if header.coder_version == versions.VERSION_PLAIN:
-                out += plain.decode_batch(engine, self.tokenizer.token_bytes, batch, self.seconds, report)
+                out += plain.decode_batch(engine, self.tokenizer, batch, self.seconds, report)
             else:
-                out += mixed.decode_batch(engine, self.tokenizer.symbol_lengths, self.tokenizer.token_bytes, batch,
-                                             self.seconds, report, self.speculate, self.counts)
+                out += mixed.decode_batch(engine, self.tokenizer, batch, self.seconds, report, self.speculate,
+                                          self.counts)
         return out
 
     def frames_within(self, memory: int, header: lmz.StreamHeader) -> int:

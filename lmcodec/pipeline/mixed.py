@@ -18,6 +18,7 @@ import lmz
 from ..coding import mixer as mx
 from ..coding import rangecoder
 from ..engine import SPEC_SLOTS, Engine
+from .tokens import ByteTokenizer
 
 
 def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[str, float],
@@ -68,7 +69,7 @@ class _FrameCoder:
         return bytes(self.out[: rangecoder.finish(self.enc, self.out)])
 
 
-def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], frames: list[lmz.Frame],
+def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Frame],
                  seconds: dict[str, float], progress: Callable[[int], None] | None = None,
                  speculate: bool = True, counts: dict[str, int] | None = None) -> list[bytes | lmz.LmzError]:
     """The content of lm frames decoded side by side (not yet verified against their checks); in place of a
@@ -80,10 +81,11 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
     every position), so the output is too; only the number of steps changes (counts, if given, gets the model
     steps, the guesses fed and the guesses kept added to "steps", "guessed" and "kept")."""
     nv = engine.vocab_size
+    lens = tokenizer.symbol_lengths
     n = len(frames)
     states = [mx.FrameState(f.raw_length) for f in frames]
     payloads = [np.frombuffer(f.payload, dtype=np.uint8) for f in frames]
-    decs = [np.zeros(4, dtype=np.int64) for _ in frames]
+    decs = [rangecoder.decoder_state() for _ in frames]
     for d, p in zip(decs, payloads):
         rangecoder.start(d, p)
     need = [f.raw_length for f in frames]
@@ -139,8 +141,7 @@ def decode_batch(engine: Engine, lens: np.ndarray, token_bytes: list[bytes], fra
             counts[key] = counts.get(key, 0) + v
     out: list[bytes | lmz.LmzError] = []
     for f, st in zip(frames, states):
-        syms = st.hist[: st.sc[mx.S_T]]
-        raw = b"".join(token_bytes[s] if s < nv else bytes((s - nv,)) for s in syms.tolist())
+        raw = tokenizer.decode(st.hist[: st.sc[mx.S_T]].tolist())
         out.append(raw if len(raw) == f.raw_length else lmz.ChecksumError(
             f"{f.where}: lm payload does not decode to {f.raw_length} bytes"))
     return out

@@ -11,9 +11,10 @@ import lmz
 
 from ..coding import rangecoder
 from ..engine import Engine
+from .tokens import ByteTokenizer
 
 
-def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Frame], seconds: dict[str, float],
+def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Frame], seconds: dict[str, float],
                  progress: Callable[[int], None] | None = None) -> list[bytes | lmz.LmzError]:
     """The content of version-1 lm frames decoded side by side (not yet verified against their checks); in place
     of a frame whose payload does not decode to its length, the error that says so."""
@@ -34,7 +35,7 @@ def decode_batch(engine: Engine, token_bytes: list[bytes], frames: list[lmz.Fram
         sym = np.array([decoders[i].decode(tables[j]) for j, i in enumerate(rows)], dtype=np.int64)
         keep = []
         for j, i in enumerate(rows):
-            got[i] += token_bytes[sym[j]]
+            got[i] += tokenizer.token_bytes[sym[j]]
             if len(got[i]) < need[i]:
                 keep.append(j)
         if progress is not None:
