@@ -10,7 +10,8 @@ from .errors import ChecksumError, FormatError, LimitError, LmzError, TruncatedE
 from .frame import Frame, frame_check, raw_checksum
 from .header import StreamHeader
 from .index import Index, IndexEntry, StreamInfo, decode_entry, read_frame_at, read_index, read_range
-from .reader import ContentCheck, LmDecoder, Reader, StreamEnd, decode_frames, decode_items, decode_stream, decompress_bytes
+from .reader import (ContentCheck, LmDecoder, Reader, StreamEnd, decode_frames, decode_items, decode_stream,
+                     decompress_bytes)
 from .summary import StreamSummary, summary
 from .trailer import Trailer, TrailerEntry
 from .writer import Writer, compress_bytes

@@ -28,6 +28,7 @@ if available:
 F_BITS = 16  # fractional bits of the per-token input factor f
 ROPE_BITS = 14  # the RoPE tables hold cos and sin scaled by 2**ROPE_BITS
 ROPE_HALF = 1 << (ROPE_BITS - 1)  # rounds a rotated value half up
+RMS_NORM = -1  # in_bits of a linear layer's input that is RMS-normalized first (else its fractional bits)
 RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 QKV_LIMIT = (1 << 15) - 1  # |q|, |k|, |v| bound before RoPE
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
@@ -63,7 +64,7 @@ if available:
     def _quantize(x, qmax, in_bits, eps, qh, ql, f):
         """Linear steps 1-3 (spec §3) for rows of x (M, K) int64: f (M,) and q as int8.
 
-        in_bits < 0: RMS-normalized input; else fixed point with in_bits fractional bits. With qmax = 127
+        in_bits == RMS_NORM: RMS-normalized input; else fixed point with in_bits fractional bits. With qmax = 127
         q goes to qh; with 16256 qh gets hi = (q + 64) >> 7 and ql gets lo = q - 128 hi.
         """
         m, k = x.shape
@@ -74,7 +75,7 @@ if available:
                 a = abs(x[i, j])
                 if a > amax:
                     amax = a
-            if in_bits < 0:
+            if in_bits == RMS_NORM:
                 s = max(0, _bitlength(amax) - 24)
                 ss = np.int64(0)
                 for j in range(k):

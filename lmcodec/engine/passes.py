@@ -19,7 +19,7 @@ from ..tables import TOTAL
 from . import fused as fz
 from . import threads as th
 from .exact import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
-from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, ROPE_BITS
+from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, RMS_NORM, ROPE_BITS
 from .intmodel import IntModel
 
 Q8 = 127  # 8-bit activation grid
@@ -169,17 +169,17 @@ class Engine:
         rms = isqrt(ss // k + (self.eps >> (2 * sh))).clamp(min=1) << sh
         return torch.div(amax << F_BITS, rms, rounding_mode="floor")
 
-    def _linear_apply(self, lin: Linear, x: torch.Tensor, in_bits: int | None = None,
+    def _linear_apply(self, lin: Linear, x: torch.Tensor, in_bits: int = RMS_NORM,
                       as_float: bool = False) -> torch.Tensor:
         """y = W x for integer x (..., K), quantized per token to lin.qmax; returns int64 in output units.
 
-        With in_bits=None the input is RMS-normalized first (gamma is folded into W); otherwise x is a fixed-point
+        With in_bits=RMS_NORM the input is RMS-normalized first (gamma is folded into W); otherwise x is a fixed-point
         value with in_bits fractional bits. Either way the real input is q * f * 2**-16 / qmax per token.
         """
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         amax = x.abs().amax(-1, keepdim=True).clamp(min=1)
-        if in_bits is None:
+        if in_bits == RMS_NORM:
             f = self._norm_factor(x, amax)
         elif in_bits > F_BITS:
             f = rshift_round(amax, in_bits - F_BITS)
@@ -367,7 +367,7 @@ class Engine:
         return torch.cat(parts, 1)
 
     # ---- the fused CPU path: the same integers, element-wise steps in fused.py -------------------
-    def _mm(self, lin: Linear, x: torch.Tensor, in_bits: int = -1):
+    def _mm(self, lin: Linear, x: torch.Tensor, in_bits: int = RMS_NORM):
         """Linear steps 1-4 for rows x (M, K) int64: ((acc_hi, acc_lo), f, lin's parameters) for an epilogue."""
         m = x.shape[0]
         q = torch.empty((m if lin.qmax == Q8 else 2 * m, x.shape[1]), dtype=torch.int8)
