@@ -43,22 +43,22 @@ def symbols(rng: np.random.Generator, tabs: list[np.ndarray], n: int) -> np.ndar
 
 
 def encode(syms: np.ndarray, tabs: list[np.ndarray], run=mx.encode_run) -> tuple[bytes, int]:
-    st = mx.FrameState(len(syms))
+    st = mx.new_frame(len(syms))
     enc = rangecoder.encoder_state()
     out = rangecoder.output_buffer(len(syms))
     bits = np.zeros(1, dtype=np.int64)
     while st.sc[mx.S_T] < len(syms):
-        run(tabs[st.sc[mx.S_FED] % len(tabs)], NV, syms, len(syms), enc, out, *st.arrays(), bits)
+        run(tabs[st.sc[mx.S_FED] % len(tabs)], NV, syms, len(syms), enc, out, st, bits)
     return bytes(out[: rangecoder.finish(enc, out)]), int(st.sc[mx.S_FED])
 
 
 def decode(payload: bytes, n_bytes: int, tabs: list[np.ndarray]) -> np.ndarray:
     lens = np.ones(NV + 256, dtype=np.int64)
-    st = mx.FrameState(n_bytes)
+    st = mx.new_frame(n_bytes)
     dec = rangecoder.decoder_state()
     pay = np.frombuffer(payload, dtype=np.uint8)
     rangecoder.start(dec, pay)
-    while mx.decode_run(tabs[st.sc[mx.S_FED] % len(tabs)], NV, pay, dec, lens, n_bytes, *st.arrays()):
+    while mx.decode_run(tabs[st.sc[mx.S_FED] % len(tabs)], NV, pay, dec, lens, n_bytes, st):
         pass
     return st.hist[: st.sc[mx.S_T]].copy()
 
@@ -87,22 +87,20 @@ def test_tables_are_valid_and_search_agrees():
     rng = np.random.default_rng(3)
     tabs = tables(rng, 10)
     syms = symbols(rng, tabs, 300)
-    st = mx.FrameState(len(syms))
+    st = mx.new_frame(len(syms))
     for t, s in enumerate(syms.tolist()):
         P = tabs[t % 10]
-        a = st.arrays()
-        n, ratio, esc, _ = mx.predict(P, NV, *a[:16])
+        n, ratio, esc, _ = mx.predict(P, NV, st)
         F = np.zeros(NV + 256, dtype=np.int64)
-        assert mx.table(P, NV, n, ratio, esc, st.cand, st.mass, st.raw, st.sc[mx.S_NRAW], F) == TOTAL
+        assert mx.table(P, NV, n, ratio, esc, st, F) == TOTAL
         assert F.min() >= 1
         cum = np.concatenate([[0], np.cumsum(F)])
         for q in {s, int(st.cand[0]), 0, NV - 1, NV, NV + 255}:
-            assert mx.cum_freq(P, NV, q, n, ratio, esc, st.cand, st.mass, st.raw, st.sc[mx.S_NRAW],
-                               st.order) == (cum[q], F[q])
+            assert mx.cum_freq(P, NV, q, n, ratio, esc, st) == (cum[q], F[q])
         for v in [0, TOTAL - 1, *rng.integers(0, TOTAL, 4).tolist()]:
-            q, c, f = mx.find(P, NV, v, n, ratio, esc, st.cand, st.mass, st.raw, st.sc[mx.S_NRAW], st.order)
+            q, c, f = mx.find(P, NV, v, n, ratio, esc, st)
             assert cum[q] <= v < cum[q + 1] and (c, f) == (cum[q], F[q])
-        mx.update(s, P, NV, n, *[x for i, x in enumerate(a) if i not in (10, 16)])
+        mx.update(s, P, NV, n, st)
 
 
 def test_compiled_equals_interpreted():

@@ -92,13 +92,12 @@ def main(argv: list[str]) -> int:
                      + f" | {other:.2f} | {1000 * b / wall:.1f} |")
     # the mixer per symbol, on a real table
     tab = st.step(tok(0)).numpy()[0].astype(np.int64)
-    fs = mx.FrameState(4096)
-    arrays = fs.arrays()
+    fs = mx.new_frame(4096)
     n = 200
     t = time.perf_counter()
     for _ in range(n):
-        k, ratio, esc, _ = mx.predict(tab, e.vocab_size, *arrays[:-1])
-        mx.find(tab, e.vocab_size, 1 << 27, k, ratio, esc, fs.cand, fs.mass, fs.raw, 0, fs.order)
+        k, ratio, esc, _ = mx.predict(tab, e.vocab_size, fs)
+        mx.find(tab, e.vocab_size, 1 << 27, k, ratio, esc, fs)
     mix_ms = (time.perf_counter() - t) / n * 1e3
     lines += ["", f"Mixer per symbol (predict + find over {e.vocab_size:,} tokens): {mix_ms:.3f} ms.", ""]
     C.emit(lines, args.out) if args.out else print("\n".join(lines))

@@ -19,6 +19,8 @@ Symbols are coded with the range coder of rangecoder.py (spec/coder.md), from in
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..jit import jit
@@ -31,11 +33,24 @@ MATCH_BITS = 18  # match model hash table: 2**18 positions
 MATCH_MAX = 32  # a found match's length is measured up to this many symbols back
 ORDERS = 4  # n-gram orders 1..4
 NGRAM_BITS = 16  # slots per order
-NIN = 8  # mixer inputs: model, match, 4 n-gram orders, top-choice calibration, bias
+# mixer inputs, by slot of x: the model's probability, the match model's confidence, each n-gram order's
+# confidence (X_ORDER + k - 1 for order k), the calibration of the model's top choice, and a bias
+X_MODEL, X_MATCH, X_ORDER = 0, 1, 2
+X_TOP, X_BIAS = X_ORDER + 4, X_ORDER + 5
+NIN = X_BIAS + 1
 WSETS = 4  # weight sets: (candidate is the model's top) x (candidate is the match prediction)
 MAX_CAND = 6
 LEARN = 1  # mixer learning rate (tuned on 6 texts of 16 KiB: 6 lost 0.2%, 1 gained 0.7% over no mixer)
+LEARN_SHIFT = 10  # a weight moves by input * error * LEARN / 2**LEARN_SHIFT
+W_BITS = 16  # mixer weights are fixed point with 16 fractional bits
+P_BITS = 16  # the adaptive chances (pm, pn, ptop) are fixed point with 16 bits
+SQUASH_BITS = 12  # squash gives probabilities of 12 bits
 RATE = 4  # adaptive counters move 1/16 of the way per observation
+COUNTS = 16  # n-gram confidences by count 0..15
+BUCKETS = 16  # calibration by 16 buckets of the model's top probability
+ESC_UNIT = 1 << 12  # the escape share: ESC_UNIT (1 + ESC_PER_RAW * raw bytes seen so far), at most ESC_MAX
+ESC_PER_RAW = 256
+ESC_MAX = 1 << 21
 REST_MIN = 1 << 20  # the candidates leave at least 2**-8 of the mass to the rest (and the escape share)
 RUN_FEED = 8  # of a run of one repeated token, only the first RUN_FEED are fed to the language model
 
@@ -78,33 +93,46 @@ USE_MATCH, USE_NGRAM, USE_BIAS, USE_LEARN = 1, 2, 4, 8
 ALL = USE_MATCH | USE_NGRAM | USE_BIAS | USE_LEARN
 
 
-class FrameState:
-    """The online models' state for one frame (fixed size by the spec, whatever the input)."""
+class FrameState(NamedTuple):
+    """A frame's online models and mixer, of fixed size whatever the input (spec/mixer.md). Compiled code takes
+    the whole tuple as one argument (numba passes a NamedTuple of arrays), and each function below names the
+    parts it reads or learns in."""
 
-    def __init__(self, max_symbols: int, flags: int = ALL) -> None:
-        self.hist = np.zeros(max_symbols + 1, dtype=np.int64)
-        self.mtab = np.zeros(1 << MATCH_BITS, dtype=np.int64)  # context hash -> position + 1 of what followed
-        self.ngram = np.zeros((ORDERS, 1 << NGRAM_BITS, 3), dtype=np.int64)  # (check, symbol + 1, count)
-        self.pm = np.full(MATCH_MAX + 1, 1 << 15, dtype=np.int64)  # match right, by length
-        self.pn = np.full((ORDERS, 16), 1 << 15, dtype=np.int64)  # order-k prediction right, by its count
-        self.ptop = np.full(16, 1 << 15, dtype=np.int64)  # the model's top choice right, by its probability
-        self.w = np.zeros((WSETS, NIN), dtype=np.int64)
-        self.w[:, 0] = 1 << 16  # at first the mixer trusts the model alone
-        self.raw = np.zeros(RAW_SYMBOLS, dtype=np.int64)  # raw-byte symbols seen, by value
-        self.sc = np.zeros(N_SCALARS, dtype=np.int64)
-        self.sc[S_FLAGS] = flags
-        self.cand = np.zeros(MAX_CAND, dtype=np.int64)
-        self.mass = np.zeros(MAX_CAND, dtype=np.int64)
-        self.x = np.zeros((MAX_CAND, NIN), dtype=np.int64)
-        self.pc = np.zeros(MAX_CAND, dtype=np.int64)
-        self.ws = np.zeros(MAX_CAND, dtype=np.int64)
-        self.orders = np.zeros(ORDERS, dtype=np.int64)  # each order's predicted symbol, -1 for none
-        self.slots = np.zeros(ORDERS, dtype=np.int64)  # each order's slot for the current context
-        self.order = np.zeros(MAX_CAND, dtype=np.int64)  # candidates by ascending symbol
+    hist: np.ndarray  # the frame's symbols so far
+    sc: np.ndarray  # its scalars, at the S_* slots
+    mtab: np.ndarray  # match model: hash of the last MATCH_MIN symbols -> position + 1 of what followed them
+    pm: np.ndarray  # match model: chance (2**-16) that its prediction is right, by match length
+    ngram: np.ndarray  # n-gram models: per order and slot, (check, symbol + 1, count)
+    pn: np.ndarray  # n-gram models: chance that an order's prediction is right, by its count
+    orders: np.ndarray  # n-gram models: each order's prediction for the next symbol, -1 for none
+    slots: np.ndarray  # n-gram models: each order's slot for the current context, -1 for none
+    ptop: np.ndarray  # calibration: chance that the model's top choice is right, by its probability
+    raw: np.ndarray  # escape: raw-byte symbols seen, by value
+    w: np.ndarray  # mixer: weights (WSETS, NIN), 2**-16
+    x: np.ndarray  # mixer: each candidate's inputs, at the X_* slots
+    pc: np.ndarray  # mixer: each candidate's probability (12 bits)
+    ws: np.ndarray  # mixer: each candidate's weight set
+    cand: np.ndarray  # the candidates for the next symbol
+    mass: np.ndarray  # their masses in the table
+    order: np.ndarray  # candidate indices by ascending symbol
 
-    def arrays(self) -> tuple:
-        return (self.hist, self.mtab, self.ngram, self.pm, self.pn, self.ptop, self.w, self.raw, self.sc,
-                self.cand, self.mass, self.x, self.pc, self.ws, self.orders, self.slots, self.order)
+
+def new_frame(max_symbols: int, flags: int = ALL) -> FrameState:
+    """The state a frame of at most max_symbols symbols starts from."""
+    half = 1 << (P_BITS - 1)
+    sc = np.zeros(N_SCALARS, dtype=np.int64)
+    sc[S_FLAGS] = flags
+    w = np.zeros((WSETS, NIN), dtype=np.int64)
+    w[:, X_MODEL] = 1 << W_BITS  # at first the mixer trusts the model alone
+    return FrameState(
+        hist=np.zeros(max_symbols + 1, dtype=np.int64), sc=sc,
+        mtab=np.zeros(1 << MATCH_BITS, dtype=np.int64), pm=np.full(MATCH_MAX + 1, half, dtype=np.int64),
+        ngram=np.zeros((ORDERS, 1 << NGRAM_BITS, 3), dtype=np.int64), pn=np.full((ORDERS, COUNTS), half, np.int64),
+        orders=np.zeros(ORDERS, dtype=np.int64), slots=np.zeros(ORDERS, dtype=np.int64),
+        ptop=np.full(BUCKETS, half, dtype=np.int64), raw=np.zeros(RAW_SYMBOLS, dtype=np.int64), w=w,
+        x=np.zeros((MAX_CAND, NIN), dtype=np.int64), pc=np.zeros(MAX_CAND, dtype=np.int64),
+        ws=np.zeros(MAX_CAND, dtype=np.int64), cand=np.zeros(MAX_CAND, dtype=np.int64),
+        mass=np.zeros(MAX_CAND, dtype=np.int64), order=np.zeros(MAX_CAND, dtype=np.int64))
 
 
 # ---- the predictor ---------------------------------------------------------------------------------------
@@ -140,11 +168,14 @@ SQUASH_G = SQUASH
 
 
 @jit
-def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws, orders, slots):
-    """Fill the candidates, their masses and the shares of the rest for the next symbol; returns
-    (number of candidates, ratio (the rest's per-unit share of P, scaled 2**32), escape mass, sum of P over
-    candidate tokens). P: the model's table (nv entries, summing to 2**28)."""
+def predict(P, nv, st):
+    """The mixer's prediction for the next symbol: fills st's candidates (cand), their masses (mass) and the
+    inputs the mixer used (x, pc, ws, orders, slots); returns (number of candidates, ratio (the rest's per-unit
+    share of P, scaled 2**32), escape mass, sum of P over candidate tokens). P: the model's table (nv entries,
+    summing to 2**28). Reads every model, changes none: update() learns."""
     stretch, squash = STRETCH_G, SQUASH_G
+    hist, sc, ngram, pm, pn, ptop, w = st.hist, st.sc, st.ngram, st.pm, st.pn, st.ptop, st.w
+    cand, mass, x, pc, ws, orders, slots = st.cand, st.mass, st.x, st.pc, st.ws, st.orders, st.slots
     t = sc[S_T]
     # the model's top choice: the first index with the largest frequency
     top = 0
@@ -189,27 +220,27 @@ def predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, p
     for j in range(n):
         c = cand[j]
         f = P[c] if c < nv else 0
-        x[j, 0] = stretch[min(max(f >> 16, 1), 4095)]
-        x[j, 1] = _st(pm[lb], stretch) if c == mpred else 0
+        x[j, X_MODEL] = stretch[min(max(f >> 16, 1), 4095)]
+        x[j, X_MATCH] = _st(pm[lb], stretch) if c == mpred else 0
         for k in range(ORDERS):
             if orders[k] == c:
-                cnt = min(ngram[k, slots[k], 2], 15)
-                x[j, 2 + k] = _st(pn[k, cnt], stretch)
+                cnt = min(ngram[k, slots[k], 2], COUNTS - 1)
+                x[j, X_ORDER + k] = _st(pn[k, cnt], stretch)
             else:
-                x[j, 2 + k] = 0
-        x[j, 6] = _st(ptop[_bucket_p(P[top])], stretch) if c == top and flags & USE_BIAS else 0
-        x[j, 7] = 256 if flags & USE_BIAS else 0
+                x[j, X_ORDER + k] = 0
+        x[j, X_TOP] = _st(ptop[_bucket_p(P[top])], stretch) if c == top and flags & USE_BIAS else 0
+        x[j, X_BIAS] = 256 if flags & USE_BIAS else 0
         ws[j] = (2 if c == top else 0) + (1 if c == mpred else 0)
         dot = 0
         for i in range(NIN):
             dot += w[ws[j], i] * x[j, i]
-        p = min(max(_squash(dot >> 16, squash), 1), 4095)
+        p = min(max(_squash(dot >> W_BITS, squash), 1), 4095)
         pc[j] = p
-        mass[j] = p << (TOTAL_BITS - 12)
+        mass[j] = p << (TOTAL_BITS - SQUASH_BITS)
         total += mass[j]
     # raw bytes get an adaptive escape share; the candidates at most what leaves the rest REST_MIN
     nraw = sc[S_NRAW]
-    esc = min(1 << 21, (1 << 12) * (1 + 256 * nraw))
+    esc = min(ESC_MAX, ESC_UNIT * (1 + ESC_PER_RAW * nraw))
     cap = TOTAL - esc - REST_MIN
     if total > cap:
         for j in range(n):
@@ -274,8 +305,10 @@ def _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order):
 
 
 @jit
-def cum_freq(P, nv, target, n, ratio, esc, cand, mass, raw, nraw, order):
-    """(cum, freq) of symbol `target` in the table F. The leftover TOTAL - sum goes to cand[0]."""
+def cum_freq(P, nv, target, n, ratio, esc, st):
+    """(cum, freq) of symbol `target` in the table F that predict() made. The leftover TOTAL - sum goes to
+    cand[0]."""
+    cand, mass, raw, nraw, order = st.cand, st.mass, st.raw, st.sc[S_NRAW], st.order
     left = TOTAL - _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order)
     cum = 0
     a = 0
@@ -296,8 +329,9 @@ def cum_freq(P, nv, target, n, ratio, esc, cand, mass, raw, nraw, order):
 
 
 @jit
-def find(P, nv, value, n, ratio, esc, cand, mass, raw, nraw, order):
-    """(symbol, cum, freq) with cum <= value < cum + freq in the table F."""
+def find(P, nv, value, n, ratio, esc, st):
+    """(symbol, cum, freq) with cum <= value < cum + freq in the table F that predict() made."""
+    cand, mass, raw, nraw, order = st.cand, st.mass, st.raw, st.sc[S_NRAW], st.order
     left = TOTAL - _total(P, nv, n, ratio, esc, cand, mass, raw, nraw, order)
     cum = 0
     s = 0
@@ -324,8 +358,9 @@ def find(P, nv, value, n, ratio, esc, cand, mass, raw, nraw, order):
 
 
 @jit
-def table(P, nv, n, ratio, esc, cand, mass, raw, nraw, out):
-    """The whole table F (nv + 256 entries) into out, for tests. Returns its sum (2**28)."""
+def table(P, nv, n, ratio, esc, st, out):
+    """The whole table F (nv + 256 entries) that predict() made into out, for tests. Returns its sum (2**28)."""
+    cand, mass, raw, nraw = st.cand, st.mass, st.raw, st.sc[S_NRAW]
     m = nv + RAW_SYMBOLS
     for s in range(m):
         out[s] = _base(P, nv, s, ratio, esc, raw, nraw)
@@ -342,9 +377,11 @@ def table(P, nv, n, ratio, esc, cand, mass, raw, nraw, out):
 
 
 @jit
-def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots):
-    """Every model learns that the symbol was s; s joins the history. Returns 1 if s is fed to the language
-    model (a token, not the RUN_FEED-th or later repeat in a run), else 0."""
+def update(s, P, nv, n, st):
+    """Every model learns that the symbol after predict() was s; s joins the history. Returns 1 if s is fed to
+    the language model (a token, not the RUN_FEED-th or later repeat in a run), else 0."""
+    hist, sc, mtab, ngram, pm, pn, ptop, raw = st.hist, st.sc, st.mtab, st.ngram, st.pm, st.pn, st.ptop, st.raw
+    cand, w, x, pc, ws, orders, slots = st.cand, st.w, st.x, st.pc, st.ws, st.orders, st.slots
     t = sc[S_T]
     top = cand[0]
     lb = min(sc[S_MLEN], MATCH_MAX)
@@ -354,22 +391,22 @@ def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc
     for j in range(n):
         c = cand[j]
         y = 1 if c == s else 0
-        err = ((y << 12) - pc[j]) * LEARN
+        err = ((y << SQUASH_BITS) - pc[j]) * LEARN
         if flags & USE_LEARN:
             for i in range(NIN):
-                w[ws[j], i] += (x[j, i] * err) >> 10
+                w[ws[j], i] += (x[j, i] * err) >> LEARN_SHIFT
     if mpred >= 0:
         y = 1 if mpred == s else 0
-        pm[lb] += ((y << 16) - pm[lb]) >> RATE
+        pm[lb] += ((y << P_BITS) - pm[lb]) >> RATE
     for k in range(ORDERS):
         o = orders[k]
         if o >= 0:
-            cnt = min(ngram[k, slots[k], 2], 15)
+            cnt = min(ngram[k, slots[k], 2], COUNTS - 1)
             y = 1 if o == s else 0
-            pn[k, cnt] += ((y << 16) - pn[k, cnt]) >> RATE
+            pn[k, cnt] += ((y << P_BITS) - pn[k, cnt]) >> RATE
     b = _bucket_p(P[top])
     y = 1 if top == s else 0
-    ptop[b] += ((y << 16) - ptop[b]) >> RATE
+    ptop[b] += ((y << P_BITS) - ptop[b]) >> RATE
     # n-gram tables: the slot of each order's context learns s
     for k in range(ORDERS):
         slot = slots[k]
@@ -425,64 +462,62 @@ def update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc
 # ---- frames: a run of symbols against one model table -----------------------------------------------------
 
 @jit
-def encode_run(P, nv, symbols, t_end, enc, out, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
-               orders, slots, order, bits):
+def encode_run(P, nv, symbols, t_end, enc, out, st, bits):
     """Code symbols[sc[T]] .. while they are predicted from the table P: stops after a symbol that is fed to the
     language model (the next one needs a new table) or at t_end. Adds -log2 p (in 2**-16 bits, rounded down) to
     bits[0]. Returns the number of symbols coded."""
     done = 0
+    sc = st.sc
     while sc[S_T] < t_end:
         s = symbols[sc[S_T]]
-        n, ratio, esc, _ = predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
-                                   orders, slots)
-        cum, f = cum_freq(P, nv, s, n, ratio, esc, cand, mass, raw, sc[S_NRAW], order)
+        n, ratio, esc, _ = predict(P, nv, st)
+        cum, f = cum_freq(P, nv, s, n, ratio, esc, st)
         rc.encode(enc, out, cum, f, TOTAL)
         bits[0] += np.int64(-np.log2(f / TOTAL) * 65536.0)
         done += 1
-        if update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots):
+        if update(s, P, nv, n, st):
             break
     return done
 
 
 @jit
-def decode_run(P, nv, payload, dec, lens, need, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
-               orders, slots, order):
+def decode_run(P, nv, payload, dec, lens, need, st):
     """Decode symbols while they are predicted from the table P (the mirror of encode_run) into hist, until the
     frame's `need` bytes are there (lens: bytes per symbol) or a symbol was fed to the language model. Returns 1
     if the frame needs the model's next table, 0 if it is complete. At most need symbols are ever decoded
     (each is at least one byte), so a corrupt payload costs no more than a valid one."""
+    sc = st.sc
     while sc[S_BYTES] < need and sc[S_T] < need:
-        n, ratio, esc, _ = predict(P, nv, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, mass, x, pc, ws,
-                                   orders, slots)
+        n, ratio, esc, _ = predict(P, nv, st)
         value = rc.target(dec, TOTAL)
-        s, cum, f = find(P, nv, value, n, ratio, esc, cand, mass, raw, sc[S_NRAW], order)
+        s, cum, f = find(P, nv, value, n, ratio, esc, st)
         rc.consume(dec, payload, cum, f)
         sc[S_BYTES] += lens[s]
-        if update(s, P, nv, n, hist, mtab, ngram, pm, pn, ptop, w, raw, sc, cand, x, pc, ws, orders, slots) and \
-                sc[S_BYTES] < need:
+        if update(s, P, nv, n, st) and sc[S_BYTES] < need:
             return 1
     return 0
 
 
 @jit
-def draft(hist, sc, pm, nv, out):
-    """Guesses of the next tokens fed to the model, for speculative decoding (lmcodec.pipeline.mixed): where the match
+def draft(st, nv, out):
+    """Guesses of the next tokens fed to the model, for speculative decoding (pipeline/mixed.py): where the match
     model is following a repeat, the tokens that came after it then, as many as keep the chance that all are
     right at 1/2 or more by the match model's own confidence at this length (pm), up to out.shape[0]; none past
     a raw byte or a repeated symbol (whether it is fed depends on the run). Returns how many. Guesses change how
     many model steps decoding takes, never what it decodes."""
+    hist, sc = st.hist, st.sc
     t = sc[S_T]
     p = sc[S_MPTR]
     if p <= 0:
         return 0
-    right = pm[min(sc[S_MLEN], MATCH_MAX)]  # chance the next is right, scaled 2**16
-    chance = 1 << 16
+    right = st.pm[min(sc[S_MLEN], MATCH_MAX)]  # chance the next is right, scaled 2**P_BITS
+    chance = 1 << P_BITS
     n = 0
     prev = hist[t - 1]
     while n < out.shape[0] and p < t:
-        chance = (chance * right) >> 16
+        chance = (chance * right) >> P_BITS
         sym = hist[p]
-        if chance < 1 << 15 or sym >= nv or sym == prev:
+        if chance < 1 << (P_BITS - 1) or sym >= nv or sym == prev:
             break
         out[n] = sym
         prev = sym

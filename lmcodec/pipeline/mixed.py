@@ -51,7 +51,7 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
             for i, (s, c) in enumerate(zip(syms, row)):
                 st = c.state
                 while st.sc[mx.S_T] < len(s) and j0 <= st.sc[mx.S_FED] < j1:
-                    mx.encode_run(tables[i, st.sc[mx.S_FED] - j0], nv, s, len(s), c.enc, c.out, *c.arrays, bits[v])
+                    mx.encode_run(tables[i, st.sc[mx.S_FED] - j0], nv, s, len(s), c.enc, c.out, st, bits[v])
         seconds["coding"] += time.perf_counter() - t
     return [[c.finish() for c in row] for row in coders], [b[0] / 65536 for b in bits]
 
@@ -60,8 +60,7 @@ class _FrameCoder:
     """One frame's online models and range encoder."""
 
     def __init__(self, symbols: int, flags: int) -> None:
-        self.state = mx.FrameState(symbols, flags)
-        self.arrays = self.state.arrays()
+        self.state = mx.new_frame(symbols, flags)
         self.enc = rangecoder.encoder_state()
         self.out = rangecoder.output_buffer(symbols)
 
@@ -83,7 +82,7 @@ def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Fram
     nv = engine.vocab_size
     lens = tokenizer.symbol_lengths
     n = len(frames)
-    states = [mx.FrameState(f.raw_length) for f in frames]
+    states = [mx.new_frame(f.raw_length) for f in frames]
     payloads = [np.frombuffer(f.payload, dtype=np.uint8) for f in frames]
     decs = [rangecoder.decoder_state() for _ in frames]
     for d, p in zip(decs, payloads):
@@ -103,7 +102,7 @@ def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Fram
         ent_rows, ent_toks, back_rows, back_pos = [], [], [], []
         for i in todo:
             st = states[i]
-            while mx.decode_run(current[i], nv, payloads[i], decs[i], lens, need[i], *st.arrays()):
+            while mx.decode_run(current[i], nv, payloads[i], decs[i], lens, need[i], st):
                 tok = int(st.hist[st.sc[mx.S_T] - 1])  # fed to the model: its table comes next
                 if ahead[i] and ahead[i][0][0] == tok:
                     current[i] = ahead[i].pop(0)[1]  # guessed right: that table is the one
@@ -113,7 +112,7 @@ def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Fram
                     back_rows.append(i)
                     back_pos.append(int(state.pos[i]) - len(ahead[i]))
                     ahead[i] = []
-                k = mx.draft(st.hist, st.sc, st.pm, nv, guess) if speculate else 0
+                k = mx.draft(st, nv, guess) if speculate else 0
                 ent_rows += [i] * (1 + k)
                 ent_toks += [tok] + guess[:k].tolist()
                 break
