@@ -21,6 +21,7 @@ import lmz
 from lmcodec.io.lmzfile import get_codec
 from lmcodec.pipeline import mixed
 from lmcodec.pipeline.chunker import looks_like_text
+from lmcodec.pipeline.measures import Measures
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
@@ -164,9 +165,9 @@ def test_lm_payload_is_close_to_the_ideal_code_length(tiny):
         if chunk is None:
             break
         pos += used
-        codec.ideal_bits = 0.0
+        codec.measures = Measures()
         (payload,) = codec.encode([chunk])
-        ideal = codec.ideal_bits
+        ideal = codec.measures.ideal_bits
         assert ideal > 0
         bits = 8 * len(payload)
         assert bits <= ideal * 1.001 + 64, (bits, ideal)  # <= 0.1% + 8 bytes of termination per chunk
@@ -174,14 +175,15 @@ def test_lm_payload_is_close_to_the_ideal_code_length(tiny):
         total_bits, total_ideal = total_bits + bits, total_ideal + ideal
     assert pos == len(data)
     # the same through the API: every chunk is lm-coded and the stream's payloads match the ideal total
-    codec.ideal_bits = 0.0
+    codec.measures = measures = Measures()
     blob = lmcodec.compress(data, model=tiny, chunk_size=1024, batch_size=8)
+    codec.measures = None
     frames = list(lmz.Reader(io.BytesIO(blob)).frames())
     assert frames and all(f.method == lmz.METHOD_LM for f in frames)
     payload_bits = 8 * sum(len(f.payload) for f in frames)
     assert payload_bits == total_bits
-    assert abs(codec.ideal_bits - total_ideal) < 1e-6 * total_ideal
-    assert payload_bits <= codec.ideal_bits * 1.001 + 64 * len(frames)
+    assert abs(measures.ideal_bits - total_ideal) < 1e-6 * total_ideal
+    assert payload_bits <= measures.ideal_bits * 1.001 + 64 * len(frames)
     assert len(blob) < len(data) // 2  # the tiny model does compress English
 
 
@@ -431,10 +433,10 @@ def test_speculative_decoding_gives_the_same_bytes_in_fewer_steps(tiny):
     try:
         for speculate in (False, True):
             codec.speculate = speculate
-            codec.counts.clear()
+            codec.measures = Measures()
             assert lmcodec.decompress(blob, model=tiny) == data
-            steps[speculate] = dict(codec.counts)
+            steps[speculate] = codec.measures.counts
     finally:
-        codec.speculate = True
+        codec.speculate, codec.measures = True, None
     assert steps[False]["guessed"] == 0 and steps[True]["kept"] > 300
     assert steps[True]["steps"] < steps[False]["steps"] - 300

@@ -45,8 +45,9 @@ def timed(out: str, *args: str, before: Path | None = None) -> tuple[float, int]
 def speculation(paths: list[str], threads: int | None) -> list[tuple]:
     """(name, tokens, (steps, seconds) without guesses, (steps, guessed, kept, seconds) with) per input."""
     import lmcodec
-    from lmcodec.io.lmzfile import get_codec
     from lmcodec.defaults import DEFAULT_CHUNK_SIZE
+    from lmcodec.io.lmzfile import get_codec
+    from lmcodec.pipeline.measures import Measures
 
     out = []
     for path in paths:
@@ -56,11 +57,11 @@ def speculation(paths: list[str], threads: int | None) -> list[tuple]:
         got = {}
         for speculate in (False, True, False, True):  # alternating, the second of each counts
             codec.speculate = speculate
-            codec.counts.clear()
+            codec.measures = Measures()
             t = time.perf_counter()
             assert lmcodec.decompress(blob, threads=threads) == data, "ROUND TRIP FAILED"
-            got[speculate] = (dict(codec.counts), time.perf_counter() - t)
-        codec.speculate = True
+            got[speculate] = (codec.measures.counts, time.perf_counter() - t)
+        codec.speculate, codec.measures = True, None
         (c0, t0), (c1, t1) = got[False], got[True]
         toks = len(codec.tokenizer.encode(data, raw=True))
         out.append((Path(path).name, toks, (c0["steps"], t0), (c1["steps"], c1["guessed"], c1["kept"], t1)))

@@ -67,18 +67,29 @@ def structured_inputs(outdir: Path, n: int) -> dict[str, bytes]:
 
 def lmz_sizes(codec, data: bytes, variants: tuple[int, ...]) -> list[int]:
     """Bytes of the .lmz stream of data coded with each variant of the online models (mixer.ALL: the real file),
-    from one engine pass."""
+    from one engine pass: the model sees the same tokens whatever the online models do, so the frame coder codes
+    every variant from the same tables (payloads of any variant but mixer.ALL do not decode)."""
     import lmz
+    from lmcodec.pipeline import mixed
     from lmcodec.pipeline.codec import Cutter
 
     cut = Cutter(codec)
     cut.add(data)
     chunks = list(cut.chunks(final=True))
+    payloads: list[list[bytes | None]] = [[None] * len(chunks) for _ in variants]
+    todo = [i for i, c in enumerate(chunks) if c.tokens]
+    for s in range(0, len(todo), codec.batch_size):
+        idx = todo[s: s + codec.batch_size]
+        rows, _ = mixed.encode_batch(codec.engine, [chunks[i].tokens for i in idx], {"engine": 0.0, "coding": 0.0},
+                                     variants=variants)
+        for out, row in zip(payloads, rows):
+            for i, payload in zip(idx, row):
+                out[i] = payload
     sizes = []
-    for payloads in codec.encode_variants(chunks, variants=variants):
+    for row in payloads:
         out = io.BytesIO()
         w = lmz.Writer(out, codec.header)
-        for c, payload in zip(chunks, payloads):
+        for c, payload in zip(chunks, row):
             w.write_chunk(c.raw, payload)
         w.close()
         sizes.append(len(out.getvalue()))

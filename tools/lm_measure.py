@@ -18,6 +18,7 @@ import lmcodec
 from _common import measured
 from lmcodec.io.lmzfile import get_codec
 from lmcodec.pipeline.codec import Chunk, Codec
+from lmcodec.pipeline.measures import Measures
 
 
 @dataclass
@@ -47,22 +48,24 @@ class Lm:
     def compress(self, data: bytes, forced: bool = False) -> tuple[bytes, LmRun]:
         """The .lmz stream of data (the API's, or every chunk through the model) and what making it cost."""
         codec = self.codec()
-        codec.ideal_bits, codec.seconds = 0.0, {"engine": 0.0, "coding": 0.0}
+        codec.measures = m = Measures()
         if forced:
             blob, s, peak = measured(_forced, codec, data)
         else:
             blob, s, peak = measured(lambda: lmcodec.compress(data, model=self.model, chunk_size=self.chunk_size,
                                                               **self.opts))
-        return blob, LmRun(s, peak, codec.seconds["engine"], codec.ideal_bits)
+        codec.measures = None
+        return blob, LmRun(s, peak, m.seconds["engine"], m.ideal_bits)
 
     def decompress(self, blob: bytes, data: bytes) -> LmRun:
         """Decompress blob, which must give back data, through lmcodec.decompress."""
         dec = self.codec()  # the codec the reader will ask for (its header's chunk size)
-        dec.seconds = {"engine": 0.0, "coding": 0.0}
+        dec.measures = m = Measures()
         back, s, peak = measured(lambda: lmcodec.decompress(blob, model=self.model, **self.opts))
         if back != data:
             raise SystemExit(f"lmcodec ({self.model}, chunk {self.chunk_size}): ROUND TRIP FAILED")
-        return LmRun(s, peak, dec.seconds["engine"])
+        dec.measures = None
+        return LmRun(s, peak, m.seconds["engine"])
 
     def warm(self) -> None:
         """Load the model and run both passes once: the first decode in a process costs seconds of set-up

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import lmz
 
 from .. import models
-from ..coding import mixer, versions
+from ..coding import versions
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from ..engine import Engine, ring_slots
 from ..engine.intmodel import IntModel
 from ..errors import ModelError
 from . import budget, chunker, mixed, plain
+from .measures import Measures
 from .tokens import ByteTokenizer
 
 
@@ -90,9 +91,7 @@ class Codec:
         self._engines: dict[int | None, Engine] = {}
         self.engine = self.engine_for(window)
         self.tokenizer = ByteTokenizer(self.model)
-        self.ideal_bits = 0.0  # sum of -log2 p over coded symbols, for measurements
-        self.seconds = {"engine": 0.0, "coding": 0.0}  # where the lm time goes, for the benchmarks
-        self.counts: dict[str, int] = {}  # decoding: model steps, guesses fed and kept (mixed.decode_batch)
+        self.measures: Measures | None = None  # set by the measurement tools
 
     def engine_for(self, window: int | None) -> Engine:
         """The engine for an attention window (None: full attention, coder version 1), made once."""
@@ -124,27 +123,20 @@ class Codec:
         """lm payloads for the chunks (None where the pre-check skipped the model), batch_size at a time.
 
         progress, if given, is called now and then with an estimate of the bytes of these chunks coded so far."""
-        return self.encode_variants(chunks, progress)[0]
-
-    def encode_variants(self, chunks: list[Chunk], progress: Callable[[int], None] | None = None,
-                        variants: tuple[int, ...] = (mixer.ALL,)) -> list[list[bytes | None]]:
-        """encode() for each variant of the online models (mixer flags), from one engine pass: the ablation
-        benchmark's measure. Payloads of any variant but mixer.ALL are not decodable."""
-        outs: list[list[bytes | None]] = [[None] * len(chunks) for _ in variants]
+        m = self.measures or Measures()
+        out: list[bytes | None] = [None] * len(chunks)
         todo = [i for i, c in enumerate(chunks) if c.tokens]
         done = sum(len(c.raw) for c in chunks if not c.tokens)
         for s in range(0, len(todo), self.batch_size):
             idx = todo[s: s + self.batch_size]
             size = sum(len(chunks[i].raw) for i in idx)
             report = None if progress is None else lambda f, base=done, size=size: progress(base + int(f * size))
-            payloads, bits = mixed.encode_batch(self.engine, [chunks[i].tokens for i in idx], self.seconds, report,
-                                                  variants)
-            self.ideal_bits += bits[0]
-            for out, row in zip(outs, payloads):
-                for i, payload in zip(idx, row):
-                    out[i] = payload
+            (payloads,), (bits,) = mixed.encode_batch(self.engine, [chunks[i].tokens for i in idx], m.seconds, report)
+            m.ideal_bits += bits
+            for i, payload in zip(idx, payloads):
+                out[i] = payload
             done += size
-        return outs
+        return out
 
     def decode(self, header: lmz.StreamHeader, frames: list[lmz.Frame],
                progress: Callable[[int], None] | None = None, batch: int | None = None) -> list[bytes | lmz.LmzError]:
@@ -154,6 +146,7 @@ class Codec:
         progress, if given, is called after every decoding step with the bytes of these frames decoded so far."""
         window = self.check_header(header)
         engine = self.engine_for(window)
+        m = self.measures or Measures()
         step = batch or self.batch_size
         out: list[bytes | lmz.LmzError] = []
         for s in range(0, len(frames), step):
@@ -161,10 +154,10 @@ class Codec:
             report = None if progress is None else lambda n, base=base: progress(base + n)
             batch = frames[s: s + step]
             if header.coder_version == versions.VERSION_PLAIN:
-                out += plain.decode_batch(engine, self.tokenizer, batch, self.seconds, report)
+                out += plain.decode_batch(engine, self.tokenizer, batch, m.seconds, report)
             else:
-                out += mixed.decode_batch(engine, self.tokenizer, batch, self.seconds, report, self.speculate,
-                                          self.counts)
+                out += mixed.decode_batch(engine, self.tokenizer, batch, m.seconds, report, self.speculate,
+                                          m.counts)
         return out
 
     def frames_within(self, memory: int, header: lmz.StreamHeader) -> int:
