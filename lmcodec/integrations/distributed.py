@@ -97,7 +97,7 @@ def _codec(model_id: str, sha256: str, chunk_size: int, batch_size: int, device:
     """This process's codec for the model with this hash: lmcodec.io.lmzfile keeps the loaded model (one per process,
     by hash), so a worker loads it once, not once per task. window: of new streams (decoding reads each
     stream's own). Hold _lock while using it."""
-    model = lmzfile._model(sha256=sha256, model_id=model_id)
+    model = lmzfile.load_model(sha256=sha256, model_id=model_id)
     return lmzfile.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
                          window=window)
 
@@ -132,11 +132,11 @@ def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: i
     with _lock:
         codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
         with fsspec.open(src, "rb", **storage_options) as fin, _writing(dst, overwrite, storage_options) as fout:
-            w = lmzfile._CompressWriter(fout, codec, zstd_level=zstd_level)
-            while block := fin.read(READ_SIZE):
-                w.write(block)
-                raw += len(block)
-            w.close()
+            with lmzfile.LmzFile(fout, "wb", model=codec.model, chunk_size=chunk_size, batch_size=batch_size,
+                                 device=device, threads=threads, window=window, zstd_level=zstd_level) as w:
+                while block := fin.read(READ_SIZE):
+                    w.write(block)
+                    raw += len(block)
             return raw, fout.tell()
 
 
@@ -167,7 +167,7 @@ def preload(client: Client, model: Any = None, *, chunk_size: int = DEFAULT_CHUN
             batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None) -> dict[str, str]:
     """Load the model on every worker now (else each loads it with its first task), so that a worker without
     it fails here with ModelError, before any input is read. Returns {worker address: model sha256}."""
-    m = lmzfile._model(model)
+    m = lmzfile.load_model(model)
     return client.run(_load, m.model_id, m.sha256, chunk_size, batch_size, device, threads)
 
 
@@ -439,7 +439,7 @@ def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz
     on a worker; each output is byte-identical to lmcodec.compress of the file. One result per file, in order;
     a failed file has .error set and no output."""
     so = storage_options or {}
-    m = lmzfile._model(model)
+    m = lmzfile.load_model(model)
     srcs = expand(urls, so)
     futs = [client.submit(_compress_file, s, s + suffix, m.model_id, m.sha256, chunk_size, batch_size, device,
                           threads, overwrite, so, zstd_level, window, pure=False) for s in srcs]

@@ -24,7 +24,7 @@ _models: dict[str, Any] = {}  # the loaded model, by the name it was asked for a
 _codecs: dict[tuple, Any] = {}
 
 
-def _model(spec: Any = None, sha256: str | None = None, model_id: str = ""):
+def load_model(spec: Any = None, sha256: str | None = None, model_id: str = "") -> Any:
     """One loaded model at a time (a few hundred MB), reused across calls."""
     with held_signals():  # numpy imports here
         from .. import models
@@ -50,7 +50,7 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
     with held_signals():  # torch and numba import here, and must not be interrupted half way
         from ..pipeline.codec import Codec
 
-    m = _model(model)
+    m = load_model(model)
     window = window or DEFAULT_WINDOW
     key = (m.sha256, chunk_size, batch_size, device, threads, window)
     if key not in _codecs:
@@ -77,11 +77,11 @@ class _LmDecoder:
         sha = header.model_sha256.hex()
         model = None
         if self.model is not None:  # a model the caller named: use it if it is the one the stream needs
-            model = _model(self.model)
+            model = load_model(self.model)
             if not header.names_model(model.sha256):
                 model = None
         if model is None:
-            model = _model(sha256=sha, model_id=header.model_id)
+            model = load_model(sha256=sha, model_id=header.model_id)
         # the stream's chunk size: the codec that wrote it, if still loaded, is reused
         return get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size or DEFAULT_BATCH_SIZE,
                          device=self.device, threads=self.threads)
