@@ -110,8 +110,9 @@ if available:
         """Linear steps 4-5 for row i: y = rshr(rshr(acc f, 16) mult, shift) + bias, into y (N,) int64.
 
         lin = (mult, shift, bias, scale = mult 2**-shift as float64, acc_bound). For 15-bit inputs
-        acc = 128 ah + al; for 8-bit al has no rows and acc = ah. Where acc_bound f < 2**53 every value below is an integer under 2**53 (or one scaled
-        by a power of two), so binary64 gives the same integers and vectorizes; otherwise int64.
+        acc = 128 ah + al; for 8-bit al has no rows and acc = ah. Where acc_bound f < 2**53 every value below
+        is an integer under 2**53 (or one scaled by a power of two), so binary64 gives the same integers and
+        vectorizes; otherwise int64.
         """
         mult, shift, bias, scale, bound = lin
         n = y.shape[0]

@@ -75,8 +75,9 @@ class Engine:
     def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
                  fast: bool = True, fused: bool | None = None, window: int | None = None, sink: int = 0) -> None:
         """threads: CPU threads for this engine's work (None or 0: every available CPU; see threads.py: the
-        process's torch settings are not changed). fast: use torch._int_mm where proven exact (else float64 GEMM). fused: on CPU, do the element-wise
-        steps in the numba kernels of fused.py (default: when available and fast); same integers either way.
+        process's torch settings are not changed). fast: use torch._int_mm where proven exact (else float64
+        GEMM). fused: on CPU, do the element-wise steps in the numba kernels of fused.py (default: when available
+        and fast); same integers either way.
         window, sink: each position attends to `window` positions: the first `sink` ones of the sequence (which
         the model uses as attention sinks) and the latest window - sink up to itself (spec §5); window None:
         to every earlier position."""

@@ -169,7 +169,8 @@ def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str
 def av_block(typingctx, wv, vc, u0, acc):
     """acc[c, j] += sum_r (1024 wv[c, u] + wv[c + 3, u]) vc[u, j] over u = u0 + r, r < 32, for the 3 queries c.
 
-    d = vc.shape[1], one of HEAD_DIMS as for qk_block. wv (6, keys) int16: each query's weights split into w >> 10 and w & 1023 (w <= 2**20, so both <= 1024);
+    d = vc.shape[1], one of HEAD_DIMS as for qk_block. wv (6, keys) int16: each query's weights split into
+    w >> 10 and w & 1023 (w <= 2**20, so both <= 1024);
     vc (keys, d) int16 (|v| <= 32767), rows contiguous; acc (3, d) int64 contiguous. Keys go in pairs (the
     multiply-add's two lanes): a pair's sum is below 2 * 1024 * 32767 < 2**26, 16 pairs below 2**30.
     """
