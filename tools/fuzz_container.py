@@ -9,7 +9,7 @@ Mutations: bit flips, byte insertions and deletions, truncations, and overwritin
 fields with huge or off-by-one values, with the covering CRC fixed up so the limits are reached.
 
 Usage: python tools/fuzz_container.py [--examples N] [--seed S]
-tests/test_container_fuzz.py runs the same property with a few hundred examples.
+tests/container/test_container_fuzz.py runs the same property with a few hundred examples.
 """
 
 from __future__ import annotations

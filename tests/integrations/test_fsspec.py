@@ -16,7 +16,7 @@ import lmcodec
 import lmz
 from lmcodec.integrations import fsspec_plugin
 
-TINY = str(Path(__file__).parent / "data" / "tiny-llama")
+TINY = str(Path(__file__).parents[1] / "data" / "tiny-llama")
 TEXT = "Grüße, fsspec! The quick brown fox jumps over the lazy dog.\n" * 20
 BIN = bytes(range(256)) * 16
 

@@ -10,7 +10,7 @@ import pytest
 from lmcodec import ModelError, models
 from lmcodec.engine.intmodel import IntModel
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny-llama"
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny-llama"
 
 
 def test_directory_converts_once_and_is_cached():

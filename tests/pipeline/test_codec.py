@@ -23,7 +23,7 @@ from lmcodec.pipeline import mixed
 from lmcodec.pipeline.chunker import looks_like_text
 from lmcodec.pipeline.measures import Measures
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
 ALICE = CORPUS / "text" / "canterbury" / "alice29.txt"
 FALLBACK_TEXT = ("Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing "
@@ -382,7 +382,7 @@ def test_default_model_bytes_outside_its_vocabulary():
 
 # ------------------------------------------------------------------------------------------ lm conformance vectors
 
-VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"
 LM_VECTORS = [v for v in json.loads((VECTORS / "manifest.json").read_text())["vectors"] if v.get("needs_lm")]
 
 
@@ -425,7 +425,7 @@ def test_lm_vector_generator_is_deterministic(tiny):
 
 def test_speculative_decoding_gives_the_same_bytes_in_fewer_steps(tiny):
     """Decoding feeds the tokens a repeat goes on with as guesses: the same bytes, in fewer model steps."""
-    text = (Path(__file__).parent / "data" / "english.txt").read_bytes()
+    text = (Path(__file__).parents[1] / "data" / "english.txt").read_bytes()
     data = text[:1500] + b"\n" + text[:1200] + b" and so on.\n"
     blob = lmcodec.compress(data, model=tiny, chunk_size=4096)
     codec = get_codec(tiny, chunk_size=4096)

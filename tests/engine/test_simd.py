@@ -14,7 +14,7 @@ import pytest
 numba = pytest.importorskip("numba")
 from lmcodec.engine import fused, simd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @numba.njit
@@ -123,6 +123,6 @@ def test_every_instruction_set_level_gives_the_same_integers(tmp_path, level, en
     if level == "avx2" and simd.isa() == "generic":
         pytest.skip("the host has no AVX2")
     child_env = {**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path)}  # code for another target, cached apart
-    out = subprocess.run([sys.executable, "-c", _CHILD.format(tests=str(ROOT / "tests"))], env=child_env,
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(tests=str(ROOT / "tests" / "engine"))], env=child_env,
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [level, blocks_digest(), attention_digest(use_simd=False)]

@@ -23,7 +23,7 @@ from lmz import varint
 import lmcodec
 from lmcodec.io import lmzfile
 
-TINY = str(Path(__file__).parent / "data" / "tiny-llama")
+TINY = str(Path(__file__).parents[1] / "data" / "tiny-llama")
 TEXT = (Path(lmcodec.__file__).parent / "pipeline" / "codec.py").read_bytes()
 
 
@@ -131,7 +131,7 @@ def test_hostile_lengths_under_a_memory_limit(tmp_path):
     def pre() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     r = subprocess.run([sys.executable, "-c", code, *map(str, paths)], capture_output=True, text=True, timeout=60,
                        preexec_fn=pre, env=dict(os.environ, PYTHONPATH=str(root / "container")))
     assert r.returncode == 0, r.stderr

@@ -11,7 +11,7 @@ import pytest
 
 import lmz
 
-VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
 ENTRIES = MANIFEST["vectors"]
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location(
-    "fuzz_container", Path(__file__).resolve().parent.parent / "tools" / "fuzz_container.py")
+    "fuzz_container", Path(__file__).resolve().parents[2] / "tools" / "fuzz_container.py")
 fuzz = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(fuzz)  # type: ignore[union-attr]
 

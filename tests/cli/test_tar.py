@@ -15,8 +15,8 @@ import pytest
 
 import lmz
 
-TINY = str(Path(__file__).parent / "data" / "tiny-llama")
-ENGLISH = (Path(__file__).parent / "data" / "english.txt").read_bytes()
+TINY = str(Path(__file__).parents[1] / "data" / "tiny-llama")
+ENGLISH = (Path(__file__).parents[1] / "data" / "english.txt").read_bytes()
 
 pytestmark = pytest.mark.skipif(shutil.which("tar") is None, reason="needs tar")
 

@@ -19,7 +19,7 @@ import pytest
 import lmz
 from lmcodec import cli
 
-TINY = str(Path(__file__).parent / "data" / "tiny-llama")
+TINY = str(Path(__file__).parents[1] / "data" / "tiny-llama")
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 30 + "\nÅngström ≠ angstrom.\n").encode()
 BIN = hashlib.sha256(b"seed").digest() * 200  # 6400 bytes, not text: coded without the model
 
@@ -432,7 +432,7 @@ def _on_a_terminal(cache: Path, *args: str, cwd=None) -> tuple[int, str]:
 
 def test_progress_on_a_terminal_only(tmp_path, cache):
     """Decoding and testing show progress (bytes, rate, time left) when stderr is a terminal, nothing otherwise."""
-    text = (Path(__file__).parent / "data" / "english.txt").read_bytes() * 6  # a few seconds with the tiny model
+    text = (Path(__file__).parents[1] / "data" / "english.txt").read_bytes() * 6  # a few seconds with the tiny model
     src = tmp_path / "e.txt"
     src.write_bytes(text)
     assert invoke("--model", TINY, "--chunk-size", "1024", str(src)).exit_code == 0

@@ -27,7 +27,7 @@ from lmcodec.errors import ModelError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-ENGLISH = (Path(__file__).parent / "data" / "english.txt").read_bytes()
+ENGLISH = (Path(__file__).parents[1] / "data" / "english.txt").read_bytes()
 # text with multi-byte characters, a run of binary (a bulk frame), text again; 4000 + 500 + 2560 + 1000 bytes,
 # not a multiple of the chunk size
 MIXED = ENGLISH + "Ångström ≠ ångström; 日本語のテキスト。\n".encode() * 10 + bytes(range(256)) * 10 + ENGLISH[:1000]

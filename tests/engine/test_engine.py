@@ -18,7 +18,7 @@ from lmcodec.engine import TOTAL, Engine
 from lmcodec.engine.intmodel import IntModel
 from lmcodec.pipeline.tokens import ByteTokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "tests" / "data" / "tiny-llama")
 TEXT = (
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
@@ -200,7 +200,7 @@ def test_cpu_isa_paths(tiny, isa):
     env.pop("ONEDNN_MAX_CPU_ISA", None)
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
-    code = _CHILD.format(tests=str(ROOT / "tests"), threads=1 if isa else 2)
+    code = _CHILD.format(tests=str(ROOT / "tests" / "engine"), threads=1 if isa else 2)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     f, i, _ = out.stdout.split()
     rows = seqs(tiny, 3)
