@@ -46,10 +46,15 @@ def _model(s: lmz.StreamSummary) -> str:
     return f"{_name(s) or '?'} ({s.model_sha256[:16]})" if s.coder_id != lmz.CODER_NONE else "-"
 
 
+def _hash_label(sha: str) -> str:
+    """Format 2 headers carry the first 128 bits of the model's SHA-256 (the whole hash is checked on load)."""
+    return f"sha256 {sha}" if len(sha) == 64 else f"sha256 (first {4 * len(sha)} bits) {sha}"
+
+
 def _stream_block(s: lmz.StreamSummary) -> list[str]:
     by = ", ".join(f"{k} {v}" for k, v in sorted(s.frames_by_method.items())) or "none"
     lines = [f"  stream {s.stream_index} at offset {s.offset:,} (format version {s.version}):",
-             f"    model        {_name(s) or '(not known on this machine)'}, sha256 {s.model_sha256}"
+             f"    model        {_name(s) or '(not known on this machine)'}, {_hash_label(s.model_sha256)}"
              if s.coder_id != lmz.CODER_NONE else "    model        none (no lm frames)",
              f"    chunk size   {s.chunk_size:,} bytes"
              + (f" (frames of stored/zstd data up to {s.frame_limit:,})" if s.frame_limit != s.chunk_size else ""),
