@@ -74,7 +74,7 @@ def _command(o: Options) -> int:
         if o.mode not in ("compress", "decompress") or writes_stdout or o.output is not None or job.remove:
             raise Usage("--per-file writes each output beside its FILE: no -c, -o, -t, --rm or standard input")
         return _per_file(paths, o.scheduler, job)
-    if job.progress:
+    if (job.progress or o.verbose) and not o.quiet:  # a first use converts the model: say so, it takes a while
         from ..models import registry
 
         registry.notify = lambda msg: say.line(None, msg)

@@ -37,16 +37,21 @@ class Progress:
         self.start = time.monotonic()
         self._next = self.start + self.DELAY
         self._width = 0
+        # rate and time left count from the first update: loading (or converting) the model comes before it
+        self._first: tuple[float, int] | None = None
 
     def update(self, done: int) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)
         if now < self._next:
             return
         self._next = now + self.INTERVAL
         elapsed = max(now - self.start, 1e-9)
-        speed = done / elapsed
+        t0, d0 = self._first
+        speed = (done - d0) / max(now - t0, 1e-9)
         parts = [f"{self.label}:"]
         if self.total:
             parts.append(f"{min(100.0, 100.0 * done / self.total):5.1f}%")

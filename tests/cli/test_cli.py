@@ -121,6 +121,30 @@ def test_environment_options_reach_the_command(files, cache):
     assert r.returncode == 1 and b"LMCODEC_OPTS holds options only" in r.stderr and not r.stdout
 
 
+def test_progress_rate_leaves_out_the_model_load(monkeypatch):
+    """The first run converts the model (half a minute): the rate and time left count from the first byte of
+    work, not from the start."""
+    from lmcodec.io import progress
+
+    clock = iter([0.0, 30.0, 31.0])  # made; first update after the conversion; one second of work
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    p = progress.Progress("x", 3000, True, out)
+    p.update(0)
+    p.update(1000)
+    assert "1000 B/s" in out.getvalue() and "ETA 0:02" in out.getvalue()
+
+
+def test_verbose_says_when_it_converts_the_model(files, tmp_path):
+    """Not on a terminal, -v still says why the first run takes a while; without -v it stays silent."""
+    e = dict(env(tmp_path / "fresh-cache"), LMCODEC_MODEL=TINY)
+    for args, said in ((["-c"], False), (["-cv"], True)):
+        e["LMCODEC_CACHE"] = str(tmp_path / f"cache{len(args[0])}")
+        r = subprocess.run([sys.executable, "-m", "lmcodec", *args, str(files / "t.txt")], capture_output=True,
+                           env=e, timeout=120)
+        assert r.returncode == 0 and (b"converting" in r.stderr) == said, r.stderr
+
+
 def test_help_and_version():
     r = invoke("--help")
     assert r.exit_code == 0 and r.stdout.startswith("Usage: lmcodec [OPTION]... [FILE]...")
