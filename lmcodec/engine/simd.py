@@ -113,6 +113,20 @@ def _per_head_dim(builder: ir.IRBuilder, d: ir.Value, emit) -> None:
     builder.position_at_end(done)
 
 
+def _codegen(emit):
+    """The code generator of a block intrinsic (x, cache, u0, out): emit(builder, x, cache, out, u0, hd, level)
+    for each head size hd, on numba's instruction-set level; the cache's second dimension picks the branch."""
+    level = isa()
+
+    def codegen(context, builder, signature, args):
+        x, cache, out = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3))
+        _per_head_dim(builder, builder.extract_value(cache.shape, 1),
+                      lambda hd: emit(builder, x, cache, out, args[2], hd, level))
+        return context.get_dummy_value()
+
+    return codegen
+
+
 @intrinsic
 def qk_block(typingctx, qv, kc, u0, s):
     """s[c, u0 + r] = sum_j (256 qv[c, j] + qv[c + 3, j]) kc[u0 + r, j] for r < 16 and the 3 queries c.
@@ -122,16 +136,7 @@ def qk_block(typingctx, qv, kc, u0, s):
     int16 (|k| <= 32767), rows contiguous; s (3, keys) int64. Every int32 partial sum is below
     d * 256 * 32767 <= 2**30 (d <= 128).
     """
-    level = isa()
-    sig = types.void(qv, kc, u0, s)
-
-    def codegen(context, builder, signature, args):
-        qa, ka, sa = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3))
-        _per_head_dim(builder, builder.extract_value(ka.shape, 1),
-                      lambda hd: _scores(builder, qa, ka, sa, args[2], hd, level))
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return types.void(qv, kc, u0, s), _codegen(_scores)
 
 
 def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str) -> None:
@@ -174,16 +179,7 @@ def av_block(typingctx, wv, vc, u0, acc):
     vc (keys, d) int16 (|v| <= 32767), rows contiguous; acc (3, d) int64 contiguous. Keys go in pairs (the
     multiply-add's two lanes): a pair's sum is below 2 * 1024 * 32767 < 2**26, 16 pairs below 2**30.
     """
-    level = isa()
-    sig = types.void(wv, vc, u0, acc)
-
-    def codegen(context, builder, signature, args):
-        wa, va, aa = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3))
-        _per_head_dim(builder, builder.extract_value(va.shape, 1),
-                      lambda hd: _weights(builder, wa, va, aa, args[2], hd, level))
-        return context.get_dummy_value()
-
-    return sig, codegen
+    return types.void(wv, vc, u0, acc), _codegen(_weights)
 
 
 def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str) -> None:
