@@ -11,10 +11,10 @@ import sys
 _TARGET = "fsspec.compression"
 
 
-def _lmz(f, mode="rb", **options):
+def _lmz(f, mode="rb"):
     from lmcodec.integrations.fsspec_plugin import lmz_file
 
-    return lmz_file(f, mode, **options)
+    return lmz_file(f, mode)
 
 
 def _register(module):

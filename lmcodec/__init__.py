@@ -4,13 +4,15 @@
     blob = lmcodec.compress(b"some text")
     assert lmcodec.decompress(blob) == b"some text"
     with lmcodec.open("notes.txt.lmz", "wt") as f: f.write("hello")
+    fast = lmcodec.Settings(level=1, threads=2)    # held and reused: fast.compress(data), fast.open(...)
 """
 from .io.compressor import LmzCompressor, LmzDecompressor
 from .io.lmzfile import LmzFile, compress, decompress, open
+from .io.settings import Settings
 from .errors import ChecksumError, FormatError, LimitError, LmzError, ModelError, TruncatedError, UnsupportedError
 
 __version__ = "0.2.0"
 
-__all__ = ["LmzFile", "LmzCompressor", "LmzDecompressor", "open", "compress", "decompress", "LmzError",
+__all__ = ["Settings", "LmzFile", "LmzCompressor", "LmzDecompressor", "open", "compress", "decompress", "LmzError",
            "FormatError", "ChecksumError", "TruncatedError", "LimitError", "UnsupportedError", "ModelError",
            "__version__"]

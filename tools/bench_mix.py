@@ -131,7 +131,7 @@ def main() -> int:
     import lmcodec
     from lmcodec.coding import mixer as mx
     from lmcodec.io.lmzfile import get_codec
-    from lmcodec.cli.options import DEFAULT_LEVEL, PRESETS
+    from lmcodec.defaults import DEFAULT_LEVEL, PRESETS
 
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ def main() -> int:
     if shutil.which("tar") is None:
         raise SystemExit("needs GNU tar")
     import lmcodec
-    from lmcodec.cli.options import DEFAULT_LEVEL, PRESETS
+    from lmcodec.defaults import DEFAULT_LEVEL, PRESETS
 
     level = args.level or DEFAULT_LEVEL
     chunk, batch = PRESETS[level]

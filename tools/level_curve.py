@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import lmcodec
-    from lmcodec.cli.options import DEFAULT_LEVEL, PRESETS
+    from lmcodec.defaults import DEFAULT_LEVEL, PRESETS
 
     data = Path(args.file).read_bytes()[: args.bytes]
     dec_batch = PRESETS[DEFAULT_LEVEL][1]

@@ -21,13 +21,14 @@ import lmz
 from .listing import list_files
 from .messages import PROG, describe, say
 from .models_command import models_command
-from .options import DEFAULT_LEVEL, HELP, PRESETS, Options, Usage, parse, zstd_level
+from .options import HELP, Options, Usage, parse
 from ..atomic import remove_all
+from ..io.settings import Settings
 from .work import EXIT_ERROR, EXIT_OK, EXIT_WARNING, Job, isatty, process_file
 
 EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
 
-__all__ = ["main", "run", "PRESETS", "DEFAULT_LEVEL", "EXIT_OK", "EXIT_ERROR", "EXIT_WARNING", "EXIT_INTERRUPTED",
+__all__ = ["main", "run", "EXIT_OK", "EXIT_ERROR", "EXIT_WARNING", "EXIT_INTERRUPTED",
            "EXIT_PIPE"]
 
 
@@ -50,13 +51,11 @@ def _command(o: Options) -> int:
     model = o.model
     if model is None and o.mode == "compress":
         model = os.environ.get("LMCODEC_MODEL") or None
-    chunk, batch = PRESETS[o.level]
-    job = Job(mode=o.mode, to_stdout=o.stdout, output=o.output, remove=o.rm and not o.keep and not o.stdout,
-              force=o.force, model=model, chunk_size=o.chunk_size or chunk,
-              batch_size=o.batch_size or (batch if o.mode == "compress" else PRESETS[DEFAULT_LEVEL][1]),
-              threads=o.threads, device=o.device, progress=o.quiet == 0 and isatty(sys.stderr),
-              memory=o.memory, fixed_batch=o.batch_size is not None, zstd_level=zstd_level(o.level),
-              window=o.window)
+    settings = Settings(model=model, level=o.level, chunk_size=o.chunk_size, window=o.window,
+                        batch_size=o.batch_size, memory=o.memory, device=o.device, threads=o.threads)
+    job = Job(mode=o.mode, settings=settings, to_stdout=o.stdout, output=o.output,
+              remove=o.rm and not o.keep and not o.stdout, force=o.force,
+              progress=o.quiet == 0 and isatty(sys.stderr))
     writes_stdout = o.mode in ("compress", "decompress") and (o.stdout or o.output == "-" or
                                                               (o.output is None and "-" in paths))
     if o.mode == "compress" and writes_stdout and isatty(sys.stdout) and not o.force:
@@ -94,13 +93,11 @@ def _per_file(paths: list[str], scheduler: str, job: Job) -> int:
     """--per-file: whole files on the workers (lmcodec.integrations.distributed.compress_files / decompress_files)."""
     from ..integrations import distributed
 
-    opts = dict(batch_size=job.batch_size, device=job.device, threads=job.threads, overwrite=job.force)
     with distributed.connect(scheduler) as client:
         if job.mode == "compress":
-            results = distributed.compress_files(paths, client, model=job.model, chunk_size=job.chunk_size,
-                                                 zstd_level=job.zstd_level, window=job.window, **opts)
+            results = distributed.compress_files(paths, client, job.settings, overwrite=job.force)
         else:
-            results = distributed.decompress_files(paths, client, **opts)
+            results = distributed.decompress_files(paths, client, job.settings, overwrite=job.force)
     status = EXIT_OK
     for r in results:
         if r.error is not None:

@@ -1,12 +1,14 @@
 """`lmcodec models [--add SOURCE]...`: the models on this machine; convert and cache one."""
 from __future__ import annotations
 
-import getopt
 import sys
+from typing import Optional
+
+import typer
 
 from ..io.progress import human_bytes
 from .messages import PROG, describe, say
-from .options import Usage, getopt_message
+from .options import GnuCommand, run_parser
 from .work import EXIT_ERROR, EXIT_OK
 
 HELP = f"""\
@@ -25,21 +27,30 @@ SHA-256 (what .lmz files name) and source.
 """
 
 
-def models_command(argv: list[str]) -> int:
-    from .. import models
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-    try:
-        pairs, rest = getopt.gnu_getopt(argv, "a:h", ["add=", "help"])
-    except getopt.GetoptError as e:
-        raise Usage(getopt_message(e)) from None
-    if rest:
-        raise Usage(f"unexpected argument '{rest[0]}'")
-    if any(k in ("-h", "--help") for k, _ in pairs):
+
+@app.command(cls=GnuCommand, add_help_option=False, context_settings={"help_option_names": []})
+def _models(add: Optional[list[str]] = typer.Option(None, "-a", "--add"),
+            help: bool = typer.Option(False, "-h", "--help")) -> int:
+    if help:
         sys.stdout.write(HELP)
         return EXIT_OK
-    add = [v for k, v in pairs if k in ("-a", "--add")]
+    if add:
+        return _add(add)
+    return _list()
+
+
+def models_command(argv: list[str]) -> int:
+    """`lmcodec models ARGV...`; raises Usage for a bad command line."""
+    return run_parser(app, argv, f"{PROG} models")
+
+
+def _add(sources: list[str]) -> int:
+    from .. import models
+
     status = EXIT_OK
-    for src in add:
+    for src in sources:
         try:
             m = models.resolve(src)
             sys.stdout.write(f"added {m.model_id} sha256 {m.sha256} ({m.path})\n")
@@ -48,14 +59,18 @@ def models_command(argv: list[str]) -> int:
         except Exception as e:
             say.error(f"models: {src}", describe(e))
             status = EXIT_ERROR
-    if add:
-        return status
+    return status
+
+
+def _list() -> int:
+    from .. import models
+
     infos = models.list_models()
     if not infos:
         sys.stdout.write(f"no models in {models.cache_dir()}; install the default: {models.INSTALL_DEFAULT}\n")
-        return status
+        return EXIT_OK
     w = max(len(m.model_id) for m in infos)
     sys.stdout.write(f"{'MODEL':<{w}}  {'SIZE':>10}  {'SHA256':<64}  SOURCE\n")
     for m in infos:
         sys.stdout.write(f"{m.model_id:<{w}}  {human_bytes(m.size):>10}  {m.sha256:<64}  {m.source}\n")
-    return status
+    return EXIT_OK

@@ -1,50 +1,27 @@
-"""Command-line parsing, gzip style (GNU getopt: -dcf, -9c, -ofile, -T2, --long=value, unique prefixes of
-long options, options after file names, `--`), and the help text."""
+"""The command line, on typer, with GNU getopt's manners as gzip has them: -dcf, -9c, -ofile, -T2,
+--long=value, unique prefixes of long options, options after file names, `--`; and the help text.
+
+typer (with the Click it carries) parses; GnuCommand adds what Click lacks (unique prefixes of long options)
+and gnu_message() words Click's errors as GNU getopt does, so no framework wording reaches the user.
+"""
 from __future__ import annotations
 
-import getopt
 import os
 import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import typer
 
 import lmz
 
 from ..coding import versions
+from ..defaults import DEFAULT_LEVEL, PRESETS
+from ..io.settings import Settings
 from ..pipeline.budget import DEFAULT_MEMORY, parse_size
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from .messages import PROG
-
-# level -> (chunk size, batch size). Bigger chunks give the model more context (each token attends to at most the
-# last 2,048 before it, so cost per token stops growing past ~8 KiB) and fewer frames to decode side by side: a
-# better ratio, slower decoding of one file. chunk x batch, and so the KV-cache memory, stays <= 64 KiB of text.
-PRESETS: dict[int, tuple[int, int]] = {
-    1: (2 * 1024, 16),
-    2: (3 * 1024, 10),
-    3: (4 * 1024, 8),
-    4: (5 * 1024, 6),
-    5: (6 * 1024, 5),
-    6: (8 * 1024, 4),   # the default, = lmcodec.open()'s defaults
-    7: (12 * 1024, 3),
-    8: (32 * 1024, 2),
-    9: (64 * 1024, 1),
-}
-DEFAULT_LEVEL = 6
-FAST_ZSTD_LEVEL = 9  # binary runs at -1 to -3: >= 20 MB/s on every input
-assert PRESETS[DEFAULT_LEVEL] == (DEFAULT_CHUNK_SIZE, DEFAULT_BATCH_SIZE)
-
-
-def zstd_level(level: int) -> int:
-    """zstd level for data the model does not code (binary runs). From -4, zstd -19: never larger than zstd -19
-    alone, at its speed on data that compresses (2-4 MB/s here; incompressible data stays fast, see
-    lmz.Writer.write_chunk); -1 to -3 keep every input at >= 20 MB/s with level 9."""
-    return FAST_ZSTD_LEVEL if level <= 3 else lmz.DEFAULT_ZSTD_LEVEL
-
-_SHORT = "123456789cdfhklM:o:qtT:vVz"
-_LONG = ["stdout", "to-stdout", "decompress", "uncompress", "compress", "force", "help", "keep", "list",
-         "output=", "quiet", "test", "threads=", "verbose", "version", "rm", "fast", "best", "level=", "model=",
-         "chunk-size=", "batch-size=", "window=", "memory=", "device=", "scheduler=", "per-file"]
 
 HELP = f"""\
 Usage: {PROG} [OPTION]... [FILE]...
@@ -156,21 +133,6 @@ class Options:
     per_file: bool = False
 
 
-def getopt_message(e: getopt.GetoptError) -> str:
-    """getopt's English, reworded as GNU getopt (and so gzip) words it."""
-    opt, msg = e.opt, e.msg
-    name = ("--" if len(opt) > 1 else "-") + opt
-    if "not recognized" in msg:
-        return f"unrecognized option '{name}'" if len(opt) > 1 else f"invalid option -- '{opt}'"
-    if "requires argument" in msg:
-        return f"option '{name}' requires an argument" if len(opt) > 1 else f"option requires an argument -- '{opt}'"
-    if "must not have an argument" in msg:
-        return f"option '{name}' doesn't allow an argument"
-    if "not a unique prefix" in msg:
-        return f"option '{name}' is ambiguous"
-    return msg
-
-
 def _number(name: str, value: str, lo: int, hi: int | None = None) -> int:
     try:
         n = int(value, 10)
@@ -182,11 +144,150 @@ def _number(name: str, value: str, lo: int, hi: int | None = None) -> int:
     return n
 
 
-def _getopt(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+def _memory(v: str) -> int:
     try:
-        return getopt.gnu_getopt(argv, _SHORT, _LONG)
-    except getopt.GetoptError as e:
-        raise Usage(getopt_message(e)) from None
+        return parse_size(v)
+    except ValueError:
+        raise Usage(f"invalid memory size '{v}': e.g. 2G or 1500M") from None
+
+
+def _device(v: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", v):
+        raise Usage(f"invalid device '{v}': need cpu, cuda or cuda:N")
+    return v
+
+
+class GnuCommand(typer.core.TyperCommand):
+    """A typer command that takes unique prefixes of its long options (--dec for --decompress), as GNU
+    getopt does; an ambiguous prefix is a usage error."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_prefixes(self.get_params(ctx), args))
+
+
+def expand_prefixes(params: list[Any], args: list[str]) -> list[str]:
+    """args with each unique prefix of a long option written out in full. Values of options are left alone
+    (`-o --dec` names a file), and nothing after `--`."""
+    takes_value = {}
+    for p in params:
+        if isinstance(p, typer.core.TyperOption):
+            for name in p.opts + p.secondary_opts:
+                takes_value[name] = not (p.is_flag or p.count)
+    longs = sorted(n for n in takes_value if n.startswith("--"))
+    out: list[str] = []
+    it = iter(args)
+    for arg in it:
+        out.append(arg)
+        if arg == "--":
+            out += it
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name not in takes_value:
+                found = [n for n in longs if n.startswith(name)]
+                if len(found) > 1:
+                    raise Usage(f"option '{name}' is ambiguous; possibilities: {' '.join(found)}")
+                if not found:
+                    continue  # Click reports it
+                name = found[0]
+                out[-1] = name + eq + value
+            if takes_value[name] and not eq:
+                out += [v for v in [next(it, None)] if v is not None]  # its value, whatever it looks like
+        elif arg.startswith("-") and len(arg) > 1:
+            for i, ch in enumerate(arg[1:], 2):
+                if takes_value.get("-" + ch):
+                    if i == len(arg):  # -o FILE: the value is the next argument
+                        out += [v for v in [next(it, None)] if v is not None]
+                    break
+    return out
+
+
+def gnu_message(e: typer.TyperException) -> str:
+    """A Click parsing error (typer carries Click privately: its classes are told apart by name) in GNU
+    getopt's (and so gzip's) words."""
+    name = getattr(e, "option_name", None) or ""
+    long = name.startswith("--")
+    kind = type(e).__name__
+    if kind == "NoSuchOption":
+        return f"unrecognized option '{name}'" if long else f"invalid option -- '{name[1:]}'"
+    if kind == "BadOptionUsage":
+        if "requires an argument" in e.message:
+            return f"option '{name}' requires an argument" if long else f"option requires an argument -- '{name[1:]}'"
+        if "does not take a value" in e.message:
+            return f"option '{name}' doesn't allow an argument"
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    return message[:1].lower() + message[1:].rstrip(".")
+
+
+def _level(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """-1 ... -9, --fast, --best, --level=N: the last one given wins."""
+    if value:
+        ctx.meta["level"] = int(param.opts[0][1]) if param.opts[0][1:].isdigit() else \
+            {"--fast": 1, "--best": 9}.get(param.opts[0], value)
+    return value
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+_FLAG = dict(show_default=False)
+
+
+@app.command(cls=GnuCommand, add_help_option=False, context_settings={"help_option_names": []})
+def _lmcodec(
+    ctx: typer.Context,
+    files: Optional[list[str]] = typer.Argument(None, show_default=False),
+    compress: bool = typer.Option(False, "-z", "--compress"),
+    decompress: bool = typer.Option(False, "-d", "--decompress", "--uncompress"),
+    test: bool = typer.Option(False, "-t", "--test"),
+    list_: bool = typer.Option(False, "-l", "--list"),
+    stdout: bool = typer.Option(False, "-c", "--stdout", "--to-stdout"),
+    output: Optional[str] = typer.Option(None, "-o", "--output"),
+    keep: bool = typer.Option(False, "-k", "--keep"),
+    rm: bool = typer.Option(False, "--rm"),
+    force: bool = typer.Option(False, "-f", "--force"),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True),
+    quiet: int = typer.Option(0, "-q", "--quiet", count=True),
+    help: bool = typer.Option(False, "-h", "--help"),
+    version: bool = typer.Option(False, "-V", "--version"),
+    l1: bool = typer.Option(False, "-1", callback=_level), l2: bool = typer.Option(False, "-2", callback=_level),
+    l3: bool = typer.Option(False, "-3", callback=_level), l4: bool = typer.Option(False, "-4", callback=_level),
+    l5: bool = typer.Option(False, "-5", callback=_level), l6: bool = typer.Option(False, "-6", callback=_level),
+    l7: bool = typer.Option(False, "-7", callback=_level), l8: bool = typer.Option(False, "-8", callback=_level),
+    l9: bool = typer.Option(False, "-9", callback=_level),
+    fast: bool = typer.Option(False, "--fast", callback=_level),
+    best: bool = typer.Option(False, "--best", callback=_level),
+    level: Optional[int] = typer.Option(None, "--level", callback=_level,
+                                        parser=lambda v: _number("level", v, 1, 9)),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size",
+                                             parser=lambda v: _number("chunk size", v, 1, lmz.MAX_CHUNK)),
+    window: Optional[int] = typer.Option(None, "--window", parser=lambda v: _number(
+        "attention window", v, versions.SINK + 1, versions.MAX_WINDOW)),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", parser=lambda v: _number("batch size", v, 1)),
+    memory: Optional[int] = typer.Option(None, "-M", "--memory", parser=_memory),
+    threads: Optional[int] = typer.Option(None, "-T", "--threads", parser=lambda v: _number("thread count", v, 0)),
+    device: Optional[str] = typer.Option(None, "--device", parser=_device),
+    model: Optional[str] = typer.Option(None, "--model"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler"),
+    per_file: bool = typer.Option(False, "--per-file"),
+) -> Options:
+    if compress and decompress:
+        raise Usage("-d and -z conflict")
+    mode = "list" if list_ else "test" if test else "decompress" if decompress else "compress"
+    return Options(files=list(files or []), mode=mode, stdout=stdout, output=output, keep=keep, rm=rm,
+                   force=force, verbose=verbose, quiet=quiet, help=help, version=version,
+                   level=ctx.meta.get("level", DEFAULT_LEVEL), chunk_size=chunk_size, window=window,
+                   batch_size=batch_size, memory=memory or DEFAULT_MEMORY, threads=threads, device=device or "cpu",
+                   model=model,
+                   scheduler=scheduler, per_file=per_file)
+
+
+def run_parser(app: typer.Typer, argv: list[str], name: str = PROG) -> Any:
+    """What the app's command returns for argv; Click's errors become Usage, in GNU getopt's words."""
+    cmd = typer.main.get_command(app)
+    try:
+        with cmd.make_context(name, list(argv)) as ctx:
+            return cmd.invoke(ctx)
+    except typer.TyperException as e:
+        raise Usage(gnu_message(e)) from None
 
 
 def parse(argv: list[str], env: Mapping[str, str] = os.environ) -> Options:
@@ -197,78 +298,15 @@ def parse(argv: list[str], env: Mapping[str, str] = os.environ) -> Options:
         raise Usage(f"LMCODEC_OPTS: {e}") from None
     if defaults:
         try:
-            _, stray = _getopt(defaults)
+            stray = run_parser(app, defaults).files
         except Usage as e:
             raise Usage(f"LMCODEC_OPTS: {e}") from None
         if stray:
             raise Usage(f"LMCODEC_OPTS holds options only, not '{stray[0]}'")
-    pairs, files = _getopt(defaults + argv)
-    o = Options(files=files)
-    if env.get("LMCODEC_THREADS"):
-        o.threads = _number("LMCODEC_THREADS thread count", env["LMCODEC_THREADS"], 0)
-    modes = set()
-    for k, v in pairs:
-        if k in ("-z", "--compress"):
-            modes.add("compress")
-        elif k in ("-d", "--decompress", "--uncompress"):
-            modes.add("decompress")
-        elif k in ("-t", "--test"):
-            o.mode = "test"
-        elif k in ("-l", "--list"):
-            o.mode = "list"
-        elif k in ("-c", "--stdout", "--to-stdout"):
-            o.stdout = True
-        elif k in ("-o", "--output"):
-            o.output = v
-        elif k in ("-k", "--keep"):
-            o.keep = True
-        elif k == "--rm":
-            o.rm = True
-        elif k in ("-f", "--force"):
-            o.force = True
-        elif k in ("-v", "--verbose"):
-            o.verbose += 1
-        elif k in ("-q", "--quiet"):
-            o.quiet += 1
-        elif k in ("-h", "--help"):
-            o.help = True
-        elif k in ("-V", "--version"):
-            o.version = True
-        elif len(k) == 2 and k[1].isdigit():
-            o.level = int(k[1])
-        elif k == "--fast":
-            o.level = 1
-        elif k == "--best":
-            o.level = 9
-        elif k == "--level":
-            o.level = _number("level", v, 1, 9)
-        elif k == "--chunk-size":
-            o.chunk_size = _number("chunk size", v, 1, lmz.MAX_CHUNK)
-        elif k == "--window":
-            o.window = _number("attention window", v, versions.SINK + 1, versions.MAX_WINDOW)
-        elif k == "--batch-size":
-            o.batch_size = _number("batch size", v, 1)
-        elif k in ("-M", "--memory"):
-            try:
-                o.memory = parse_size(v)
-            except ValueError:
-                raise Usage(f"invalid memory size '{v}': e.g. 2G or 1500M") from None
-        elif k in ("-T", "--threads"):
-            o.threads = _number("thread count", v, 0)
-        elif k == "--device":
-            if not re.fullmatch(r"cpu|cuda(:\d+)?", v):
-                raise Usage(f"invalid device '{v}': need cpu, cuda or cuda:N")
-            o.device = v
-        elif k == "--model":
-            o.model = v
-        elif k == "--scheduler":
-            o.scheduler = v
-        elif k == "--per-file":
-            o.per_file = True
-    if len(modes) > 1:
-        raise Usage("-d and -z conflict")
-    if modes == {"decompress"} and o.mode == "compress":
-        o.mode = "decompress"
+    o = run_parser(app, defaults + list(argv))
+    if o.threads is None:
+        o.threads = _number("LMCODEC_THREADS thread count", env["LMCODEC_THREADS"], 0) \
+            if env.get("LMCODEC_THREADS") else 0
     if o.output is not None and len(o.files) > 1 and o.mode in ("compress", "decompress"):
         raise Usage("-o takes a single input file")
     return o

@@ -11,8 +11,8 @@ from typing import IO, Any
 
 import lmz
 
-from ..pipeline.budget import DEFAULT_MEMORY
 from ..io.progress import Progress
+from ..io.settings import Settings
 from .messages import Skipped, describe, say
 from .outputs import Output
 
@@ -22,33 +22,16 @@ EXIT_OK, EXIT_ERROR, EXIT_WARNING = 0, 1, 2
 
 @dataclass
 class Job:
+    """One command's work: the mode, where outputs go, and the settings every input is coded with."""
+
     mode: str  # "compress", "decompress", "test"
-    to_stdout: bool
-    output: str | None
-    remove: bool
-    force: bool
-    model: str | None
-    chunk_size: int
-    batch_size: int
-    threads: int | None
-    device: str
-    progress: bool
-    memory: int = DEFAULT_MEMORY  # decoding: frames side by side within this many bytes, unless fixed_batch
-    fixed_batch: bool = False  # --batch-size given: decode that many frames at a time
-    zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL  # for binary runs
-    window: int | None = None  # attention window of new streams (None: the default)
+    settings: Settings
+    to_stdout: bool = False
+    output: str | None = None
+    remove: bool = False
+    force: bool = False
+    progress: bool = False
     client: Any = None  # a dask.distributed Client with --scheduler
-    _model_obj: Any = None
-
-    def decode_model(self) -> Any:
-        """With -d --model X: the model X (converted and cached), so streams that name it find it."""
-        if self.model is None:
-            return None
-        if self._model_obj is None:
-            from .. import models
-
-            self._model_obj = models.resolve(self.model)
-        return self._model_obj
 
 
 def isatty(f: Any) -> bool:
@@ -87,19 +70,14 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
     if job.client is not None:
         from ..integrations import distributed
 
-        r = distributed.compress(src, dst, job.client, model=job.model, chunk_size=job.chunk_size,
-                                 batch_size=job.batch_size, device=job.device, threads=job.threads,
-                                 zstd_level=job.zstd_level, window=job.window,
-                                 progress=job.progress, label=label)
+        r = distributed.compress(src, dst, job.client, job.settings, progress=job.progress, label=label)
         return r.raw_size, r.sha256
     prog = Progress(label, _size(src), job.progress)
     h = hashlib.sha256()
     done = 0
     try:
-        with LmzFile(dst, "wb", model=job.model, chunk_size=job.chunk_size, batch_size=job.batch_size,
-                     device=job.device, threads=job.threads, zstd_level=job.zstd_level, window=job.window,
-                     progress=prog.update if job.progress else None) as z:
-            block = max(1 << 16, job.chunk_size * job.batch_size)
+        with LmzFile(dst, "wb", job.settings, progress=prog.update if job.progress else None) as z:
+            block = max(1 << 16, job.settings.chunk * job.settings.write_batch)
             while data := src.read(block):
                 z.write(data)
                 h.update(data)
@@ -116,16 +94,13 @@ def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str)
     if job.client is not None:
         from ..integrations import distributed
 
-        r = distributed.decompress(src, dst, job.client, batch_size=job.batch_size, device=job.device,
-                                   threads=job.threads, progress=job.progress, label=label)
+        r = distributed.decompress(src, dst, job.client, job.settings, progress=job.progress, label=label)
         return r.raw_size, r.sha256
     prog = Progress(label, _content_size(src) if job.progress else None, job.progress)
     h = hashlib.sha256()
     done = 0
     try:
-        with LmzFile(src, "rb", model=job.decode_model(), batch_size=job.batch_size if job.fixed_batch else None,
-                     memory=job.memory, device=job.device, threads=job.threads,
-                     progress=prog.update if job.progress else None) as z:
+        with LmzFile(src, "rb", job.settings, progress=prog.update if job.progress else None) as z:
             while data := z.read1(1 << 16):
                 h.update(data)
                 done += len(data)

@@ -40,6 +40,7 @@ import lmz
 
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from ..io import lmzfile
+from ..io.settings import ModelSource, Settings, settings_for
 from ..io.progress import Progress
 from ..models import catalog
 
@@ -92,83 +93,84 @@ def connect(scheduler: str) -> Iterator[Client]:
 _lock = threading.Lock()  # the engine and its caches are not thread-safe: one task at a time uses them
 
 
-def _codec(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str, threads: int | None,
-           window: int | None = None):
-    """This process's codec for the model with this hash: lmcodec.io.lmzfile keeps the loaded model (one per process,
-    by hash), so a worker loads it once, not once per task. window: of new streams (decoding reads each
-    stream's own). Hold _lock while using it."""
+def _codec(model_id: str, sha256: str, s: Settings, chunk_size: int | None = None):
+    """This process's codec for the model with this hash: lmcodec.io.lmzfile keeps the loaded model (one per
+    process, by hash), so a worker loads it once, not once per task. chunk_size: a stream's, when decoding
+    (default: the settings'). Hold _lock while using it."""
     model = lmzfile.load_model(sha256=sha256, model_id=model_id)
-    return lmzfile.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
-                         window=window)
+    batch = s.write_batch if chunk_size is None else s.batch_size or DEFAULT_BATCH_SIZE
+    return lmzfile.get_codec(model, chunk_size=chunk_size or s.chunk, batch_size=batch, device=s.device,
+                             threads=s.threads, window=s.attention_window)
 
 
-def _encode_range(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str,
-                  threads: int | None, window: int | None, token_lists: list[list[int]]) -> list[bytes]:
+def _encode_range(model_id: str, sha256: str, s: Settings, token_lists: list[list[int]]) -> list[bytes]:
     """lm payloads of one range's text chunks (given as token ids), in order."""
     from ..pipeline.codec import Chunk
 
     with _lock:
-        codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
-        return codec.encode([Chunk(b"", t) for t in token_lists])
+        return _codec(model_id, sha256, s).encode([Chunk(b"", t) for t in token_lists])
 
 
-def _decode_range(frames: list[lmz.Frame], model_id: str, batch_size: int, device: str,
-                  threads: int | None) -> list[bytes]:
+def _decode_range(frames: list[lmz.Frame], model_id: str, s: Settings) -> list[bytes]:
     """The content of lm frames of one stream, each verified against its checksum. model_id: the stream's model
     as the client knows it (format-2 streams name models by hash alone), for the message if it is missing."""
     h = frames[0].header
     with _lock:
-        codec = _codec(model_id, h.model_sha256.hex(), h.chunk_size, batch_size, device, threads)
+        codec = _codec(model_id, h.model_sha256.hex(), s, h.chunk_size)
         return list(lmz.decode_frames(frames, codec.decode))
 
 
-def _compress_file(src: str, dst: str, model_id: str, sha256: str, chunk_size: int, batch_size: int,
-                   device: str, threads: int | None, overwrite: bool, storage_options: dict,
-                   zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, window: int | None = None) -> tuple[int, int]:
+def _compress_file(src: str, dst: str, model_id: str, sha256: str, s: Settings, overwrite: bool,
+                   storage_options: dict) -> tuple[int, int]:
     """Compress one whole file with the single-process writer; (content bytes, .lmz bytes)."""
     import fsspec
 
     raw = 0
     with _lock:
-        codec = _codec(model_id, sha256, chunk_size, batch_size, device, threads, window)
+        model = _codec(model_id, sha256, s).model
         with fsspec.open(src, "rb", **storage_options) as fin, _writing(dst, overwrite, storage_options) as fout:
-            with lmzfile.LmzFile(fout, "wb", model=codec.model, chunk_size=chunk_size, batch_size=batch_size,
-                                 device=device, threads=threads, window=window, zstd_level=zstd_level) as w:
+            with lmzfile.LmzFile(fout, "wb", s, model=model) as w:
                 while block := fin.read(READ_SIZE):
                     w.write(block)
                     raw += len(block)
             return raw, fout.tell()
 
 
-def _decompress_file(src: str, dst: str, batch_size: int, device: str, threads: int | None, overwrite: bool,
-                     storage_options: dict) -> tuple[int, int]:
+def _decompress_file(src: str, dst: str, s: Settings, overwrite: bool, storage_options: dict) -> tuple[int, int]:
     """Decompress one whole file as lmz.decode_stream does for a single process; (content bytes, .lmz bytes)."""
     import fsspec
 
     def lm(header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
-        codec = _codec(header.model_id, header.model_sha256.hex(), header.chunk_size, batch_size, device, threads)
-        return codec.decode(header, frames)
+        return _codec(header.model_id, header.model_sha256.hex(), s, header.chunk_size).decode(header, frames)
 
     raw = 0
     with _lock, fsspec.open(src, "rb", **storage_options) as fin, \
             _writing(dst, overwrite, storage_options) as fout:
-        for chunk in lmz.decode_stream(fin, lm, batch_size):
+        for chunk in lmz.decode_stream(fin, lm, s.batch_size or DEFAULT_BATCH_SIZE):
             fout.write(chunk)
             raw += len(chunk)
         return raw, fin.tell()
 
 
-def _load(model_id: str, sha256: str, chunk_size: int, batch_size: int, device: str, threads: int | None) -> str:
+def _load(model_id: str, sha256: str, s: Settings) -> str:
     with _lock:
-        return _codec(model_id, sha256, chunk_size, batch_size, device, threads).model.sha256
+        return _codec(model_id, sha256, s).model.sha256
 
 
-def preload(client: Client, model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-            batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None) -> dict[str, str]:
+def _for_workers(s: Settings) -> tuple[str, str, Settings]:
+    """(model id, sha256, settings without the model): what a task needs to find the model on a worker."""
+    m = lmzfile.load_model(s.model)
+    return m.model_id, m.sha256, s.replace(model=None)
+
+
+def preload(client: Client, settings: Settings | None = None, *, model: ModelSource = None,
+            level: int | None = None, chunk_size: int | None = None, batch_size: int | None = None,
+            device: str | None = None, threads: int | None = None) -> dict[str, str]:
     """Load the model on every worker now (else each loads it with its first task), so that a worker without
     it fails here with ModelError, before any input is read. Returns {worker address: model sha256}."""
-    m = lmzfile.load_model(model)
-    return client.run(_load, m.model_id, m.sha256, chunk_size, batch_size, device, threads)
+    s = settings_for(settings, "w", model=model, level=level, chunk_size=chunk_size, batch_size=batch_size,
+                     device=device, threads=threads)
+    return client.run(_load, *_for_workers(s))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,26 +264,28 @@ class _InOrder:
             self.client.cancel(futs)
 
 
-def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-             batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
-             range_size: int | None = None, overwrite: bool = False, progress: bool = False,
-             label: str | None = None, storage_options: dict | None = None,
-             zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, window: int | None = None) -> Result:
+def compress(src: Source, dst: Source, client: Client, settings: Settings | None = None, *,
+             model: ModelSource = None, level: int | None = None, chunk_size: int | None = None,
+             window: int | None = None, zstd_level: int | None = None, batch_size: int | None = None,
+             device: str | None = None, threads: int | None = None, range_size: int | None = None,
+             overwrite: bool = False, progress: bool = False, label: str | None = None,
+             storage_options: dict | None = None) -> Result:
     """Compress src (path, fsspec URL or binary file) into one .lmz stream at dst, by ranges on the cluster.
 
-    The output is byte-identical to lmcodec.compress(content, model=..., chunk_size=..., window=...). device
-    and threads apply on the workers; batch_size and range_size (content bytes per task; default 4 batches of
-    chunks) change only the speed. progress: a meter on stderr, labelled label (default: src). Raises what a
-    worker raised (lmcodec.ModelError for a missing model); on any error no output appears at a dst path or URL.
+    The output is byte-identical to lmcodec.compress(content, settings). device and threads apply on the
+    workers; the batch and range_size (content bytes per task; default 4 batches of chunks) change only the
+    speed. progress: a meter on stderr, labelled label (default: src). Raises what a worker raised
+    (lmcodec.ModelError for a missing model); on any error no output appears at a dst path or URL.
     """
     from ..pipeline.codec import Cutter
 
     so = storage_options or {}
-    codec = lmzfile.get_codec(model, chunk_size=chunk_size, batch_size=batch_size, window=window)  # cuts: tokenizer only
+    s = settings_for(settings, "w", model=model, level=level, chunk_size=chunk_size, window=window,
+                     zstd_level=zstd_level, batch_size=batch_size, device=device, threads=threads)
+    codec = lmzfile.codec_for(s.replace(device="cpu"))  # cuts on the client: the tokenizer only
     header = codec.header
-    range_size = range_size or RANGE_BATCHES * batch_size * chunk_size
-    encode = partial(_encode_range, codec.model.model_id, codec.model.sha256, chunk_size, batch_size, device,
-                     threads, window)
+    range_size = range_size or RANGE_BATCHES * s.write_batch * s.chunk
+    encode = partial(_encode_range, *_for_workers(s))
     flight = _InOrder(client)
     digest = hashlib.sha256()
     with _reading(src, so) as (fin, size), _writing(dst, overwrite, so) as fout:
@@ -291,7 +295,7 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
         def write(chunks: list[tuple[bytes, bool]], payloads: list[bytes] | None) -> None:
             it = iter(payloads or ())
             for raw, text in chunks:
-                writer.write_chunk(raw, next(it) if text else None, zstd_level)
+                writer.write_chunk(raw, next(it) if text else None, s.zstd)
             prog.update(writer.raw_written)
 
         def send(chunks: list) -> None:
@@ -330,18 +334,20 @@ def compress(src: Source, dst: Source, client: Client, *, model: Any = None, chu
         return Result(writer.raw_written, writer.bytes_written, digest.hexdigest())
 
 
-def decompress(src: Source, dst: Source | None, client: Client, *, batch_size: int = DEFAULT_BATCH_SIZE,
-               device: str = "cpu", threads: int | None = None, range_size: int | None = None,
-               overwrite: bool = False, progress: bool = False, label: str | None = None,
-               storage_options: dict | None = None) -> Result:
+def decompress(src: Source, dst: Source | None, client: Client, settings: Settings | None = None, *,
+               batch_size: int | None = None, device: str | None = None, threads: int | None = None,
+               range_size: int | None = None, overwrite: bool = False, progress: bool = False,
+               label: str | None = None, storage_options: dict | None = None) -> Result:
     """Decompress every stream of src (a seekable path, fsspec URL or binary file) into dst, by ranges of
     frames on the cluster; dst None only verifies (like lmcodec -t).
 
     Every frame is verified against its checksum and every stream against its content checksum; range_size
-    (content bytes per task) defaults to 4 batches of the file's lm chunks. On any error no output appears at
-    a dst path or URL.
+    (content bytes per task) defaults to 4 batches of the file's lm chunks. Workers find each stream's model
+    by its hash, so the settings' model is not used. On any error no output appears at a dst path or URL.
     """
     so = storage_options or {}
+    s = settings_for(settings, "r", batch_size=batch_size, device=device, threads=threads).replace(model=None)
+    batch = s.batch_size or DEFAULT_BATCH_SIZE
     flight = _InOrder(client)
     digest = hashlib.sha256()
     with _reading(src, so) as (fin, _):
@@ -349,7 +355,7 @@ def decompress(src: Source, dst: Source | None, client: Client, *, batch_size: i
             raise io.UnsupportedOperation("decompressing by ranges needs a seekable input (it reads the index)")
         index = lmz.read_index(fin)
         lm_chunk = max((e.raw_size for e in index.entries if e.method == lmz.METHOD_LM), default=DEFAULT_CHUNK_SIZE)
-        range_size = range_size or RANGE_BATCHES * batch_size * lm_chunk
+        range_size = range_size or RANGE_BATCHES * batch * lm_chunk
         with _writing(dst, overwrite, so) if dst is not None else contextlib.nullcontext() as fout:
             prog = Progress(label or _label(src), index.raw_size, progress)
             done = 0
@@ -381,8 +387,7 @@ def decompress(src: Source, dst: Source | None, client: Client, *, batch_size: i
                         lm = [f for f in frames if f.method == lmz.METHOD_LM]
                         if lm:
                             name = stream.header.model_id or catalog.model_name(stream.header.model_sha256.hex())
-                            flight.submit(partial(write, frames), _decode_range, lm, name, batch_size, device,
-                                          threads)
+                            flight.submit(partial(write, frames), _decode_range, lm, name, s)
                         else:
                             flight.submit(partial(write, frames))
                     flight.submit(partial(end_of_stream, stream))
@@ -431,36 +436,39 @@ def expand(urls: str | list[str], storage_options: dict | None = None) -> list[s
     return out
 
 
-def compress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz", model: Any = None,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
-                   threads: int | None = None, overwrite: bool = False, storage_options: dict | None = None,
-                   zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, window: int | None = None) -> list[FileResult]:
+def compress_files(urls: str | list[str], client: Client, settings: Settings | None = None, *, suffix: str = ".lmz",
+                   model: ModelSource = None, level: int | None = None, chunk_size: int | None = None,
+                   window: int | None = None, zstd_level: int | None = None, batch_size: int | None = None,
+                   device: str | None = None, threads: int | None = None, overwrite: bool = False,
+                   storage_options: dict | None = None) -> list[FileResult]:
     """Compress each file (paths or fsspec URLs, globs allowed, reachable from the workers) to FILE + suffix
     on a worker; each output is byte-identical to lmcodec.compress of the file. One result per file, in order;
     a failed file has .error set and no output."""
     so = storage_options or {}
-    m = lmzfile.load_model(model)
+    s = settings_for(settings, "w", model=model, level=level, chunk_size=chunk_size, window=window,
+                     zstd_level=zstd_level, batch_size=batch_size, device=device, threads=threads)
+    task = _for_workers(s)
     srcs = expand(urls, so)
-    futs = [client.submit(_compress_file, s, s + suffix, m.model_id, m.sha256, chunk_size, batch_size, device,
-                          threads, overwrite, so, zstd_level, window, pure=False) for s in srcs]
-    return _results(srcs, [s + suffix for s in srcs], futs)
+    futs = [client.submit(_compress_file, src, src + suffix, *task, overwrite, so, pure=False) for src in srcs]
+    return _results(srcs, [src + suffix for src in srcs], futs)
 
 
-def decompress_files(urls: str | list[str], client: Client, *, suffix: str = ".lmz",
-                     batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu", threads: int | None = None,
-                     overwrite: bool = False, storage_options: dict | None = None) -> list[FileResult]:
+def decompress_files(urls: str | list[str], client: Client, settings: Settings | None = None, *,
+                     suffix: str = ".lmz", batch_size: int | None = None, device: str | None = None,
+                     threads: int | None = None, overwrite: bool = False,
+                     storage_options: dict | None = None) -> list[FileResult]:
     """Decompress each FILE + suffix to FILE on a worker (see compress_files)."""
     so = storage_options or {}
+    s = settings_for(settings, "r", batch_size=batch_size, device=device, threads=threads).replace(model=None)
     srcs = expand(urls, so)
     dsts, futs = [], []
-    for s in srcs:
-        if not s.endswith(suffix) or len(s) == len(suffix):
+    for src in srcs:
+        if not src.endswith(suffix) or len(src) == len(suffix):
             dsts.append("")
-            futs.append(ValueError(f"{s}: unknown suffix (not {suffix})"))
+            futs.append(ValueError(f"{src}: unknown suffix (not {suffix})"))
             continue
-        dsts.append(s[: -len(suffix)])
-        futs.append(client.submit(_decompress_file, s, dsts[-1], batch_size, device, threads, overwrite, so,
-                                  pure=False))
+        dsts.append(src[: -len(suffix)])
+        futs.append(client.submit(_decompress_file, src, dsts[-1], s, overwrite, so, pure=False))
     return _results(srcs, dsts, futs)
 
 

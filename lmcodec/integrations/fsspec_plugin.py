@@ -6,36 +6,39 @@ is first imported, without importing lmcodec or fsspec before that. Importing th
 """
 from __future__ import annotations
 
-from typing import IO, Any
-
 import os
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..io.lmzfile import LmzFile
+    from ..io.settings import Settings
 
 NAME = "lmz"
 EXTENSIONS = ("lmz",)
 
-# Options for files that fsspec opens (fsspec passes none of its own): e.g.
-#     lmcodec.integrations.fsspec_plugin.options.update(model="path/to/model", chunk_size=16384)
-# Without a model here, writing uses $LMCODEC_MODEL, else the default model.
-options: dict[str, Any] = {}
+# The settings of files that fsspec opens (fsspec passes none of its own), e.g.
+#     lmcodec.integrations.fsspec_plugin.settings = lmcodec.Settings(model="path/to/model", level=9)
+# Without a model in them, writing uses $LMCODEC_MODEL, else the default model.
+settings: Settings | None = None
 
 
-def lmz_file(f: IO[bytes], mode: str = "rb", **options: Any):
-    """fsspec's compression callback: an lmcodec.LmzFile over the file object f.
+def lmz_file(f: IO[bytes], mode: str = "rb") -> LmzFile:
+    """fsspec's compression callback: an lmcodec.LmzFile over the file object f, with the module's `settings`.
 
     fsspec calls it as callback(f, mode="rb"|"wb"), OpenFile as callback(f, mode="r"|"w"), the tar
     filesystem as callback(f). Text modes are fsspec's job (it wraps the result in a TextIOWrapper), so a
-    't' is ignored. options (over the module's `options`) go to LmzFile: model, chunk_size, batch_size,
-    device, threads.
+    't' is ignored.
     """
     from ..io.lmzfile import LmzFile
+    from ..io.settings import Settings
 
     m = mode.replace("t", "").replace("b", "")
     if m not in ("r", "w", "a", "x"):
         raise ValueError(f"invalid mode {mode!r} for lmz compression")
-    opts = {**globals()["options"], **options}
-    if m != "r" and opts.get("model") is None and os.environ.get("LMCODEC_MODEL"):
-        opts["model"] = os.environ["LMCODEC_MODEL"]
-    return LmzFile(f, m + "b", **opts)
+    s = globals()["settings"] or Settings()
+    if m != "r" and s.model is None and os.environ.get("LMCODEC_MODEL"):
+        s = s.replace(model=os.environ["LMCODEC_MODEL"])
+    return LmzFile(f, m + "b", s)
 
 
 def register(force: bool = True) -> None:

@@ -1,6 +1,6 @@
 """Incremental compressor and decompressor objects, in the manner of lzma.LZMACompressor / LZMADecompressor.
 
-    c = LmzCompressor(chunk_size=16384)
+    c = LmzCompressor(level=9)  # or LmzCompressor(settings), settings an lmcodec.Settings
     blob = c.compress(part1) + c.compress(part2) + c.flush()        # the bytes lmcodec.compress(part1 + part2) gives
 
     d = LmzDecompressor()
@@ -15,13 +15,11 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import lmz
 
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
-from ..pipeline.budget import DEFAULT_MEMORY
-from .lmzfile import _CompressWriter, _LmDecoder, get_codec
+from .lmzfile import _CompressWriter, _LmDecoder
+from .settings import ModelSource, Settings, settings_for
 
 
 class LmzCompressor:
@@ -29,13 +27,13 @@ class LmzCompressor:
     are written a batch of chunks at a time), flush() the rest, once; the output is byte for byte that of
     lmcodec.compress() of all the data, however it was split."""
 
-    def __init__(self, model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, window: int | None = None,
-                 zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, batch_size: int | None = None, device: str = "cpu",
-                 threads: int | None = None) -> None:
-        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size or DEFAULT_BATCH_SIZE, device=device,
-                          threads=threads, window=window)
+    def __init__(self, settings: Settings | None = None, *, model: ModelSource = None, level: int | None = None,
+                 chunk_size: int | None = None, window: int | None = None, zstd_level: int | None = None,
+                 batch_size: int | None = None, device: str | None = None, threads: int | None = None) -> None:
+        self.settings = settings_for(settings, "w", model=model, level=level, chunk_size=chunk_size, window=window,
+                                     zstd_level=zstd_level, batch_size=batch_size, device=device, threads=threads)
         self._sink = io.BytesIO()
-        self._writer = _CompressWriter(self._sink, codec, zstd_level=zstd_level)
+        self._writer = _CompressWriter(self._sink, self.settings)
         self._flushed = False
 
     def _take(self) -> bytes:
@@ -116,9 +114,11 @@ class LmzDecompressor:
     Only verified frames are returned: if the stream is damaged, the verified content before the damage is
     returned first and the error (an lmcodec.LmzError) is raised by the next call."""
 
-    def __init__(self, model: Any = None, *, memory: int = DEFAULT_MEMORY, batch_size: int | None = None,
-                 device: str = "cpu", threads: int | None = None) -> None:
-        self._lm = _LmDecoder(batch_size, device, threads, model, None, memory)
+    def __init__(self, settings: Settings | None = None, *, model: ModelSource = None, memory: int | None = None,
+                 batch_size: int | None = None, device: str | None = None, threads: int | None = None) -> None:
+        self.settings = settings_for(settings, "r", model=model, memory=memory, batch_size=batch_size,
+                                     device=device, threads=threads)
+        self._lm = _LmDecoder(self.settings)
         self._feed = _Feed()
         self._out = bytearray()
         self._error: BaseException | None = None

@@ -16,8 +16,8 @@ import lmz
 from ..atomic import TempFile
 from ..coding.versions import DEFAULT_WINDOW
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
-from ..pipeline.budget import DEFAULT_MEMORY
 from .interrupts import held_signals
+from .settings import ModelSource, Settings, settings_for
 
 
 _models: dict[str, Any] = {}  # the loaded model, by the name it was asked for and by its sha256
@@ -60,35 +60,40 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
     return _codecs[key]
 
 
+def codec_for(settings: Settings):
+    """The Codec that writes new streams with these settings."""
+    return get_codec(settings.model, chunk_size=settings.chunk, batch_size=settings.write_batch,
+                     device=settings.device, threads=settings.threads, window=settings.attention_window)
+
+
 class _LmDecoder:
     """The lm_decoder callback for lmz: finds the model each stream names, by hash.
 
     progress(n), if set, is called while frames decode with n = base + the bytes of this call's frames decoded
     so far; the reader sets base to the content bytes it had before the call."""
 
-    def __init__(self, batch_size: int | None, device: str, threads: int | None, model: Any = None,
-                 progress: Callable[[int], None] | None = None, memory: int = DEFAULT_MEMORY) -> None:
-        self.batch_size, self.device, self.threads, self.model = batch_size, device, threads, model
+    def __init__(self, settings: Settings, progress: Callable[[int], None] | None = None) -> None:
+        self.settings = settings
         self.progress = progress
-        self.memory = memory
         self.base = 0
 
     def _codec(self, header: lmz.StreamHeader):
         sha = header.model_sha256.hex()
+        s = self.settings
         model = None
-        if self.model is not None:  # a model the caller named: use it if it is the one the stream needs
-            model = load_model(self.model)
+        if s.model is not None:  # a model the caller named: use it if it is the one the stream needs
+            model = load_model(s.model)
             if not header.names_model(model.sha256):
                 model = None
         if model is None:
             model = load_model(sha256=sha, model_id=header.model_id)
         # the stream's chunk size: the codec that wrote it, if still loaded, is reused
-        return get_codec(model, chunk_size=header.chunk_size, batch_size=self.batch_size or DEFAULT_BATCH_SIZE,
-                         device=self.device, threads=self.threads)
+        return get_codec(model, chunk_size=header.chunk_size, batch_size=s.batch_size or DEFAULT_BATCH_SIZE,
+                         device=s.device, threads=s.threads)
 
     def batch_for(self, header: lmz.StreamHeader) -> int:
         """lm frames of this stream to decode side by side: batch_size if set, else what the memory budget allows."""
-        return self.batch_size or self._codec(header).frames_within(self.memory, header)
+        return self.settings.batch_size or self._codec(header).frames_within(self.settings.memory, header)
 
     def __call__(self, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> list[bytes]:
         report = None if self.progress is None else lambda n: self.progress(self.base + n)
@@ -192,12 +197,11 @@ class _CompressWriter:
 
     progress(n), if given, is called now and then with the bytes of content coded so far."""
 
-    def __init__(self, fp: IO[bytes], codec, progress: Callable[[int], None] | None = None,
-                 zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL) -> None:
+    def __init__(self, fp: IO[bytes], settings: Settings, progress: Callable[[int], None] | None = None) -> None:
         from ..pipeline.codec import Cutter
 
-        self._codec = codec
-        self._zstd_level = zstd_level
+        self._codec = codec = codec_for(settings)
+        self._zstd_level = settings.zstd
         self._w = lmz.Writer(fp, codec.header)
         self._cutter = Cutter(codec)
         self._progress = progress
@@ -234,18 +238,24 @@ class _CompressWriter:
 class LmzFile(io.BufferedIOBase):
     """A file object for .lmz data; modes 'rb', 'wb', 'ab', 'xb'. Use open() for text modes.
 
-    Reading decodes as many lm frames side by side as `memory` (bytes, default 2 GiB) allows, or batch_size
-    frames if given; writing codes batch_size chunks at a time (default 4). progress, if given, is called now
+    settings (lmcodec.Settings) and the keyword arguments over them say how to code: see Settings. Writing
+    options (level, chunk_size, window, zstd_level) are refused when reading, memory when writing. Reading
+    decodes as many lm frames side by side as `memory` (bytes, default 2 GiB) allows, or batch_size frames if
+    given; writing codes the level's batch of chunks at a time (default 4). progress, if given, is called now
     and then (from the thread doing the work) with the number of content bytes coded or decoded so far,
     including the part of a batch still in flight: for progress meters."""
 
-    def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", *, model: Any = None,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int | None = None, device: str = "cpu",
-                 threads: int | None = None, window: int | None = None, memory: int = DEFAULT_MEMORY,
-                 zstd_level: int = lmz.DEFAULT_ZSTD_LEVEL, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb",
+                 settings: Settings | None = None, *, model: ModelSource = None, level: int | None = None,
+                 chunk_size: int | None = None, window: int | None = None, zstd_level: int | None = None,
+                 batch_size: int | None = None, memory: int | None = None, device: str | None = None,
+                 threads: int | None = None, progress: Callable[[int], None] | None = None) -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
             raise ValueError(f"invalid mode {mode!r}")
+        self.settings = settings_for(settings, mode, model=model, level=level, chunk_size=chunk_size,
+                                     window=window, zstd_level=zstd_level, batch_size=batch_size, memory=memory,
+                                     device=device, threads=threads)
         self._mode = mode
         self._fp: IO[bytes] | None = None
         self._owned = isinstance(filename, (str, bytes, os.PathLike))
@@ -253,11 +263,10 @@ class LmzFile(io.BufferedIOBase):
         self.name = os.fspath(filename) if self._owned else getattr(filename, "name", "")
         if mode == "r":
             self._fp = builtins.open(filename, "rb") if self._owned else filename
-            lm = _LmDecoder(batch_size, device, threads, model, progress, memory)
+            lm = _LmDecoder(self.settings, progress)
             self._reader = io.BufferedReader(_DecompressReader(self._fp, lm), buffer_size=1 << 16)
             return
-        codec = get_codec(model, chunk_size=chunk_size, batch_size=batch_size or DEFAULT_BATCH_SIZE, device=device,
-                          threads=threads, window=window)
+        codec_for(self.settings)  # a model that cannot be loaded fails before an output file is created
         if self._owned:
             final = os.fsdecode(filename)
             if mode == "x" and os.path.exists(final):
@@ -266,7 +275,7 @@ class LmzFile(io.BufferedIOBase):
             self._fp = self._temp.file
         else:
             self._fp = filename
-        self._writer = _CompressWriter(self._fp, codec, progress, zstd_level)
+        self._writer = _CompressWriter(self._fp, self.settings, progress)
 
     # --- reading ---
     def readable(self) -> bool:
@@ -380,32 +389,42 @@ class LmzFile(io.BufferedIOBase):
             self._abort()
 
 
-def open(filename, mode: str = "rb", *, encoding: str | None = None, errors: str | None = None,
-         newline: str | None = None, **options: Any) -> IO:
+def open(filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb", settings: Settings | None = None, *,
+         model: ModelSource = None, level: int | None = None, chunk_size: int | None = None,
+         window: int | None = None, zstd_level: int | None = None, batch_size: int | None = None,
+         memory: int | None = None, device: str | None = None, threads: int | None = None,
+         progress: Callable[[int], None] | None = None, encoding: str | None = None, errors: str | None = None,
+         newline: str | None = None) -> IO:
     """Open an .lmz file in binary ('rb', 'wb', 'ab', 'xb') or text ('rt', 'wt', 'at', 'xt') mode.
 
-    options: model, chunk_size, window, zstd_level, batch_size, device, threads.
-    """
+    settings and the keyword arguments over them: see lmcodec.Settings and LmzFile."""
     if "t" in mode:
         if "b" in mode:
             raise ValueError(f"invalid mode {mode!r}")
-        return io.TextIOWrapper(LmzFile(filename, mode.replace("t", "b"), **options), encoding, errors, newline)
-    if encoding is not None or errors is not None or newline is not None:
+    elif encoding is not None or errors is not None or newline is not None:
         raise ValueError("encoding, errors and newline are for text mode only")
-    return LmzFile(filename, mode, **options)
+    f = LmzFile(filename, mode.replace("t", "b"), settings, model=model, level=level, chunk_size=chunk_size,
+                window=window, zstd_level=zstd_level, batch_size=batch_size, memory=memory, device=device,
+                threads=threads, progress=progress)
+    return io.TextIOWrapper(f, encoding, errors, newline) if "t" in mode else f
 
 
-def compress(data: bytes, **options: Any) -> bytes:
-    """Compress bytes into one .lmz stream. options: model, chunk_size, window, zstd_level (for binary data the
-    model does not code; default 19), batch_size, device, threads."""
+def compress(data: bytes, settings: Settings | None = None, *, model: ModelSource = None, level: int | None = None,
+             chunk_size: int | None = None, window: int | None = None, zstd_level: int | None = None,
+             batch_size: int | None = None, device: str | None = None, threads: int | None = None) -> bytes:
+    """Compress bytes into one .lmz stream (see lmcodec.Settings for the settings and keywords)."""
     out = io.BytesIO()
-    with LmzFile(out, "wb", **options) as f:
+    with LmzFile(out, "wb", settings, model=model, level=level, chunk_size=chunk_size, window=window,
+                 zstd_level=zstd_level, batch_size=batch_size, device=device, threads=threads) as f:
         f.write(data)
     return out.getvalue()
 
 
-def decompress(data: bytes, **options: Any) -> bytes:
-    """Decompress one or more concatenated .lmz streams. options: memory (bytes; frames decode side by side as
-    it allows, default 2 GiB), batch_size (a fixed number instead), device, threads, model."""
-    with LmzFile(io.BytesIO(data), "rb", **options) as f:
+def decompress(data: bytes, settings: Settings | None = None, *, model: ModelSource = None,
+               memory: int | None = None, batch_size: int | None = None, device: str | None = None,
+               threads: int | None = None) -> bytes:
+    """Decompress one or more concatenated .lmz streams. memory: bytes (frames decode side by side as it allows,
+    default 2 GiB); batch_size: a fixed number of frames instead; model: one to use if a stream names it."""
+    with LmzFile(io.BytesIO(data), "rb", settings, model=model, memory=memory, batch_size=batch_size,
+                 device=device, threads=threads) as f:
         return f.read()

@@ -25,7 +25,7 @@ BIN = bytes(range(256)) * 16
 def _env(cache, monkeypatch):
     monkeypatch.setenv("LMCODEC_CACHE", str(cache))
     monkeypatch.setenv("LMCODEC_MODEL", TINY)  # what fsspec writes with (fsspec passes no options)
-    monkeypatch.setitem(fsspec_plugin.options, "chunk_size", 2048)
+    monkeypatch.setattr(fsspec_plugin, "settings", lmcodec.Settings(chunk_size=2048))
 
 
 @pytest.fixture()

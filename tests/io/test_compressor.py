@@ -26,7 +26,7 @@ def pieces(data: bytes, seed: int) -> list[bytes]:
 def test_compressor_output_does_not_depend_on_the_pieces(tiny):
     ref = lmcodec.compress(DATA, model=tiny, **TINY_OPTS)
     for seed in (0, 1):
-        c = lmcodec.LmzCompressor(tiny, **TINY_OPTS)
+        c = lmcodec.LmzCompressor(model=tiny, **TINY_OPTS)
         assert b"".join(c.compress(p) for p in pieces(DATA, seed)) + c.flush() == ref
     with pytest.raises(ValueError):
         c.flush()

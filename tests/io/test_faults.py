@@ -251,9 +251,9 @@ def test_fsspec_from_several_threads(tiny, monkeypatch):
     from lmcodec.integrations import fsspec_plugin
 
     inputs = [TEXT[i * 700: i * 700 + 2000] for i in range(4)]
-    opts = {"model": tiny, "chunk_size": 512}
-    monkeypatch.setattr(fsspec_plugin, "options", opts)  # fsspec passes no options of its own
-    want = [lmcodec.compress(d, **opts) for d in inputs]
+    settings = lmcodec.Settings(model=tiny, chunk_size=512)
+    monkeypatch.setattr(fsspec_plugin, "settings", settings)  # fsspec passes no options of its own
+    want = [settings.compress(d) for d in inputs]
 
     def work(i: int) -> tuple[bytes, bytes]:
         url = f"memory://threads/{i}.txt.lmz"
