@@ -2,8 +2,9 @@
 
 fsspec has no entry point for compressions. So that fsspec.open(..., compression="lmz"/"infer") works without
 `import lmcodec`, this module, run at interpreter start-up, puts a finder at the front of sys.meta_path that
-waits for `fsspec.compression` to be imported; when it is, the finder wraps that module's exec_module so
-"lmz" is registered right after the module runs, and takes itself off sys.meta_path. It imports nothing but
+waits for `fsspec.compression` to be imported. For that one module it returns the spec the other finders
+give, with its loader wrapped in one that registers "lmz" right after the module runs (the import system's
+own extension point: a finder and a loader); then it takes itself off sys.meta_path. It imports nothing but
 sys, so start-up stays cheap; lmcodec itself is imported only when an lmz file is opened.
 """
 import sys
@@ -24,6 +25,23 @@ def _register(module):
         pass
 
 
+class _Registering:
+    """A loader that runs the real one, then registers "lmz"; anything else it is asked goes to the real one."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _register(module)
+
+    def __getattr__(self, name):  # get_source, is_package, ...: the real loader's
+        return getattr(self._loader, name)
+
+
 class _Finder:
     @classmethod
     def find_spec(cls, name, path=None, target=None):
@@ -40,15 +58,8 @@ class _Finder:
                 break
         else:
             return None
-        loader = spec.loader
-        if loader is not None and hasattr(loader, "exec_module"):
-            run = loader.exec_module
-
-            def exec_module(module):
-                run(module)
-                _register(module)
-
-            loader.exec_module = exec_module
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _Registering(spec.loader)
         return spec
 
     @classmethod

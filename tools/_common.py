@@ -17,8 +17,6 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantization progress bar
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "text"
 LN2 = math.log(2.0)
@@ -58,7 +56,7 @@ def machine_info() -> str:
             f"load average (1/5/15 min) when the report was written {', '.join(f'{x:.2f}' for x in load)}\n"
             f"- software: Python {platform.python_version()}, torch {torch.__version__}, transformers {tv}\n"
             f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n"
-            f"- command: `{' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`")
+            f"- command: `{' '.join(['python -m tools.' + Path(sys.argv[0]).stem] + sys.argv[1:])}`")
 
 
 def cut_chunks(data: bytes, size: int) -> list[bytes]:

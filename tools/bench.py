@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """lmcodec against the classical compressors: sizes, rates, speeds and memory, as tables, a CSV and plots.
 
-    python tools/bench.py FILE_OR_DIR... --out DIR [--model default] [--chunk-size 2048,8192]
+    python -m tools.bench FILE_OR_DIR... --out DIR [--model default] [--chunk-size 2048,8192]
                           [--max-bytes N] [--decode-bytes N] [--raw] [--batch-size 4] [--threads N]
-    python tools/bench.py --suite readme CORPUS_DIR --out DIR      # the tables of docs/results.md
+    python -m tools.bench --suite readme CORPUS_DIR --out DIR      # the tables of docs/results.md
 
 Files are prepared as the paper prepared its modalities (modalities.py): text as is; images (.png, .jpg, ...)
 as 8-bit grayscale 32x64 patches; audio (.wav, .flac, ...) as 8-bit mono 16 kHz. --raw takes every file's
@@ -29,11 +29,10 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-import compressors  # noqa: E402
-from lm_measure import Lm, frames, unspellable  # noqa: E402
-from modalities import SAMPLE, Sample, prepare  # noqa: E402
+from tools import _common as C
+from tools import compressors
+from tools.lm_measure import Lm, frames, unspellable
+from tools.modalities import SAMPLE, Sample, prepare
 
 # The measurement of docs/results.md: small because the default model codes ~300 B/s and decodes ~60 B/s on 2 cores.
 SUITES = {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """lmcodec on a busy machine: whole processes of every kind of work, quiet and beside competing processes.
 
-    python tools/bench_busy.py [--file F] [--out FILE]
+    python -m tools.bench_busy [--file F] [--out FILE]
 
 Commands: `lmcodec -c`; `lmcodec -dc` of a one-frame file (-9) and of a file of several frames (-1); `lmcodec -t`;
 and the Python API (`lmcodec.open(...).read()` in a fresh interpreter). Each runs quiet, beside 1 and beside 3
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common as C
+from tools import _common as C
 import lmz
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Decoding against encoding, whole `lmcodec` commands on a real file, side by side in one run (issue 12).
 
-    python tools/bench_decode.py [--file F] [--chunks 16] [--before DIR] [--out FILE]
+    python -m tools.bench_decode [--file F] [--chunks 16] [--before DIR] [--out FILE]
 
 1. A file of --chunks chunks at the default level (8 KiB each): `lmcodec -c`, then `lmcodec -dc` with frames
    side by side by the memory budget (the default, 2 GiB) and with a fixed `--batch-size 4` (lmcodec 0.1's
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common as C
+from tools import _common as C
 
 ROOT = Path(__file__).resolve().parent.parent
 WRAP = ("import resource, subprocess, sys\n"

@@ -1,6 +1,6 @@
 """Throughput of lmcodec.integrations.distributed with 1 and 2 local Dask worker processes, and byte-identity with one process.
 
-    python tools/bench_distributed.py [FILE] [--model default|tiny|SOURCE] [--max-bytes 16384]
+    python -m tools.bench_distributed [FILE] [--model default|tiny|SOURCE] [--max-bytes 16384]
                                       [--chunk-size 2048] [--batch-size 2] [--range-size 4096]
                                       [--workers 1 2] [--out tools/results/bench_distributed.md]
 
@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from _common import ROOT, emit, find_corpus_file, machine_info
+from tools._common import ROOT, emit, find_corpus_file, machine_info
 
 import lmcodec
 from lmcodec.io import lmzfile

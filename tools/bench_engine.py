@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory of the integer engine, side by side with the float32 transformers model, in one run.
 
-    python tools/bench_engine.py [--text FILE] [--tokens 1000] [--batch 4] [--decode-batch 64] [--steps 16]
+    python -m tools.bench_engine [--text FILE] [--tokens 1000] [--batch 4] [--decode-batch 64] [--steps 16]
                                  [--prefill 8] [--reps 2] [--out RESULT.md]
 
 Both systems get the same token ids (the integer model's tokenizer on --text; row r of a batch is the r-th
@@ -31,8 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+from tools import _common as C
 
 
 def _rss_mb() -> float:
@@ -140,11 +139,11 @@ def main() -> int:
 
     t_start = time.perf_counter()
     # (c), (d) first, in a fresh process, before this one loads anything
-    cmd = [sys.executable, __file__, "--rss-child", "--text", a.text, "--tokens", str(a.tokens), "--batch",
+    cmd = [sys.executable, "-m", "tools.bench_engine", "--rss-child", "--text", a.text, "--tokens", str(a.tokens), "--batch",
            str(a.batch), "--steps", str(a.steps), "--prefill", str(a.prefill)]
     if a.threads:
         cmd += ["--threads", str(a.threads)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=C.ROOT)
     if r.returncode:
         print(r.stderr, file=sys.stderr)
         raise SystemExit("the RSS child process failed")

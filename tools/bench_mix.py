@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Coder 1 version 2 against lmcodec 0.1 and the classical compressors, with an ablation (issues 11 and 14).
 
-    python tools/bench_mix.py --out tools/results/mix [--bytes 65536] [--before DIR] [--rows ...]
+    python -m tools.bench_mix --out tools/results/mix [--bytes 65536] [--before DIR] [--rows ...]
 
 Inputs, the first --bytes of each: English prose (Canterbury alice29.txt, lcet10.txt; Calgary book2, paper1) and
 structured text: the corpus's C sources (lua_lparser.c, zlib_deflate.c), this machine's package-manager log
@@ -31,8 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-import _common as C  # noqa: F401  (sets sys.path)
-import compressors
+from tools import _common as C
+from tools import compressors
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -173,7 +173,7 @@ def main() -> int:
     comps = {c.name: c for c in compressors.general()}
     ref = {name: {f: (len(comps[name].compress(d)), 0.0) for f, d in inputs.items()} for name in ("xz -9e", "zstd -19")}
     lines = ["# Coder 1 version 2: the ablation, lmcodec 0.1 and the classical compressors", "",
-             f"`python tools/bench_mix.py --out {args.out} --bytes {args.bytes}"
+             f"`python -m tools.bench_mix --out {args.out} --bytes {args.bytes}"
              + (f" --before {args.before}" if args.before else "") + "`", "", C.machine_info(), "",
              f"Inputs: the first {args.bytes:,} bytes of each file. Sizes in bytes (whole .lmz files).", ""]
     names = list(rows)

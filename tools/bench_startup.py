@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Start-up costs of lmcodec's command line pieces: the fsspec .pth hook and `lmcodec -l FILE`.
 
-    python tools/bench_startup.py [-n RUNS]
+    python -m tools.bench_startup [-n RUNS]
 
 Prints (medians over RUNS fresh interpreters):
   * hook overhead (ms): what lmcodec-fsspec.pth adds to every interpreter start, from -X importtime's line

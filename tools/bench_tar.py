@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Archives, binary inputs and small files (issue 11): lmcodec side by side with xz -9e and zstd -19, one run.
 
-    python tools/bench_tar.py --out tools/results/tar [--member-bytes 16384] [--level 6] [--before DIR]
+    python -m tools.bench_tar --out tools/results/tar [--member-bytes 16384] [--level 6] [--before DIR]
 
 1. A tar (GNU tar, deterministic: sorted names, fixed mtime and owner) of the corpus's C sources and the
    Calgary/Canterbury text files, each member its first --member-bytes bytes (0: whole files; the whole set is
@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common as C
-import compressors
+from tools import _common as C
+from tools import compressors
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -156,7 +156,7 @@ def main() -> int:
 
     cut = f"first {args.member_bytes:,} bytes of each" if args.member_bytes else "whole files"
     lines = ["# Archives, binary inputs and small files", "",
-             f"`python tools/bench_tar.py --out {args.out} --member-bytes {args.member_bytes}"
+             f"`python -m tools.bench_tar --out {args.out} --member-bytes {args.member_bytes}"
              + (f" --level {args.level}" if args.level else "") + (f" --before {args.before}" if args.before else "")
              + "`", "", C.machine_info(), "",
              f"lmcodec -{level} ({chunk // 1024} KiB chunks). The archive: GNU tar of {len(members)} files ({cut}) "

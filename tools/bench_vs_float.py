@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whole `lmcodec` processes against the float32 transformers model doing the same passes (issue 12's third target).
 
-    python tools/bench_vs_float.py [--file F] [--bytes 65536] [--batch 4] [--out FILE]
+    python -m tools.bench_vs_float [--file F] [--bytes 65536] [--batch 4] [--out FILE]
 
 The first --bytes of F (default: book2, English) at the default level: 8 KiB chunks, --batch rows at a time.
   lmcodec -c                       against float32 forward: one pass over each chunk's tokens (BOS first) and
@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common as C
-from bench_decode import timed
+from tools import _common as C
+from tools.bench_decode import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,11 +62,11 @@ def float_child(path: str, nbytes: int, batch: int, mode: str) -> None:
 
 def float_timed(path: str, nbytes: int, batch: int, mode: str) -> tuple[float, int, dict]:
     """(seconds, peak RSS bytes, {tokens, load, pass: seconds}) of one fresh float32 process."""
-    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); import bench_vs_float as b; "
+    code = (f"from tools import bench_vs_float as b; "
             f"b.float_child({path!r}, {nbytes}, {batch}, {mode!r}); import resource; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     secs = time.perf_counter() - t
     out = r.stdout.split("\n")
     return secs, int(out[-2]) * 1024, json.loads(out[-3])

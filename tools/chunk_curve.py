@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ideal code length against chunk size: what independent chunks cost in context.
 
-    python tools/chunk_curve.py FILE... [--sizes 1024,2048,4096,8192,16384] [--max-bytes 16384] [--float]
+    python -m tools.chunk_curve FILE... [--sizes 1024,2048,4096,8192,16384] [--max-bytes 16384] [--float]
                                 [--batch 4] [--plot out.png] [--out RESULT.md]
 
 The first --max-bytes bytes of each file are cut into chunks of each size exactly as the codec cuts them
@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+from tools import _common as C
 
 
 def main() -> int:

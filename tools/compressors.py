@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modalities import AUDIO_RATE, PATCH_W
+from tools.modalities import AUDIO_RATE, PATCH_W
 
 
 @dataclass(frozen=True)

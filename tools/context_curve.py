@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rate against chunk size for gzip, xz and lmcodec (the paper's Fig. 4): what a longer context buys.
 
-    python tools/context_curve.py FILE... --out DIR [--model default] [--sizes 256,512,...] [--max-bytes N]
+    python -m tools.context_curve FILE... --out DIR [--model default] [--sizes 256,512,...] [--max-bytes N]
                                   [--raw] [--batch-size 4] [--threads N]
 
 Files are prepared by modality as in bench.py (modalities.py) and concatenated per modality, so every chunk
@@ -22,11 +22,10 @@ import csv
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-import compressors  # noqa: E402
-from lm_measure import Lm, frames, unspellable  # noqa: E402
-from modalities import SAMPLE, prepare  # noqa: E402
+from tools import _common as C
+from tools import compressors
+from tools.lm_measure import Lm, frames, unspellable
+from tools.modalities import SAMPLE, prepare
 
 RIVALS = ("gzip -9", "xz -9e")
 SERIES = RIVALS + ("lmcodec file", "lmcodec model's code")

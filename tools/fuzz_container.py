@@ -8,7 +8,7 @@ Property, for every mutation of every good vector in spec/vectors:
 Mutations: bit flips, byte insertions and deletions, truncations, and overwriting length/method
 fields with huge or off-by-one values, with the covering CRC fixed up so the limits are reached.
 
-Usage: python tools/fuzz_container.py [--examples N] [--seed S]
+Usage: python -m tools.fuzz_container [--examples N] [--seed S]
 tests/container/test_container_fuzz.py runs the same property with a few hundred examples.
 """
 

@@ -19,7 +19,7 @@ the CLI) or return the original bytes; bytes that were returned must be a prefix
 returns bytes it has not verified). Counted: cases, outcomes by error type and entry point, undocumented
 exceptions (must be 0), wrong output (must be 0), cases over --case-seconds, the slowest case, and peak RSS.
 
-    python tools/fuzz_decoder.py [--cases 10000] [--seed 0] [--out tools/results/fuzz_decoder.md]
+    python -m tools.fuzz_decoder [--cases 10000] [--seed 0] [--out tools/results/fuzz_decoder.md]
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import _common as C  # noqa: F401  (sets sys.path)
+from tools import _common as C
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "tests" / "data" / "tiny-llama")
@@ -59,7 +59,7 @@ def bases() -> dict[str, tuple[bytes, bytes]]:
 
 
 def mutate(rng: random.Random, blob: bytes, other: bytes, fields: list) -> bytes:
-    import fuzz_container as fc
+    from tools import fuzz_container as fc
 
     kind = rng.choice(["flip", "flip", "overwrite", "insert", "delete", "truncate", "splice", "field", "field"])
     n = len(blob)
@@ -192,7 +192,7 @@ def main(argv: list[str]) -> int:
 
 
 def fuzz(cases: int, seed: int, case_seconds: float = 10.0) -> dict:
-    import fuzz_container as fc
+    from tools import fuzz_container as fc
     import lmz
 
     import lmcodec
@@ -230,7 +230,7 @@ def fuzz(cases: int, seed: int, case_seconds: float = 10.0) -> dict:
         by_entry[entry][res] += 1
     secs = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    lines = ["# Decoder fuzzing", "", f"`python tools/fuzz_decoder.py --cases {cases} --seed {seed}`", "",
+    lines = ["# Decoder fuzzing", "", f"`python -m tools.fuzz_decoder --cases {cases} --seed {seed}`", "",
              C.machine_info(), "",
              f"{cases:,} cases in {secs:.0f} s over {len(base)} bases ({', '.join(base)}; tiny model, 256-byte "
              f"chunks, lmz {lmz.FORMAT_VERSION}), entry points {', '.join(ENTRIES)}.", "",

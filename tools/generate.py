@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A compressor as a generative model (the paper's §3.4), byte by byte: a demonstration, not a product.
 
-    python tools/generate.py --compressor gzip|xz|zstd|lmz --prompt-file F [--prompt-bytes N] [--bytes 64]
+    python -m tools.generate --compressor gzip|xz|zstd|lmz --prompt-file F [--prompt-bytes N] [--bytes 64]
                              [--seed 0] [--window 512] [--model default] [--threads N] [--out FILE]
 
 Each next byte b is drawn with probability p(b) ∝ 2^-L(context + b), where L is the compressor's code length
@@ -28,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-import compressors  # noqa: E402
+from tools import _common as C
+from tools import compressors
 
 CANDIDATES = [bytes([b]) for b in range(256)]
 MAX_WINDOW = 1 << 16
@@ -52,7 +51,7 @@ class ModelBits:
     def __init__(self, model: str, threads: int | None) -> None:
         from lmcodec.io.lmzfile import get_codec
 
-        from lm_measure import unspellable
+        from tools.lm_measure import unspellable
 
         self.codec = get_codec(model, threads=threads)
         self.bad = set(unspellable(self.codec))  # bytes the model cannot code: probability 0

@@ -1,6 +1,9 @@
 """GPU exactness check: CUDA tables must equal CPU tables, bit for bit, for the default model.
 
-    python tools/gpu_check.py [--model PATH_OR_NAME] [--text FILE] [--expect DIGEST]
+    python -m tools.gpu_check [--model PATH_OR_NAME] [--text FILE] [--expect DIGEST]
+
+(from the repository root; where lmcodec is not installed, as on a lent GPU machine:
+ PYTHONPATH=.:container python -m tools.gpu_check)
 
 Runs the full-sequence and the incremental pass on CPU and on CUDA (fast int8 kernels and the exact float64
 fallback), over a batch of rows of different lengths, and prints one verdict line:
@@ -18,13 +21,10 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "container"))
-sys.path.insert(0, str(ROOT))
-
-from lmcodec import models  # noqa: E402
-from lmcodec.engine import Engine  # noqa: E402
-from lmcodec.engine.intmodel import IntModel  # noqa: E402
-from lmcodec.pipeline.tokens import ByteTokenizer  # noqa: E402
+from lmcodec import models
+from lmcodec.engine import Engine
+from lmcodec.engine.intmodel import IntModel
+from lmcodec.pipeline.tokens import ByteTokenizer
 
 DEFAULT_TEXT = ROOT / "tests" / "data" / "english.txt"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rate against speed of the presets: what the default level is chosen from (issue 14), in one run.
 
-    python tools/level_curve.py [--file F] [--bytes 32768] [--levels 6,7,9] [--out FILE]
+    python -m tools.level_curve [--file F] [--bytes 32768] [--levels 6,7,9] [--out FILE]
 
 Each level compresses the same bytes through the API with its preset (chunk size, batch) and decompresses them
 as the CLI does (frames side by side in batches of the default level's batch size), timed in this process
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-import _common as C
+from tools import _common as C
 
 ROOT = Path(__file__).resolve().parent.parent
 

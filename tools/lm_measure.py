@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import lmz
 
 import lmcodec
-from _common import measured
+from tools._common import measured
 from lmcodec.io.lmzfile import get_codec
 from lmcodec.pipeline.codec import Chunk, Codec
 from lmcodec.pipeline.measures import Measures

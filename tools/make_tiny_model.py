@@ -1,6 +1,6 @@
 """Make the tiny Llama the tests use: a 512-token byte-level BPE and a 2-layer, hidden-64 model, briefly trained.
 
-    python tools/make_tiny_model.py TEXT_FILE... --out tests/data/tiny-llama
+    python -m tools.make_tiny_model TEXT_FILE... --out tests/data/tiny-llama
 
 The output is a Hugging Face model directory (config.json, model.safetensors, tokenizer.json), converted by
 the same code as any checkpoint. It is committed, so tests do not depend on this script's determinism.

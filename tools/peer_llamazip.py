@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """llama-zip (one sliding context over the whole input) on bench_mix's inputs, with the same GGUF file (issue 14).
 
-    python tools/peer_llamazip.py --llama-zip DIR [--bytes 65536] [--files alice29.txt ...]
+    python -m tools.peer_llamazip --llama-zip DIR [--bytes 65536] [--files alice29.txt ...]
 
 DIR is a checkout of github.com/AlexBuz/llama-zip (its llama_zip.py), run by an interpreter that has
 llama-cpp-python (`pip install llama-cpp-python`, a ~10 minute compile on 2 cores; give it numpy, diskcache,

@@ -3,7 +3,7 @@
 its kernels, and the mixer's work per symbol (predict + find over the vocabulary), with the default model. Each
 batch is timed twice in the same run: with the SIMD attention blocks (lmcodec/engine/simd.py) and with the loop kernel.
 
-    python tools/profile_decode.py [--context 1024] [--steps 24] [--batches 1,2,4] [--threads N] [--out FILE]
+    python -m tools.profile_decode [--context 1024] [--steps 24] [--batches 1,2,4] [--threads N] [--out FILE]
 
 Each row: a DecodeState at --context positions (filled by steps, not timed), then --steps timed steps; every
 kernel call is wrapped by a timer (the wrapping costs ~1 us a call, small against the kernels). "other" is the
@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import _common as C
+from tools import _common as C
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compression quality of the integer engine against the float32 model it was converted from.
 
-    python tools/quality.py FILE... [--chunk-size 8192] [--max-bytes 16384] [--model default] [--batch 4]
+    python -m tools.quality FILE... [--chunk-size 8192] [--max-bytes 16384] [--model default] [--batch 4]
                             [--out RESULT.md]
 
 For each file, the first --max-bytes bytes are cut into independent chunks of --chunk-size bytes exactly as the
@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+from tools import _common as C
 
 
 def main() -> int:

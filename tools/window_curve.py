@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rate and speed against the attention window W (issue 14): what a longer view buys in 64 KiB frames.
 
-    python tools/window_curve.py [--windows 1024,2048,4096,8192] [--bytes 65536] [--files alice29.txt book2]
+    python -m tools.window_curve [--windows 1024,2048,4096,8192] [--bytes 65536] [--files alice29.txt book2]
                                  [--steps 16] [--threads N] [--out FILE]
 
 Each file's first --bytes is compressed in one frame (chunk size = --bytes) with the default model at each
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import _common as C
+from tools import _common as C
 
 
 def step_ms(codec, window: int, ids: list[int], steps: int) -> float:

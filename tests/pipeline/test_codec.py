@@ -399,7 +399,7 @@ def test_lm_vector(tiny, v):
     model = get_codec(tiny, chunk_size=1024).model
     # conversion is deterministic: the tiny model converted here must be the very model the vectors name
     assert (model.model_id, model.sha256) == (v["model_id"], v["model_sha256"]), \
-        "the converted tiny model changed: conversion is not deterministic, or run tools/make_lm_vectors.py"
+        "the converted tiny model changed: conversion is not deterministic, or run spec/vectors/make_lm_vectors.py"
     if v["kind"] == "good":
         content = lmcodec.decompress(data, batch_size=16)
         assert len(content) == v["content_length"]

@@ -2,14 +2,7 @@
 seeks, the CLI and fsspec end in a documented error or the original bytes (the tool runs 10^4 cases)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-import fuzz_decoder  # noqa: E402
+from tools import fuzz_decoder
 
 
 def test_mutated_streams_end_in_documented_errors_or_the_truth():

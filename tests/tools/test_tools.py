@@ -9,11 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-sys.path.insert(0, str(TOOLS))
-
-import compressors  # noqa: E402
-import modalities  # noqa: E402
+from tools import compressors, modalities
 
 
 def run_tool(module, monkeypatch, *argv: str) -> None:
@@ -60,7 +56,7 @@ def test_compressors_round_trip_and_count_framing_once():
 
 
 def test_bench_writes_tables_csv_and_plots(tiny, corpus, tmp_path, monkeypatch):
-    import bench
+    from tools import bench
 
     out = tmp_path / "out"
     run_tool(bench, monkeypatch, str(corpus / "text/canterbury/alice29.txt"), str(corpus / "image/kodak/kodim03.png"),
@@ -92,7 +88,7 @@ def test_bench_writes_tables_csv_and_plots(tiny, corpus, tmp_path, monkeypatch):
 
 
 def test_context_curve_writes_rates_for_each_size(tiny, corpus, tmp_path, monkeypatch):
-    import context_curve
+    from tools import context_curve
 
     out = tmp_path / "curve"
     run_tool(context_curve, monkeypatch, str(corpus / "text/canterbury/alice29.txt"), "--model", tiny,
@@ -105,7 +101,7 @@ def test_context_curve_writes_rates_for_each_size(tiny, corpus, tmp_path, monkey
 
 
 def test_generate_is_seeded_and_scores_the_models_code_length(tiny):
-    import generate
+    from tools import generate
     prompt = b"The quick brown fox jumps over the lazy dog. The quick brown "
     gz = generate.classical_bits("gzip")
     assert generate.generate(gz, prompt, 6, 1, 512) == generate.generate(gz, prompt, 6, 1, 512)

@@ -3,7 +3,7 @@
 and merge their entries into spec/vectors/manifest.json (needs_lm: true, with the model they need). The format-1
 lm vectors (*-lm-1-*, *-lm-2-*, "frozen" in the manifest) were made by lmcodec 0.1.0 and are kept as they are.
 
-Usage: python tools/make_lm_vectors.py [OUTDIR]      (run after tools/make_vectors.py)
+Usage: python -m spec.vectors.make_lm_vectors [OUTDIR]      (after spec.vectors.make_vectors)
 
 Decoding them needs lmcodec and the tiny model (tests/data/tiny-llama) converted on the decoding machine; its
 converted SHA-256 must equal model_sha256 in the manifest (conversion is deterministic).
@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny-llama"
 ENGLISH = (b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
            b"foolishness, it was the epoch of belief, it was the epoch of incredulity.\n")

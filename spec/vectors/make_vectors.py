@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Generate spec/vectors/*.lmz and manifest.json deterministically (container-only: no lm frames).
 
-Usage: python tools/make_vectors.py [OUTDIR]   (default: spec/vectors next to this script's repo)
+Usage: python -m spec.vectors.make_vectors [OUTDIR]   (from the repository root; default: spec/vectors)
 zstd frames come from the installed `zstandard`; another libzstd version may produce other bytes,
 but the decoded content (recorded in the manifest) is the same. Version-1 vectors (`*-1-*`, `*-2-*`, ...) are
 the files of lmz format 1, kept byte for byte; version-2 vectors are named `*-v2-*`. Run
-tools/make_lm_vectors.py afterwards: it adds the vectors with lm frames to the manifest.
+spec/vectors/make_lm_vectors.py afterwards: it adds the vectors with lm frames to the manifest.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def build() -> tuple[dict[str, bytes], list[dict]]:
         v["format_version"] = 2 if "-v2-" in v["file"] else 1
     manifest = {
         "format": "lmz", "format_versions": [1, 2],
-        "generator": "tools/make_vectors.py",
+        "generator": "spec/vectors/make_vectors.py",
         "libzstd": ".".join(map(str, __import__("zstandard").ZSTD_VERSION)),
         "decoding": "decode every vector with a container-only decoder (no lm decoder): good vectors must "
                     "decode to content_length bytes with content_sha256; bad/unsupported vectors must raise "
@@ -333,7 +333,7 @@ def v2_vectors(good, bad, sha_m: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    outdir = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent.parent / "spec" / "vectors"
+    outdir = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent
     outdir.mkdir(parents=True, exist_ok=True)
     files, manifest = build()
     for name, data in files.items():
@@ -342,7 +342,7 @@ def main(argv: list[str]) -> int:
         v["size"] = len(files[v["file"]])
         v["sha256"] = hashlib.sha256(files[v["file"]]).hexdigest()
     old = outdir / "manifest.json"
-    if old.exists():  # the lm vectors are tools/make_lm_vectors.py's (or frozen): keep their entries
+    if old.exists():  # the lm vectors are spec/vectors/make_lm_vectors.py's (or frozen): keep their entries
         manifest["vectors"] += [v for v in json.loads(old.read_text())["vectors"] if v.get("needs_lm")]
     (outdir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {len(files)} vectors to {outdir}")
