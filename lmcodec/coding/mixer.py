@@ -16,6 +16,12 @@ coded in the same frame into one frequency table F over all V + 256 symbols, sum
 After the symbol is coded every model learns from it. Only integers, so encoder and decoder agree everywhere.
 The kernels run under numba; without numba the same Python functions run interpreted (same integers, slowly).
 Symbols are coded with the range coder of rangecoder.py (spec/coder.md), from inside the same compiled loops.
+
+Layout, as lpaq1 lays out its models: one section per online model (match, n-gram, calibration, escape) and
+the mixer, each a few compiled functions over its named parts of the frame's FrameState with the contract in
+the section's comment (what it predicts, the input it gives the mixer, how it learns); predict() and update()
+compose them; cum_freq(), find() and table() read the table predict() made; encode_run() and decode_run() are
+a frame's loops, draft() the guesses for speculative decoding.
 """
 from __future__ import annotations
 
@@ -53,6 +59,13 @@ ESC_PER_RAW = 256
 ESC_MAX = 1 << 21
 REST_MIN = 1 << 20  # the candidates leave at least 2**-8 of the mass to the rest (and the escape share)
 RUN_FEED = 8  # of a run of one repeated token, only the first RUN_FEED are fed to the language model
+HASH_MUL = 0x2F0F1A3B  # the context hash's multiplier
+MATCH_SEED = 0x9E3779B9  # the match model's hash seed (an n-gram order's seed is its order)
+NG_CHECK, NG_SYMBOL, NG_COUNT = range(3)  # an n-gram slot: check of its context, symbol + 1 seen next, count
+NG_FIELDS = 3
+NG_COUNT_MAX = 255
+BIAS_INPUT = 256  # the bias input's constant value
+BUCKET_SHIFT = SQUASH_BITS - 4  # BUCKETS = 16 buckets of a 12-bit stretch (shifted to 0 .. 4095)
 
 # squash(x) = 4096 / (1 + e^-(x/256)) on x in [-2047, 2047], by interpolation in this table (spec/mixer.md)
 _SQUASH_POINTS = np.array([1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994,
@@ -102,7 +115,7 @@ class FrameState(NamedTuple):
     sc: np.ndarray  # its scalars, at the S_* slots
     mtab: np.ndarray  # match model: hash of the last MATCH_MIN symbols -> position + 1 of what followed them
     pm: np.ndarray  # match model: chance (2**-16) that its prediction is right, by match length
-    ngram: np.ndarray  # n-gram models: per order and slot, (check, symbol + 1, count)
+    ngram: np.ndarray  # n-gram models: per order and slot, the NG_* fields
     pn: np.ndarray  # n-gram models: chance that an order's prediction is right, by its count
     orders: np.ndarray  # n-gram models: each order's prediction for the next symbol, -1 for none
     slots: np.ndarray  # n-gram models: each order's slot for the current context, -1 for none
@@ -127,7 +140,7 @@ def new_frame(max_symbols: int, flags: int = ALL) -> FrameState:
     return FrameState(
         hist=np.zeros(max_symbols + 1, dtype=np.int64), sc=sc,
         mtab=np.zeros(1 << MATCH_BITS, dtype=np.int64), pm=np.full(MATCH_MAX + 1, half, dtype=np.int64),
-        ngram=np.zeros((ORDERS, 1 << NGRAM_BITS, 3), dtype=np.int64), pn=np.full((ORDERS, COUNTS), half, np.int64),
+        ngram=np.zeros((ORDERS, 1 << NGRAM_BITS, NG_FIELDS), dtype=np.int64), pn=np.full((ORDERS, COUNTS), half, np.int64),
         orders=np.zeros(ORDERS, dtype=np.int64), slots=np.zeros(ORDERS, dtype=np.int64),
         ptop=np.full(BUCKETS, half, dtype=np.int64), raw=np.zeros(RAW_SYMBOLS, dtype=np.int64), w=w,
         x=np.zeros((MAX_CAND, NIN), dtype=np.int64), pc=np.zeros(MAX_CAND, dtype=np.int64),
@@ -135,21 +148,21 @@ def new_frame(max_symbols: int, flags: int = ALL) -> FrameState:
         mass=np.zeros(MAX_CAND, dtype=np.int64), order=np.zeros(MAX_CAND, dtype=np.int64))
 
 
-# ---- the predictor ---------------------------------------------------------------------------------------
+# ---- shared arithmetic --------------------------------------------------------------------------------------
 
 @jit
 def _hash(hist, t, k, seed):
     """32-bit hash of the k symbols before position t (hist[t-k .. t-1])."""
     h = seed
     for i in range(t - k, t):
-        h = ((h * 0x2F0F1A3B) + hist[i] + 1) & 0xFFFFFFFF
+        h = ((h * HASH_MUL) + hist[i] + 1) & 0xFFFFFFFF
     return h
 
 
 @jit
 def _st(p16, stretch):
-    """stretch of a 16-bit probability, via its 12-bit value clamped to 1..4095."""
-    return stretch[min(max(p16 >> 4, 1), 4095)]
+    """stretch of a P_BITS probability, via its SQUASH_BITS value clamped to 1..4095."""
+    return stretch[min(max(p16 >> (P_BITS - SQUASH_BITS), 1), 4095)]
 
 
 @jit
@@ -158,13 +171,213 @@ def _squash(x, squash):
 
 
 @jit
-def _bucket_p(f):
-    """16 buckets of a model probability f / 2**28 by its 12-bit stretch."""
-    return (_st(f >> 12, STRETCH_G) + 2048) >> 8
+def _learn(p, y):
+    """An adaptive chance (P_BITS) moves 1/2**RATE of the way towards y (1: it was right, 0: wrong)."""
+    return p + (((y << P_BITS) - p) >> RATE)
 
 
 STRETCH_G = STRETCH  # numba reads module globals as constants
 SQUASH_G = SQUASH
+
+
+# ---- match model -------------------------------------------------------------------------------------------
+# Predicts the symbol that followed the last occurrence of the current context of MATCH_MIN symbols, while the
+# symbols after it keep agreeing. State: mtab (context hash -> position after it), sc[S_MPTR] (the position
+# whose symbol it predicts, 0: none), sc[S_MLEN] (the match's length), pm (chance it is right, by length).
+#   match_predict(st) -> the predicted symbol or -1;   match_input(st) -> its mixer input (a stretch);
+#   match_learn(st, mpred, s): pm learns whether mpred was s;
+#   match_follow(st, mpred, s): after s joined the history, the match goes on or ends, and a new one is
+#   looked up (and the context's position recorded) in mtab.
+
+@jit
+def match_predict(st):
+    if st.sc[S_MPTR] > 0 and st.sc[S_FLAGS] & USE_MATCH:
+        return st.hist[st.sc[S_MPTR]]
+    return -1
+
+
+@jit
+def match_input(st, stretch):
+    return _st(st.pm[min(st.sc[S_MLEN], MATCH_MAX)], stretch)
+
+
+@jit
+def match_learn(st, mpred, s):
+    if mpred >= 0:
+        lb = min(st.sc[S_MLEN], MATCH_MAX)
+        st.pm[lb] = _learn(st.pm[lb], 1 if mpred == s else 0)
+
+
+@jit
+def match_follow(st, mpred, s):
+    hist, sc, mtab = st.hist, st.sc, st.mtab
+    t = sc[S_T]
+    if sc[S_MPTR] > 0:
+        if mpred == s:
+            sc[S_MLEN] += 1
+            sc[S_MPTR] += 1
+        else:
+            sc[S_MLEN] = 0
+            sc[S_MPTR] = 0
+    if t >= MATCH_MIN:
+        h = _hash(hist, t, MATCH_MIN, MATCH_SEED) >> (32 - MATCH_BITS)
+        if sc[S_MPTR] == 0 and mtab[h] > 0:
+            p = mtab[h]
+            m = 0
+            while m < MATCH_MAX and m < p and hist[p - 1 - m] == hist[t - 1 - m]:
+                m += 1
+            if m >= MATCH_MIN:
+                sc[S_MPTR] = p
+                sc[S_MLEN] = m
+        mtab[h] = t
+
+
+# ---- n-gram models -----------------------------------------------------------------------------------------
+# Order k (1..ORDERS) predicts the symbol that last followed the previous k symbols, from a hashed table of
+# 2**NGRAM_BITS slots (NG_* fields). pn holds each order's chance of being right, by the slot's count.
+#   ngram_predict(st): each order's prediction (orders, -1: none) and slot (slots, -1: none) for position t;
+#   ngram_input(st, k) -> order k+1's mixer input (a stretch);
+#   ngram_learn(st, s): pn learns whether each prediction was s, then each order's slot learns s.
+
+@jit
+def ngram_predict(st):
+    hist, ngram, orders, slots = st.hist, st.ngram, st.orders, st.slots
+    t = st.sc[S_T]
+    for k in range(ORDERS, 0, -1):
+        orders[k - 1] = -1
+        if t >= k and st.sc[S_FLAGS] & USE_NGRAM:
+            h = _hash(hist, t, k, k)
+            slot = h >> (32 - NGRAM_BITS)
+            slots[k - 1] = slot
+            if ngram[k - 1, slot, NG_CHECK] == (h & 0xFFFF) + 1 and ngram[k - 1, slot, NG_SYMBOL] > 0:
+                orders[k - 1] = ngram[k - 1, slot, NG_SYMBOL] - 1
+        else:
+            slots[k - 1] = -1
+
+
+@jit
+def ngram_input(st, k, stretch):
+    return _st(st.pn[k, min(st.ngram[k, st.slots[k], NG_COUNT], COUNTS - 1)], stretch)
+
+
+@jit
+def ngram_learn(st, s):
+    hist, ngram, pn, orders, slots = st.hist, st.ngram, st.pn, st.orders, st.slots
+    t = st.sc[S_T]
+    for k in range(ORDERS):
+        if orders[k] >= 0:
+            cnt = min(ngram[k, slots[k], NG_COUNT], COUNTS - 1)
+            pn[k, cnt] = _learn(pn[k, cnt], 1 if orders[k] == s else 0)
+    for k in range(ORDERS):
+        slot = slots[k]
+        if slot < 0:
+            continue
+        chk = (_hash(hist, t, k + 1, k + 1) & 0xFFFF) + 1
+        if ngram[k, slot, NG_CHECK] != chk:
+            ngram[k, slot, NG_CHECK] = chk
+            ngram[k, slot, NG_SYMBOL] = s + 1
+            ngram[k, slot, NG_COUNT] = 1
+        elif ngram[k, slot, NG_SYMBOL] == s + 1:
+            ngram[k, slot, NG_COUNT] = min(ngram[k, slot, NG_COUNT] + 1, NG_COUNT_MAX)
+        elif ngram[k, slot, NG_COUNT] > 1:
+            ngram[k, slot, NG_COUNT] >>= 1
+        else:
+            ngram[k, slot, NG_SYMBOL] = s + 1
+            ngram[k, slot, NG_COUNT] = 1
+
+
+# ---- calibration of the model's top choice -----------------------------------------------------------------
+# ptop: the chance that the model's most likely token is right, by BUCKETS buckets of its probability.
+#   top_bucket(f) -> the bucket of a model frequency f;   top_input(st, f) -> the mixer input for the top;
+#   top_learn(st, f, hit): the bucket learns whether the top choice was right.
+
+@jit
+def top_bucket(f):
+    return (_st(f >> (TOTAL_BITS - P_BITS), STRETCH_G) + 2048) >> BUCKET_SHIFT
+
+
+@jit
+def top_input(st, f, stretch):
+    return _st(st.ptop[top_bucket(f)], stretch) if st.sc[S_FLAGS] & USE_BIAS else 0
+
+
+@jit
+def top_learn(st, f, hit):
+    b = top_bucket(f)
+    st.ptop[b] = _learn(st.ptop[b], hit)
+
+
+# ---- escape: raw bytes -------------------------------------------------------------------------------------
+# Raw-byte symbols share an escape mass that grows with the raw bytes seen (sc[S_NRAW], by value in raw).
+
+@jit
+def escape_mass(st):
+    return min(ESC_MAX, ESC_UNIT * (1 + ESC_PER_RAW * st.sc[S_NRAW]))
+
+
+@jit
+def escape_learn(st, s, nv):
+    if s >= nv:
+        st.raw[s - nv] += 1
+        st.sc[S_NRAW] += 1
+
+
+# ---- the mixer ---------------------------------------------------------------------------------------------
+# One probability per candidate: squash of the dot product of its inputs (x, the X_* slots) with the weight set
+# ws chosen by whether it is the model's top choice and the match prediction.
+#   mix(st, j) -> candidate j's probability (SQUASH_BITS);   mixer_learn(st, n, s): every used weight set
+#   moves along its inputs by the error of each candidate's probability.
+
+@jit
+def mix(st, j, squash):
+    dot = 0
+    for i in range(NIN):
+        dot += st.w[st.ws[j], i] * st.x[j, i]
+    return min(max(_squash(dot >> W_BITS, squash), 1), 4095)
+
+
+@jit
+def mixer_learn(st, n, s):
+    if not st.sc[S_FLAGS] & USE_LEARN:
+        return
+    w, x, ws, pc, cand = st.w, st.x, st.ws, st.pc, st.cand
+    for j in range(n):
+        err = (((1 if cand[j] == s else 0) << SQUASH_BITS) - pc[j]) * LEARN
+        for i in range(NIN):
+            w[ws[j], i] += (x[j, i] * err) >> LEARN_SHIFT
+
+
+# ---- history and runs --------------------------------------------------------------------------------------
+
+@jit
+def history_push(st, s, nv):
+    """s joins the history; returns 1 if it is fed to the language model (a token, and not the RUN_FEED-th or
+    later copy in a run of one repeated symbol), else 0."""
+    hist, sc = st.hist, st.sc
+    t = sc[S_T]
+    hist[t] = s
+    sc[S_T] = t + 1
+    if t >= 1 and hist[t - 1] == s:
+        sc[S_RUN] += 1
+    else:
+        sc[S_RUN] = 1
+    fed = 1 if (s < nv and sc[S_RUN] <= RUN_FEED) else 0
+    sc[S_FED] += fed
+    return fed
+
+
+# ---- the predictor -----------------------------------------------------------------------------------------
+
+@jit
+def _add_candidate(cand, n, c):
+    """cand[:n] with c added if it is new and there is room; returns the new n."""
+    for j in range(n):
+        if cand[j] == c:
+            return n
+    if n < MAX_CAND:
+        cand[n] = c
+        n += 1
+    return n
 
 
 @jit
@@ -174,73 +387,34 @@ def predict(P, nv, st):
     share of P, scaled 2**32), escape mass, sum of P over candidate tokens). P: the model's table (nv entries,
     summing to 2**28). Reads every model, changes none: update() learns."""
     stretch, squash = STRETCH_G, SQUASH_G
-    hist, sc, ngram, pm, pn, ptop, w = st.hist, st.sc, st.ngram, st.pm, st.pn, st.ptop, st.w
-    cand, mass, x, pc, ws, orders, slots = st.cand, st.mass, st.x, st.pc, st.ws, st.orders, st.slots
-    t = sc[S_T]
-    # the model's top choice: the first index with the largest frequency
-    top = 0
+    cand, mass, x, pc, ws, orders = st.cand, st.mass, st.x, st.pc, st.ws, st.orders
+    top = 0  # the model's top choice: the first index with the largest frequency
     for s in range(1, nv):
         if P[s] > P[top]:
             top = s
-    n = 0
     cand[0] = top
-    n = 1
-    flags = sc[S_FLAGS]
-    mpred = -1
-    if sc[S_MPTR] > 0 and flags & USE_MATCH:
-        mpred = hist[sc[S_MPTR]]
-        new = True
-        for j in range(n):
-            if cand[j] == mpred:
-                new = False
-        if new:
-            cand[n] = mpred
-            n += 1
+    mpred = match_predict(st)
+    n = _add_candidate(cand, 1, mpred) if mpred >= 0 else 1
+    ngram_predict(st)
     for k in range(ORDERS, 0, -1):
-        orders[k - 1] = -1
-        if t >= k and flags & USE_NGRAM:
-            h = _hash(hist, t, k, k)
-            slot = h >> (32 - NGRAM_BITS)
-            slots[k - 1] = slot
-            if ngram[k - 1, slot, 0] == (h & 0xFFFF) + 1 and ngram[k - 1, slot, 1] > 0:
-                o = ngram[k - 1, slot, 1] - 1
-                orders[k - 1] = o
-                new = True
-                for j in range(n):
-                    if cand[j] == o:
-                        new = False
-                if new and n < MAX_CAND:
-                    cand[n] = o
-                    n += 1
-        else:
-            slots[k - 1] = -1
-    # mixer: one probability (12 bits) per candidate
-    lb = min(sc[S_MLEN], MATCH_MAX)
+        if orders[k - 1] >= 0:
+            n = _add_candidate(cand, n, orders[k - 1])
     total = 0
     for j in range(n):
         c = cand[j]
         f = P[c] if c < nv else 0
-        x[j, X_MODEL] = stretch[min(max(f >> 16, 1), 4095)]
-        x[j, X_MATCH] = _st(pm[lb], stretch) if c == mpred else 0
+        x[j, X_MODEL] = stretch[min(max(f >> (TOTAL_BITS - SQUASH_BITS), 1), 4095)]
+        x[j, X_MATCH] = match_input(st, stretch) if c == mpred else 0
         for k in range(ORDERS):
-            if orders[k] == c:
-                cnt = min(ngram[k, slots[k], 2], COUNTS - 1)
-                x[j, X_ORDER + k] = _st(pn[k, cnt], stretch)
-            else:
-                x[j, X_ORDER + k] = 0
-        x[j, X_TOP] = _st(ptop[_bucket_p(P[top])], stretch) if c == top and flags & USE_BIAS else 0
-        x[j, X_BIAS] = 256 if flags & USE_BIAS else 0
+            x[j, X_ORDER + k] = ngram_input(st, k, stretch) if orders[k] == c else 0
+        x[j, X_TOP] = top_input(st, P[top], stretch) if c == top else 0
+        x[j, X_BIAS] = BIAS_INPUT if st.sc[S_FLAGS] & USE_BIAS else 0
         ws[j] = (2 if c == top else 0) + (1 if c == mpred else 0)
-        dot = 0
-        for i in range(NIN):
-            dot += w[ws[j], i] * x[j, i]
-        p = min(max(_squash(dot >> W_BITS, squash), 1), 4095)
-        pc[j] = p
-        mass[j] = p << (TOTAL_BITS - SQUASH_BITS)
+        pc[j] = mix(st, j, squash)
+        mass[j] = pc[j] << (TOTAL_BITS - SQUASH_BITS)
         total += mass[j]
     # raw bytes get an adaptive escape share; the candidates at most what leaves the rest REST_MIN
-    nraw = sc[S_NRAW]
-    esc = min(ESC_MAX, ESC_UNIT * (1 + ESC_PER_RAW * nraw))
+    esc = escape_mass(st)
     cap = TOTAL - esc - REST_MIN
     if total > cap:
         for j in range(n):
@@ -378,84 +552,16 @@ def table(P, nv, n, ratio, esc, st, out):
 
 @jit
 def update(s, P, nv, n, st):
-    """Every model learns that the symbol after predict() was s; s joins the history. Returns 1 if s is fed to
-    the language model (a token, not the RUN_FEED-th or later repeat in a run), else 0."""
-    hist, sc, mtab, ngram, pm, pn, ptop, raw = st.hist, st.sc, st.mtab, st.ngram, st.pm, st.pn, st.ptop, st.raw
-    cand, w, x, pc, ws, orders, slots = st.cand, st.w, st.x, st.pc, st.ws, st.orders, st.slots
-    t = sc[S_T]
-    top = cand[0]
-    lb = min(sc[S_MLEN], MATCH_MAX)
-    flags = sc[S_FLAGS]
-    mpred = hist[sc[S_MPTR]] if sc[S_MPTR] > 0 and flags & USE_MATCH else -1
-    # mixer and the adaptive counters the candidates used
-    for j in range(n):
-        c = cand[j]
-        y = 1 if c == s else 0
-        err = ((y << SQUASH_BITS) - pc[j]) * LEARN
-        if flags & USE_LEARN:
-            for i in range(NIN):
-                w[ws[j], i] += (x[j, i] * err) >> LEARN_SHIFT
-    if mpred >= 0:
-        y = 1 if mpred == s else 0
-        pm[lb] += ((y << P_BITS) - pm[lb]) >> RATE
-    for k in range(ORDERS):
-        o = orders[k]
-        if o >= 0:
-            cnt = min(ngram[k, slots[k], 2], COUNTS - 1)
-            y = 1 if o == s else 0
-            pn[k, cnt] += ((y << P_BITS) - pn[k, cnt]) >> RATE
-    b = _bucket_p(P[top])
-    y = 1 if top == s else 0
-    ptop[b] += ((y << P_BITS) - ptop[b]) >> RATE
-    # n-gram tables: the slot of each order's context learns s
-    for k in range(ORDERS):
-        slot = slots[k]
-        if slot < 0:
-            continue
-        chk = (_hash(hist, t, k + 1, k + 1) & 0xFFFF) + 1
-        if ngram[k, slot, 0] != chk:
-            ngram[k, slot, 0] = chk
-            ngram[k, slot, 1] = s + 1
-            ngram[k, slot, 2] = 1
-        elif ngram[k, slot, 1] == s + 1:
-            ngram[k, slot, 2] = min(ngram[k, slot, 2] + 1, 255)
-        elif ngram[k, slot, 2] > 1:
-            ngram[k, slot, 2] >>= 1
-        else:
-            ngram[k, slot, 1] = s + 1
-            ngram[k, slot, 2] = 1
-    if s >= nv:
-        raw[s - nv] += 1
-        sc[S_NRAW] += 1
-    # history and the match model
-    hist[t] = s
-    t += 1
-    sc[S_T] = t
-    if sc[S_MPTR] > 0:
-        if mpred == s:
-            sc[S_MLEN] += 1
-            sc[S_MPTR] += 1
-        else:
-            sc[S_MLEN] = 0
-            sc[S_MPTR] = 0
-    if t >= MATCH_MIN:
-        h = _hash(hist, t, MATCH_MIN, 0x9E3779B9) >> (32 - MATCH_BITS)
-        if sc[S_MPTR] == 0 and mtab[h] > 0:
-            p = mtab[h]
-            m = 0
-            while m < MATCH_MAX and m < p and hist[p - 1 - m] == hist[t - 1 - m]:
-                m += 1
-            if m >= MATCH_MIN:
-                sc[S_MPTR] = p
-                sc[S_MLEN] = m
-        mtab[h] = t
-    # runs: the language model sees only the first RUN_FEED copies of a repeated token
-    if t >= 2 and hist[t - 2] == s:
-        sc[S_RUN] += 1
-    else:
-        sc[S_RUN] = 1
-    fed = 1 if (s < nv and sc[S_RUN] <= RUN_FEED) else 0
-    sc[S_FED] += fed
+    """Every model learns that the symbol after predict() was s, then s joins the history. Returns 1 if s is fed
+    to the language model, else 0 (history_push)."""
+    mpred = match_predict(st)
+    mixer_learn(st, n, s)
+    match_learn(st, mpred, s)
+    ngram_learn(st, s)
+    top_learn(st, P[st.cand[0]], 1 if st.cand[0] == s else 0)
+    escape_learn(st, s, nv)
+    fed = history_push(st, s, nv)
+    match_follow(st, mpred, s)
     return fed
 
 
