@@ -148,77 +148,98 @@ def _check_unchanged(src: IO[bytes], before: os.stat_result, raw: int) -> None:
                            f"{raw} read); nothing written, the input is kept")
 
 
+@dataclass
+class _Input:
+    """One input with its output: where it is read from and written to, and whether it goes afterwards."""
+
+    label: str
+    src: IO[bytes]
+    stat: os.stat_result | None  # None: standard input
+    dest: str | None  # the output path (None: standard output, or nothing with -t)
+    out: Output | None  # the temporary output file, renamed into place on success
+    dst: IO[bytes] | None  # what is written to (None: -t)
+    remove: bool  # --rm applies: the input goes once the output is complete
+
+    @property
+    def regular(self) -> bool:
+        return self.stat is not None and stat.S_ISREG(self.stat.st_mode)
+
+
+def _open_input(path: str, job: Job) -> _Input:
+    """The input and its output for path ('-' = stdin); raises Skipped for what gzip skips."""
+    st = None
+    if path != "-":
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise Skipped("is a directory -- ignored")
+    dest = None if job.mode == "test" else _output_name(path, job)
+    if dest is not None and st is not None and os.path.exists(dest) and os.path.samefile(path, dest):
+        raise ValueError("input and output are the same file")
+    src = sys.stdin.buffer if path == "-" else open(path, "rb")
+    regular = st is not None and stat.S_ISREG(st.st_mode)
+    try:
+        out = Output(dest, job.force, st if regular else None) if dest is not None else None
+    except BaseException:
+        if path != "-":
+            src.close()
+        raise
+    dst = out.fp if out is not None else None if job.mode == "test" else sys.stdout.buffer
+    return _Input("(stdin)" if path == "-" else path, src, st, dest, out, dst,
+                  job.remove and path != "-" and dest is not None and regular)
+
+
+def _compress_one(f: _Input, job: Job, t0: float) -> None:
+    raw, digest = compress_into(f.src, f.dst, job, f.label)
+    if f.regular:
+        _check_unchanged(f.src, f.stat, raw)
+    if f.out is not None:
+        f.out.fp.flush()
+    comp = f.out.fp.tell() if f.out is not None and f.out.tmp else None
+    if f.remove:  # verify before the input goes: decode the new file and compare
+        with open(f.out.tmp or f.dest, "rb") as check:
+            _, back = decompress_into(check, None, job, f"{f.label} (verifying)")
+        if back != digest:
+            raise lmz.ChecksumError("verification failed: the output does not decode to the input")
+    if f.out is not None:
+        f.out.commit(job.force, sync=f.remove)
+    if comp is not None:
+        say.info(f.label, f"{_ratio_text(raw, comp)} in {time.monotonic() - t0:.1f} s -> {f.dest}")
+    else:
+        say.info(f.label, f"{raw} bytes compressed in {time.monotonic() - t0:.1f} s")
+
+
+def _decompress_one(f: _Input, job: Job, t0: float) -> None:
+    raw, _ = decompress_into(f.src, f.dst, job, f.label)
+    if f.out is not None:
+        f.out.commit(job.force, sync=f.remove)
+    if job.mode == "test":
+        say.info(f.label, f"OK ({raw} bytes)")
+    else:
+        say.info(f.label, f"{raw} bytes in {time.monotonic() - t0:.1f} s" + (f" -> {f.dest}" if f.dest else ""))
+
+
 def process_file(path: str, job: Job) -> int:
     """Compress, decompress or test one input ('-' = stdin). Returns an exit status."""
     label = "(stdin)" if path == "-" else path
-    out: Output | None = None
-    src: IO[bytes] | None = None
+    f: _Input | None = None
     t0 = time.monotonic()
     try:
-        st = None
-        if path == "-":
-            src = sys.stdin.buffer
-        else:
-            st = os.stat(path)
-            if stat.S_ISDIR(st.st_mode):
-                raise Skipped("is a directory -- ignored")
-        dest = None if job.mode == "test" else _output_name(path, job)
-        if dest is not None and st is not None and os.path.exists(dest) and os.path.samefile(path, dest):
-            raise ValueError("input and output are the same file")
-        if src is None:
-            src = open(path, "rb")
-        if dest is not None:
-            out = Output(dest, job.force, st if (st is not None and stat.S_ISREG(st.st_mode)) else None)
-            dst: IO[bytes] | None = out.fp
-        elif job.mode == "test":
-            dst = None
-        else:
-            dst = sys.stdout.buffer
-        remove = job.remove and path != "-" and dest is not None and st is not None and stat.S_ISREG(st.st_mode)
-
-        if job.mode == "compress":
-            raw, digest = compress_into(src, dst, job, label)
-            if st is not None and stat.S_ISREG(st.st_mode):
-                _check_unchanged(src, st, raw)
-            if out is not None:
-                out.fp.flush()
-            comp = out.fp.tell() if out is not None and out.tmp else None
-            if remove:  # verify before the input goes: decode the new file and compare
-                with open(out.tmp or dest, "rb") as check:
-                    _, back = decompress_into(check, None, job, f"{label} (verifying)")
-                if back != digest:
-                    raise lmz.ChecksumError("verification failed: the output does not decode to the input")
-            if out is not None:
-                out.commit(job.force, sync=remove)
-            if comp is not None:
-                say.info(label, f"{_ratio_text(raw, comp)} in {time.monotonic() - t0:.1f} s -> {dest}")
-            else:
-                say.info(label, f"{raw} bytes compressed in {time.monotonic() - t0:.1f} s")
-        else:
-            raw, _ = decompress_into(src, dst, job, label)
-            if out is not None:
-                out.commit(job.force, sync=remove)
-            if job.mode == "test":
-                say.info(label, f"OK ({raw} bytes)")
-            else:
-                say.info(label, f"{raw} bytes in {time.monotonic() - t0:.1f} s" + (f" -> {dest}" if dest else ""))
-        if dst is not None and out is None:
-            dst.flush()
-        if remove:
+        f = _open_input(path, job)
+        (_compress_one if job.mode == "compress" else _decompress_one)(f, job, t0)
+        if f.dst is not None and f.out is None:
+            f.dst.flush()
+        if f.remove:
             os.unlink(path)
         return EXIT_OK
     except Skipped as w:
-        if out is not None:
-            out.abort()
+        _abort(f)
         say.warn(label, str(w))
         return w.status
     except (KeyboardInterrupt, BrokenPipeError, SystemExit):
-        if out is not None:
-            out.abort()
+        _abort(f)
         raise
     except BaseException as e:  # one line per failing file, never a traceback
-        if out is not None:
-            out.abort()
+        _abort(f)
         if os.environ.get("LMCODEC_TRACEBACK"):
             import traceback
 
@@ -226,5 +247,10 @@ def process_file(path: str, job: Job) -> int:
         say.error(label, describe(e))
         return EXIT_ERROR
     finally:
-        if src is not None and path != "-":
-            src.close()
+        if f is not None and path != "-":
+            f.src.close()
+
+
+def _abort(f: _Input | None) -> None:
+    if f is not None and f.out is not None:
+        f.out.abort()

@@ -1,15 +1,10 @@
-"""Property-based fuzzing of the decoder (a few hundred examples; tools/fuzz_container.py runs more)."""
+"""Property-based fuzzing of the decoder (a few hundred examples; python -m tools.fuzz_container runs more)."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location(
-    "fuzz_container", Path(__file__).resolve().parents[2] / "tools" / "fuzz_container.py")
-fuzz = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(fuzz)  # type: ignore[union-attr]
+from tools import fuzz_container as fuzz
 
 
 def test_mutated_vectors_only_raise_lmz_errors() -> None:

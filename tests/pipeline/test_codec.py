@@ -414,10 +414,9 @@ def test_lm_vector(tiny, v):
 
 
 def test_lm_vector_generator_is_deterministic(tiny):
-    import runpy
+    from spec.vectors import make_lm_vectors
 
-    mod = runpy.run_path(str(VECTORS.parent.parent / "tools" / "make_lm_vectors.py"))
-    files, meta = mod["build"](tiny)
+    files, meta = make_lm_vectors.build(tiny)
     assert meta == [v for v in LM_VECTORS if not v.get("frozen")]  # the frozen format-1 files stay as made
     for name, blob in files.items():
         assert blob == (VECTORS / name).read_bytes(), name
