@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     n = 200
     t = time.perf_counter()
     for _ in range(n):
-        k, ratio, esc, _ = mx.predict(tab, e.vocab_size, fs)
+        k, ratio, esc = mx.predict(tab, e.vocab_size, fs)
         mx.find(tab, e.vocab_size, 1 << 27, k, ratio, esc, fs)
     mix_ms = (time.perf_counter() - t) / n * 1e3
     lines += ["", f"Mixer per symbol (predict + find over {e.vocab_size:,} tokens): {mix_ms:.3f} ms.", ""]

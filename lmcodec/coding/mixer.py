@@ -20,7 +20,7 @@ Symbols are coded with the range coder of rangecoder.py (spec/coder.md), from in
 Layout, as lpaq1 lays out its models: one section per online model (match, n-gram, calibration, escape) and
 the mixer, each a few compiled functions over its named parts of the frame's FrameState with the contract in
 the section's comment (what it predicts, the input it gives the mixer, how it learns); predict() and update()
-compose them; cum_freq(), find() and table() read the table predict() made; encode_run() and decode_run() are
+compose them; cum_freq() and find() read the table predict() made; encode_run() and decode_run() are
 a frame's loops, draft() the guesses for speculative decoding.
 """
 from __future__ import annotations
@@ -384,8 +384,8 @@ def _add_candidate(cand, n, c):
 def predict(P, nv, st):
     """The mixer's prediction for the next symbol: fills st's candidates (cand), their masses (mass) and the
     inputs the mixer used (x, pc, ws, orders, slots); returns (number of candidates, ratio (the rest's per-unit
-    share of P, scaled 2**32), escape mass, sum of P over candidate tokens). P: the model's table (nv entries,
-    summing to 2**28). Reads every model, changes none: update() learns."""
+    share of P, scaled 2**32), escape mass). P: the model's table (nv entries, summing to 2**28). Reads every
+    model, changes none: update() learns."""
     stretch, squash = STRETCH_G, SQUASH_G
     cand, mass, x, pc, ws, orders = st.cand, st.mass, st.x, st.pc, st.ws, st.orders
     top = 0  # the model's top choice: the first index with the largest frequency
@@ -429,7 +429,7 @@ def predict(P, nv, st):
         if cand[j] < nv:
             pcand += P[cand[j]]
     ratio = (rest << 32) // (TOTAL - pcand)
-    return n, ratio, esc, pcand
+    return n, ratio, esc
 
 
 @jit
@@ -532,25 +532,6 @@ def find(P, nv, value, n, ratio, esc, st):
 
 
 @jit
-def table(P, nv, n, ratio, esc, st, out):
-    """The whole table F (nv + 256 entries) that predict() made into out, for tests. Returns its sum (2**28)."""
-    cand, mass, raw, nraw = st.cand, st.mass, st.raw, st.sc[S_NRAW]
-    m = nv + RAW_SYMBOLS
-    for s in range(m):
-        out[s] = _base(P, nv, s, ratio, esc, raw, nraw)
-    for j in range(n):
-        out[cand[j]] = 1 + mass[j]
-    tot = 0
-    for s in range(m):
-        tot += out[s]
-    out[cand[0]] += TOTAL - tot
-    tot = 0
-    for s in range(m):
-        tot += out[s]
-    return tot
-
-
-@jit
 def update(s, P, nv, n, st):
     """Every model learns that the symbol after predict() was s, then s joins the history. Returns 1 if s is fed
     to the language model, else 0 (history_push)."""
@@ -576,7 +557,7 @@ def encode_run(P, nv, symbols, t_end, enc, out, st, bits):
     sc = st.sc
     while sc[S_T] < t_end:
         s = symbols[sc[S_T]]
-        n, ratio, esc, _ = predict(P, nv, st)
+        n, ratio, esc = predict(P, nv, st)
         cum, f = cum_freq(P, nv, s, n, ratio, esc, st)
         rc.encode(enc, out, cum, f, TOTAL)
         bits[0] += np.int64(-np.log2(f / TOTAL) * 65536.0)
@@ -594,7 +575,7 @@ def decode_run(P, nv, payload, dec, lens, need, st):
     (each is at least one byte), so a corrupt payload costs no more than a valid one."""
     sc = st.sc
     while sc[S_BYTES] < need and sc[S_T] < need:
-        n, ratio, esc, _ = predict(P, nv, st)
+        n, ratio, esc = predict(P, nv, st)
         value = rc.target(dec, TOTAL)
         s, cum, f = find(P, nv, value, n, ratio, esc, st)
         rc.consume(dec, payload, cum, f)

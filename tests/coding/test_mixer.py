@@ -90,13 +90,12 @@ def test_tables_are_valid_and_search_agrees():
     st = mx.new_frame(len(syms))
     for t, s in enumerate(syms.tolist()):
         P = tabs[t % 10]
-        n, ratio, esc, _ = mx.predict(P, NV, st)
-        F = np.zeros(NV + 256, dtype=np.int64)
-        assert mx.table(P, NV, n, ratio, esc, st, F) == TOTAL
-        assert F.min() >= 1
+        n, ratio, esc = mx.predict(P, NV, st)
+        cf = [mx.cum_freq(P, NV, q, n, ratio, esc, st) for q in range(NV + 256)]
+        F = np.array([f for _, f in cf], dtype=np.int64)
         cum = np.concatenate([[0], np.cumsum(F)])
-        for q in {s, int(st.cand[0]), 0, NV - 1, NV, NV + 255}:
-            assert mx.cum_freq(P, NV, q, n, ratio, esc, st) == (cum[q], F[q])
+        assert cum[-1] == TOTAL and F.min() >= 1  # a whole table: every symbol codable, summing to 2**28
+        assert [c for c, _ in cf] == cum[:-1].tolist()  # each symbol's cum is the sum of those before it
         for v in [0, TOTAL - 1, *rng.integers(0, TOTAL, 4).tolist()]:
             q, c, f = mx.find(P, NV, v, n, ratio, esc, st)
             assert cum[q] <= v < cum[q + 1] and (c, f) == (cum[q], F[q])
