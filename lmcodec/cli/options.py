@@ -158,16 +158,19 @@ def _device(v: str) -> str:
 
 
 class GnuCommand(typer.core.TyperCommand):
-    """A typer command that takes unique prefixes of its long options (--dec for --decompress), as GNU
-    getopt does; an ambiguous prefix is a usage error."""
+    """A typer command with two manners of GNU getopt that Click lacks: unique prefixes of long options
+    (--dec for --decompress; an ambiguous prefix is a usage error), and the options in the order given
+    (ctx.meta["order"], for "the last one wins": Click runs callbacks in the order of first appearance)."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, expand_prefixes(self.get_params(ctx), args))
+        args, ctx.meta["order"] = expand_prefixes(self.get_params(ctx), args)
+        return super().parse_args(ctx, args)
 
 
-def expand_prefixes(params: list[Any], args: list[str]) -> list[str]:
-    """args with each unique prefix of a long option written out in full. Values of options are left alone
-    (`-o --dec` names a file), and nothing after `--`."""
+def expand_prefixes(params: list[Any], args: list[str]) -> tuple[list[str], list[str]]:
+    """(args with each unique prefix of a long option written out in full, the options' names in the order
+    given: "-x" for each letter of a bundle). Values of options are left alone (`-o --dec` names a file), and
+    nothing after `--`."""
     takes_value = {}
     for p in params:
         if isinstance(p, typer.core.TyperOption):
@@ -175,6 +178,7 @@ def expand_prefixes(params: list[Any], args: list[str]) -> list[str]:
                 takes_value[name] = not (p.is_flag or p.count)
     longs = sorted(n for n in takes_value if n.startswith("--"))
     out: list[str] = []
+    order: list[str] = []
     it = iter(args)
     for arg in it:
         out.append(arg)
@@ -191,15 +195,17 @@ def expand_prefixes(params: list[Any], args: list[str]) -> list[str]:
                     continue  # Click reports it
                 name = found[0]
                 out[-1] = name + eq + value
+            order.append(name)
             if takes_value[name] and not eq:
                 out += [v for v in [next(it, None)] if v is not None]  # its value, whatever it looks like
         elif arg.startswith("-") and len(arg) > 1:
             for i, ch in enumerate(arg[1:], 2):
+                order.append("-" + ch)
                 if takes_value.get("-" + ch):
                     if i == len(arg):  # -o FILE: the value is the next argument
                         out += [v for v in [next(it, None)] if v is not None]
                     break
-    return out
+    return out, order
 
 
 def gnu_message(e: typer.TyperException) -> str:
@@ -219,18 +225,25 @@ def gnu_message(e: typer.TyperException) -> str:
     return message[:1].lower() + message[1:].rstrip(".")
 
 
-def _level(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
-    """-1 ... -9, --fast, --best, --level=N: the last one given wins."""
-    if value:
-        ctx.meta["level"] = int(param.opts[0][1]) if param.opts[0][1:].isdigit() else \
-            {"--fast": 1, "--best": 9}.get(param.opts[0], value)
-    return value
+LEVEL_FLAGS = {**{f"-{n}": n for n in PRESETS}, "--fast": min(PRESETS), "--best": max(PRESETS)}
+
+
+def _level(order: list[str], level: int | None) -> int:
+    """-1 ... -9, --fast, --best, --level=N (its last value): the last one given wins."""
+    for name in reversed(order):
+        if name in LEVEL_FLAGS:
+            return LEVEL_FLAGS[name]
+        if name == "--level" and level is not None:
+            return level
+    return DEFAULT_LEVEL
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 _FLAG = dict(show_default=False)
 
 
+# Options whose order matters (the levels; -t and -l) are read from ctx.meta["order"]: their parameters only let
+# Click accept them.
 @app.command(cls=GnuCommand, add_help_option=False, context_settings={"help_option_names": []})
 def _lmcodec(
     ctx: typer.Context,
@@ -248,15 +261,14 @@ def _lmcodec(
     quiet: int = typer.Option(0, "-q", "--quiet", count=True),
     help: bool = typer.Option(False, "-h", "--help"),
     version: bool = typer.Option(False, "-V", "--version"),
-    l1: bool = typer.Option(False, "-1", callback=_level), l2: bool = typer.Option(False, "-2", callback=_level),
-    l3: bool = typer.Option(False, "-3", callback=_level), l4: bool = typer.Option(False, "-4", callback=_level),
-    l5: bool = typer.Option(False, "-5", callback=_level), l6: bool = typer.Option(False, "-6", callback=_level),
-    l7: bool = typer.Option(False, "-7", callback=_level), l8: bool = typer.Option(False, "-8", callback=_level),
-    l9: bool = typer.Option(False, "-9", callback=_level),
-    fast: bool = typer.Option(False, "--fast", callback=_level),
-    best: bool = typer.Option(False, "--best", callback=_level),
-    level: Optional[int] = typer.Option(None, "--level", callback=_level,
-                                        parser=lambda v: _number("level", v, 1, 9)),
+    l1: bool = typer.Option(False, "-1"), l2: bool = typer.Option(False, "-2"),
+    l3: bool = typer.Option(False, "-3"), l4: bool = typer.Option(False, "-4"),
+    l5: bool = typer.Option(False, "-5"), l6: bool = typer.Option(False, "-6"),
+    l7: bool = typer.Option(False, "-7"), l8: bool = typer.Option(False, "-8"),
+    l9: bool = typer.Option(False, "-9"),
+    fast: bool = typer.Option(False, "--fast"),
+    best: bool = typer.Option(False, "--best"),
+    level: Optional[int] = typer.Option(None, "--level", parser=lambda v: _number("level", v, 1, 9)),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size",
                                              parser=lambda v: _number("chunk size", v, 1, lmz.MAX_CHUNK)),
     window: Optional[int] = typer.Option(None, "--window", parser=lambda v: _number(
@@ -271,10 +283,12 @@ def _lmcodec(
 ) -> Options:
     if compress and decompress:
         raise Usage("-d and -z conflict")
-    mode = "list" if list_ else "test" if test else "decompress" if decompress else "compress"
+    last = next((n for n in reversed(ctx.meta["order"]) if n in ("-t", "--test", "-l", "--list")), None)
+    mode = {"-t": "test", "--test": "test", "-l": "list", "--list": "list"}.get(last) or \
+        ("decompress" if decompress else "compress")
     return Options(files=list(files or []), mode=mode, stdout=stdout, output=output, keep=keep, rm=rm,
                    force=force, verbose=verbose, quiet=quiet, help=help, version=version,
-                   level=ctx.meta.get("level", DEFAULT_LEVEL), chunk_size=chunk_size, window=window,
+                   level=_level(ctx.meta["order"], level), chunk_size=chunk_size, window=window,
                    batch_size=batch_size, memory=memory or DEFAULT_MEMORY, threads=threads, device=device or "cpu",
                    model=model,
                    scheduler=scheduler, per_file=per_file)

@@ -88,6 +88,16 @@ def test_parse_short_and_long_options():
     assert parse(["--best"]).level == 9 and parse(["--fast"]).level == 1 and parse(["-l", "-v"]).mode == "list"
 
 
+def test_the_last_of_repeated_options_wins():
+    """As GNU getopt leaves it to gzip: the last level, and the last of -t and -l, whatever came between."""
+    from lmcodec.cli.options import parse
+
+    assert [parse(a).level for a in (["-9", "-1", "-9"], ["-9c1"], ["--best", "--fast"], ["--level=5", "-1"],
+                                      ["-1", "--level=5"], ["--lev", "3", "--be"])] == [9, 1, 1, 1, 5, 9]
+    assert [parse(a).mode for a in (["-t", "-l"], ["-l", "-t"], ["-dt"], ["--lis"])] == ["list", "test", "test",
+                                                                                        "list"]
+
+
 def test_threads_and_environment_options():
     """-T0 is all cores (zstd, xz); $LMCODEC_OPTS comes before the command line (XZ_DEFAULTS), which wins;
     $LMCODEC_THREADS is the thread count when -T is not given."""
