@@ -1,6 +1,8 @@
 """Defaults shared by the API, the CLI and the codec, and the levels -1 ... -9 (torch-free)."""
 import lmz
 
+SUFFIX = ".lmz"  # of compressed files (gzip's .gz); the command's -S changes it
+
 # 8 KiB chunks: the measured rate-vs-chunk-size curve is in docs/results.md, "Choosing the chunk size".
 DEFAULT_CHUNK_SIZE = 8192
 # Chunks decoded side by side; the KV cache costs about 92 KiB per token per row (SmolLM2-135M).

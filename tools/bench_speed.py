@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
              "| version | command | seconds | tokens/s | load |", "|---|---|---:|---:|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if llama:
-        lines += [f"| llama.cpp | prompt processing, logits for every position | | {llama['pp']:.0f} | {llama['load']} |",
+        lines += [f"| llama.cpp | prompt processing, logits for every position | | {llama['pp']:.0f} "
+                  f"| {llama['load']} |",
                   f"| llama.cpp | one token per eval, logits every step | | {llama['gen']:.0f} | |"]
     b, n = results["before"], results["now"]
     lines += ["", "| ratio | now / before | target |", "|---|---:|---:|",

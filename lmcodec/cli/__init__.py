@@ -24,7 +24,7 @@ from .models_command import models_command
 from .options import HELP, Options, Usage, parse
 from ..atomic import remove_all
 from ..io.settings import Settings
-from .work import EXIT_ERROR, EXIT_OK, EXIT_WARNING, Job, isatty, process_file
+from .work import EXIT_ERROR, EXIT_OK, EXIT_WARNING, Job, isatty, process_file, walk
 
 EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
 
@@ -43,6 +43,9 @@ def _command(o: Options) -> int:
         sys.stdout.write(f"{PROG} {__version__} (lmz container format {lmz.FORMAT_VERSION})\n")
         return EXIT_OK
     paths = o.files or ["-"]
+    if o.recursive:
+        walked = set(walk([p for p in paths if os.path.isdir(p)]))
+        paths = [p for p in walk(paths) if p not in walked or o.mode != "list" or p.endswith(o.suffix)]
     if o.mode == "list":
         if "-" in paths and isatty(sys.stdin) and not o.force:
             say.error(None, "compressed data not read from a terminal; use -f to force")
@@ -55,7 +58,7 @@ def _command(o: Options) -> int:
                         batch_size=o.batch_size, memory=o.memory, device=o.device, threads=o.threads)
     job = Job(mode=o.mode, settings=settings, to_stdout=o.stdout, output=o.output,
               remove=o.rm and not o.keep and not o.stdout, force=o.force,
-              progress=o.quiet == 0 and isatty(sys.stderr))
+              progress=o.quiet == 0 and isatty(sys.stderr), suffix=o.suffix, recursive=o.recursive)
     writes_stdout = o.mode in ("compress", "decompress") and (o.stdout or o.output == "-" or
                                                               (o.output is None and "-" in paths))
     if o.mode == "compress" and writes_stdout and isatty(sys.stdout) and not o.force:
@@ -95,9 +98,11 @@ def _per_file(paths: list[str], scheduler: str, job: Job) -> int:
 
     with distributed.connect(scheduler) as client:
         if job.mode == "compress":
-            results = distributed.compress_files(paths, client, job.settings, overwrite=job.force)
+            results = distributed.compress_files(paths, client, job.settings, suffix=job.suffix,
+                                                 overwrite=job.force)
         else:
-            results = distributed.decompress_files(paths, client, job.settings, overwrite=job.force)
+            results = distributed.decompress_files(paths, client, job.settings, suffix=job.suffix,
+                                                   overwrite=job.force)
     status = EXIT_OK
     for r in results:
         if r.error is not None:

@@ -57,8 +57,10 @@ def describe(e: BaseException) -> str:
 
 
 class Skipped(Exception):
-    """A file left alone with a warning; status is the exit status it earns (gzip: 2, or 0 for some)."""
+    """A file left alone with a warning; status is the exit status it earns (gzip: 2, or 0 for some); silent:
+    said only with -v (gzip -r passes such files over without a word)."""
 
-    def __init__(self, msg: str, status: int = 2) -> None:
+    def __init__(self, msg: str, status: int = 2, silent: bool = False) -> None:
         super().__init__(msg)
         self.status = status
+        self.silent = silent

@@ -18,7 +18,7 @@ import typer
 import lmz
 
 from ..coding import versions
-from ..defaults import DEFAULT_LEVEL, PRESETS
+from ..defaults import DEFAULT_LEVEL, PRESETS, SUFFIX
 from ..io.settings import Settings
 from ..pipeline.budget import DEFAULT_MEMORY, parse_size
 from .messages import PROG
@@ -44,6 +44,9 @@ Output:
                          (a compressed file is decoded back and compared first)
   -f, --force            overwrite existing outputs; read or write compressed data on a
                          terminal; compress .lmz files again
+  -r, --recursive        operate on the files in directories, recursively (symbolic links
+                         are not followed; files the suffix rules skip are passed over quietly)
+  -S, --suffix=SUF       use suffix SUF instead of .lmz, for outputs and for -d's inputs
 
 Compression:
   -1 ... -9              preset: chunk size from 2 KiB to 64 KiB (default -6, table below)
@@ -131,6 +134,8 @@ class Options:
     model: str | None = None
     scheduler: str | None = None
     per_file: bool = False
+    recursive: bool = False
+    suffix: str = SUFFIX
 
 
 def _number(name: str, value: str, lo: int, hi: int | None = None) -> int:
@@ -149,6 +154,12 @@ def _memory(v: str) -> int:
         return parse_size(v)
     except ValueError:
         raise Usage(f"invalid memory size '{v}': e.g. 2G or 1500M") from None
+
+
+def _suffix(v: str) -> str:
+    if not v or "/" in v or (os.altsep and os.altsep in v) or "\0" in v:
+        raise Usage(f"invalid suffix '{v}': need a non-empty suffix without '/'")
+    return v
 
 
 def _device(v: str) -> str:
@@ -257,6 +268,8 @@ def _lmcodec(
     keep: bool = typer.Option(False, "-k", "--keep"),
     rm: bool = typer.Option(False, "--rm"),
     force: bool = typer.Option(False, "-f", "--force"),
+    recursive: bool = typer.Option(False, "-r", "--recursive"),
+    suffix: Optional[str] = typer.Option(None, "-S", "--suffix", parser=_suffix),
     verbose: int = typer.Option(0, "-v", "--verbose", count=True),
     quiet: int = typer.Option(0, "-q", "--quiet", count=True),
     help: bool = typer.Option(False, "-h", "--help"),
@@ -291,7 +304,7 @@ def _lmcodec(
                    level=_level(ctx.meta["order"], level), chunk_size=chunk_size, window=window,
                    batch_size=batch_size, memory=memory or DEFAULT_MEMORY, threads=threads, device=device or "cpu",
                    model=model,
-                   scheduler=scheduler, per_file=per_file)
+                   scheduler=scheduler, per_file=per_file, recursive=recursive, suffix=suffix or SUFFIX)
 
 
 def run_parser(app: typer.Typer, argv: list[str], name: str = PROG) -> Any:

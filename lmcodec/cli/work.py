@@ -6,17 +6,18 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 import lmz
 
+from ..defaults import SUFFIX
 from ..io.progress import Progress
 from ..io.settings import Settings
 from .messages import Skipped, describe, say
 from .outputs import Output
 
-SUFFIX = ".lmz"
 EXIT_OK, EXIT_ERROR, EXIT_WARNING = 0, 1, 2
 
 
@@ -31,7 +32,24 @@ class Job:
     remove: bool = False
     force: bool = False
     progress: bool = False
+    suffix: str = SUFFIX  # -S
+    recursive: bool = False  # -r: a file the suffix rules leave alone is passed over silently, as gzip -r does
     client: Any = None  # a dask.distributed Client with --scheduler
+
+
+def walk(paths: list[str]) -> Iterator[str]:
+    """-r: each path, with each directory replaced by the regular files under it (sorted, symbolic links not
+    followed, as gzip -r leaves them)."""
+    for p in paths:
+        if p == "-" or not os.path.isdir(p) or os.path.islink(p):
+            yield p
+            continue
+        for top, dirs, names in os.walk(p):
+            dirs.sort()
+            for name in sorted(names):
+                full = os.path.join(top, name)
+                if not os.path.islink(full) and os.path.isfile(full):
+                    yield full
 
 
 def isatty(f: Any) -> bool:
@@ -125,13 +143,16 @@ def _output_name(path: str, job: Job) -> str | None:
         return None if job.output == "-" else job.output
     if path == "-":
         return None
+    sfx = job.suffix
     if job.mode == "compress":
-        if path.endswith(SUFFIX) and not job.force:
-            raise Skipped(f"already has {SUFFIX} suffix -- unchanged", status=EXIT_OK)  # gzip 1.12 exits 0 here
-        return path + SUFFIX
-    base = path[: -len(SUFFIX)] if path.endswith(SUFFIX) else ""
+        if path.endswith(sfx) and not job.force:
+            # gzip 1.12 exits 0 here
+            raise Skipped(f"already has {sfx} suffix -- unchanged", status=EXIT_OK, silent=job.recursive)
+        return path + sfx
+    base = path[: -len(sfx)] if path.endswith(sfx) else ""
     if not base or base.endswith(os.sep) or (os.altsep and base.endswith(os.altsep)):
-        raise Skipped("unknown suffix -- ignored")
+        raise Skipped("unknown suffix -- ignored", status=EXIT_OK if job.recursive else EXIT_WARNING,
+                      silent=job.recursive)
     return base
 
 
@@ -233,7 +254,7 @@ def process_file(path: str, job: Job) -> int:
         return EXIT_OK
     except Skipped as w:
         _abort(f)
-        say.warn(label, str(w))
+        (say.info if w.silent else say.warn)(label, str(w))
         return w.status
     except (KeyboardInterrupt, BrokenPipeError, SystemExit):
         _abort(f)

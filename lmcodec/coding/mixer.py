@@ -140,7 +140,8 @@ def new_frame(max_symbols: int, flags: int = ALL) -> FrameState:
     return FrameState(
         hist=np.zeros(max_symbols + 1, dtype=np.int64), sc=sc,
         mtab=np.zeros(1 << MATCH_BITS, dtype=np.int64), pm=np.full(MATCH_MAX + 1, half, dtype=np.int64),
-        ngram=np.zeros((ORDERS, 1 << NGRAM_BITS, NG_FIELDS), dtype=np.int64), pn=np.full((ORDERS, COUNTS), half, np.int64),
+        ngram=np.zeros((ORDERS, 1 << NGRAM_BITS, NG_FIELDS), dtype=np.int64),
+        pn=np.full((ORDERS, COUNTS), half, np.int64),
         orders=np.zeros(ORDERS, dtype=np.int64), slots=np.zeros(ORDERS, dtype=np.int64),
         ptop=np.full(BUCKETS, half, dtype=np.int64), raw=np.zeros(RAW_SYMBOLS, dtype=np.int64), w=w,
         x=np.zeros((MAX_CAND, NIN), dtype=np.int64), pc=np.zeros(MAX_CAND, dtype=np.int64),

@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import lmz
 
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, SUFFIX
 from ..io import lmzfile
 from ..io.settings import ModelSource, Settings, settings_for
 from ..io.progress import Progress
@@ -436,7 +436,7 @@ def expand(urls: str | list[str], storage_options: dict | None = None) -> list[s
     return out
 
 
-def compress_files(urls: str | list[str], client: Client, settings: Settings | None = None, *, suffix: str = ".lmz",
+def compress_files(urls: str | list[str], client: Client, settings: Settings | None = None, *, suffix: str = SUFFIX,
                    model: ModelSource = None, level: int | None = None, chunk_size: int | None = None,
                    window: int | None = None, zstd_level: int | None = None, batch_size: int | None = None,
                    device: str | None = None, threads: int | None = None, overwrite: bool = False,
@@ -454,7 +454,7 @@ def compress_files(urls: str | list[str], client: Client, settings: Settings | N
 
 
 def decompress_files(urls: str | list[str], client: Client, settings: Settings | None = None, *,
-                     suffix: str = ".lmz", batch_size: int | None = None, device: str | None = None,
+                     suffix: str = SUFFIX, batch_size: int | None = None, device: str | None = None,
                      threads: int | None = None, overwrite: bool = False,
                      storage_options: dict | None = None) -> list[FileResult]:
     """Decompress each FILE + suffix to FILE on a worker (see compress_files)."""
