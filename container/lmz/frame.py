@@ -13,7 +13,7 @@ from .constants import (
     CHECK_SIZE, CODER_NONE, FRAME_CHECKSUM_SIZE, FRAME_HEADER_SIZE, FRAME_OVERHEAD, FULL_CHUNK, METHOD_LM,
     METHOD_NAMES, METHOD_STORED, max_payload,
 )
-from .errors import ChecksumError, FormatError, LimitError, UnsupportedError
+from .errors import ChecksumError, FormatError, LimitError, TruncatedError, UnsupportedError
 from .header import StreamHeader
 
 _LENGTHS = struct.Struct("<BII")  # version 1: method, raw length, payload length
@@ -142,16 +142,45 @@ def _lengths(src: Source, header: StreamHeader, method: int, where: str) -> tupl
     return method, raw_length, payload_length, head, check_size
 
 
+def _frame_lengths(src: Source, header: StreamHeader, method: int, offset: int,
+                   where: str) -> tuple[int, int, int, bytes, int, int]:
+    """_lengths and the frame's whole size; an input that ends inside the frame's header is named as the
+    frame's truncation (one offset: the frame's)."""
+    try:
+        method, raw_length, payload_length, head, check_size = _lengths(src, header, method, where)
+    except TruncatedError:
+        raise TruncatedError(f"{where}: the input ends {_bytes(src.offset - offset)} into the frame, inside its "
+                             "header") from None
+    size = (FRAME_HEADER_SIZE if header.version == 1 else len(head)) + payload_length + check_size
+    return method, raw_length, payload_length, head, check_size, size
+
+
+def ends_after_frames(offset: int, stream_index: int, frames: int) -> TruncatedError:
+    """The input ends where a frame or the end of a stream's frames should start."""
+    return TruncatedError(f"offset {offset}: the input ends after {frames} frame{'' if frames == 1 else 's'} of "
+                          f"stream {stream_index}; the rest of the stream (its index and footer) is missing")
+
+
+def _cut(src: Source, offset: int, size: int, where: str) -> TruncatedError:
+    return TruncatedError(f"{where}: the input ends {_bytes(src.offset - offset)} into the frame of {size} bytes")
+
+
+def _bytes(n: int) -> str:
+    return f"{n} byte" if n == 1 else f"{n} bytes"
+
+
 def read_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int,
                raw_start: int) -> Frame:
     """Read the rest of a frame whose method byte (already consumed) is `method`; its raw bytes start at
     raw_start in the stream's content."""
     offset = src.offset - 1
     where = f"stream {stream_index} frame {number} at offset {offset}"
-    method, raw_length, payload_length, head, check_size = _lengths(src, header, method, where)
-    payload = src.read_exact(payload_length, f"payload of {where}")
-    checksum = src.read_exact(check_size, f"checksum of {where}")
-    return Frame(header, stream_index, number, method, raw_length, payload, checksum, offset, head, raw_start)
+    method, raw_length, payload_length, head, check_size, size = _frame_lengths(src, header, method, offset, where)
+    body = src.read_upto(payload_length + check_size)
+    if len(body) != payload_length + check_size:
+        raise _cut(src, offset, size, where)
+    return Frame(header, stream_index, number, method, raw_length, body[:payload_length], body[payload_length:],
+                 offset, head, raw_start)
 
 
 def skip_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int) -> tuple[int, int, int]:
@@ -159,6 +188,9 @@ def skip_frame(src: Source, header: StreamHeader, stream_index: int, number: int
     skipped unread (src must be seekable): for finding frames in streams without an index."""
     offset = src.offset - 1
     where = f"stream {stream_index} frame {number} at offset {offset}"
-    method, raw_length, payload_length, head, check_size = _lengths(src, header, method, where)
-    src.skip(payload_length + check_size, f"frame {where}")
-    return method, src.offset - offset, raw_length
+    method, raw_length, payload_length, head, check_size, size = _frame_lengths(src, header, method, offset, where)
+    try:
+        src.skip(payload_length + check_size, where)
+    except TruncatedError:
+        raise _cut(src, offset, size, where) from None
+    return method, size, raw_length

@@ -20,7 +20,7 @@ from .constants import (
     HEADER_MIN_SIZE, INDEX_ENTRY_SIZE, MAGIC, TRAILER_FIXED_SIZE, Limits,
 )
 from .errors import FormatError, LimitError, TruncatedError
-from .frame import Frame, check_frame, payload_length_of, read_frame, skip_frame
+from .frame import Frame, check_frame, ends_after_frames, payload_length_of, read_frame, skip_frame
 from .header import StreamHeader, read_header
 from .reader import LmDecoder, decode_frames
 from .trailer import TrailerEntry, parse_footer, parse_footer2, read_trailer, read_trailer2
@@ -158,7 +158,7 @@ def _scan(f: BinaryIO, end: int, limits: Limits) -> list[_Found]:
         frames: list[tuple[int, int, int, int]] = []
         while True:
             if src.offset >= end:
-                raise TruncatedError(f"offset {src.offset}: input ends inside {where}")
+                raise ends_after_frames(src.offset, len(found), len(frames))
             at = src.offset
             method = src.read_exact(1, f"{where} frame {len(frames)}")[0]
             if method == END_OF_FRAMES:

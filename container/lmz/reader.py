@@ -15,7 +15,7 @@ from ._io import Source
 from .codec import decode_frame
 from .constants import CONTENT_CHECKSUM_SIZE, DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits
 from .errors import ChecksumError, FormatError, LimitError, LmzError, TruncatedError, UnsupportedError
-from .frame import Frame, read_frame
+from .frame import Frame, ends_after_frames, read_frame
 from .header import StreamHeader, read_header
 from .trailer import Trailer, TrailerEntry, parse_footer, read_trailer, read_trailer2
 
@@ -74,7 +74,10 @@ class Reader:
         entries: list[TrailerEntry] = []
         raw_start = 0
         while True:
-            method = src.read_exact(1, f"stream {stream_index} frame {len(entries)}")[0]
+            first = src.read_upto(1)
+            if not first:
+                raise ends_after_frames(src.offset, stream_index, len(entries))
+            method = first[0]
             if method == END_OF_FRAMES:
                 break
             if len(entries) >= limits.max_frames:

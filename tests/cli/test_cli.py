@@ -502,3 +502,26 @@ def test_exit_status_matches_gzip(tmp_path, cache):
         assert r.returncode == want, (args, r.stderr)
         assert b"Traceback" not in r.stderr and (want == 0 or r.stderr)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_truncation_is_named_once_and_alike_by_test_and_list(tmp_path, cache):
+    """A file cut anywhere: -t (which decodes) and -l (which only scans) say the same thing, naming the frame by
+    its one offset and the bytes of it that are there, or the frames the stream ends after."""
+    (tmp_path / "b").write_bytes(TEXT * 3)
+    assert proc(cache, "--model", TINY, "--chunk-size=1000", str(tmp_path / "b")).returncode == 0
+    blob = (tmp_path / "b.lmz").read_bytes()
+    idx = lmz.read_index(io.BytesIO(blob))
+    assert len(idx.entries) >= 3
+    f1 = idx.entries[1]
+    for cut, words in [(f1.offset, f"offset {f1.offset}: the input ends after 1 frame of stream 0"),
+                       (f1.offset + 1, f"frame 1 at offset {f1.offset}: the input ends 1 byte into the frame, "
+                                       "inside its header"),
+                       (f1.offset + 10, f"frame 1 at offset {f1.offset}: the input ends 10 bytes into the frame of "
+                                        f"{f1.frame_size} bytes")]:
+        (tmp_path / "t.lmz").write_bytes(blob[:cut])
+        said = []
+        for mode in ("-t", "-l"):
+            r = proc(cache, mode, str(tmp_path / "t.lmz"))
+            assert r.returncode == 1
+            said.append(r.stderr.decode().strip().splitlines()[-1])
+        assert said[0] == said[1] and words in said[0], said
