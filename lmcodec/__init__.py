@@ -9,10 +9,11 @@
 from .io.compressor import LmzCompressor, LmzDecompressor
 from .io.lmzfile import LmzFile, compress, decompress, open
 from .io.settings import Settings
-from .errors import ChecksumError, FormatError, LimitError, LmzError, ModelError, TruncatedError, UnsupportedError
+from .errors import (ChecksumError, DamageWarning, FormatError, LimitError, LmzError, ModelError, TruncatedError,
+                     UnsupportedError)
 
 __version__ = "0.2.0"
 
 __all__ = ["Settings", "LmzFile", "LmzCompressor", "LmzDecompressor", "open", "compress", "decompress", "LmzError",
            "FormatError", "ChecksumError", "TruncatedError", "LimitError", "UnsupportedError", "ModelError",
-           "__version__"]
+           "DamageWarning", "__version__"]

@@ -6,5 +6,10 @@ class ModelError(OSError):
     """A model is missing, unreadable, unsupported, or not the one a stream needs."""
 
 
-__all__ = ["ChecksumError", "FormatError", "LimitError", "LmzError", "ModelError", "TruncatedError",
-           "UnsupportedError"]
+class DamageWarning(UserWarning):
+    """Reading with errors="salvage": a range of content was lost to damage (the message names it; the LmzFile's
+    `damage` list holds each as an lmz.Damage)."""
+
+
+__all__ = ["ChecksumError", "DamageWarning", "FormatError", "LimitError", "LmzError", "ModelError",
+           "TruncatedError", "UnsupportedError"]

@@ -12,6 +12,7 @@ from .header import StreamHeader
 from .index import Index, IndexEntry, StreamInfo, decode_entry, read_frame_at, read_index, read_range
 from .reader import (ContentCheck, LmDecoder, Reader, StreamEnd, decode_frames, decode_items, decode_stream,
                      decompress_bytes)
+from .salvage import Damage, salvage
 from .summary import StreamSummary, summary
 from .trailer import Trailer, TrailerEntry
 from .writer import Writer, compress_bytes
@@ -25,5 +26,5 @@ __all__ = [
     "Writer", "compress_bytes", "Reader", "StreamEnd", "ContentCheck", "LmDecoder", "decode_frames", "decode_items",
     "decode_stream", "decompress_bytes", "decode_frame", "zstd_compress", "zstd_decompress",
     "Index", "IndexEntry", "StreamInfo", "read_index", "read_frame_at", "decode_entry", "read_range",
-    "StreamSummary", "summary",
+    "StreamSummary", "summary", "Damage", "salvage",
 ]

@@ -167,8 +167,10 @@ def decode_items(items: Iterable[Frame | StreamEnd], lm_decoder: LmDecoder | Non
 
     Consecutive lm frames of one stream are passed to lm_decoder(header, frames) in batches of up to
     `batch` (or batch(header), asked when a batch starts: the decoder may size it by its memory); a stored/zstd
-    frame or the end of a stream flushes the batch first, so order is kept.
-    After each version-1 stream its content checksum is checked (ChecksumError after its chunks were yielded)."""
+    frame or the end of a stream flushes the batch first, so order is kept. If items raises (damage after the
+    frames read so far), the batch is decoded and given first: an error always leaves every verified frame
+    before it. After each version-1 stream its content checksum is checked (ChecksumError after its chunks were
+    yielded)."""
     if not callable(batch) and batch < 1:
         raise ValueError("batch must be >= 1")
     limit = batch if not callable(batch) else 1
@@ -183,7 +185,15 @@ def decode_items(items: Iterable[Frame | StreamEnd], lm_decoder: LmDecoder | Non
                 content.update(raw)
                 yield raw
 
-    for item in items:
+    it = iter(items)
+    while True:
+        try:
+            item = next(it, None)
+        except LmzError:
+            yield from flush()
+            raise
+        if item is None:
+            return
         if isinstance(item, Frame):
             if item.method == METHOD_LM:
                 if lm_decoder is None:

@@ -58,7 +58,8 @@ def _command(o: Options) -> int:
                         batch_size=o.batch_size, memory=o.memory, device=o.device, threads=o.threads)
     job = Job(mode=o.mode, settings=settings, to_stdout=o.stdout, output=o.output,
               remove=o.rm and not o.keep and not o.stdout, force=o.force,
-              progress=o.quiet == 0 and isatty(sys.stderr), suffix=o.suffix, recursive=o.recursive)
+              progress=o.quiet == 0 and isatty(sys.stderr), suffix=o.suffix, recursive=o.recursive,
+              salvage=o.salvage)
     writes_stdout = o.mode in ("compress", "decompress") and (o.stdout or o.output == "-" or
                                                               (o.output is None and "-" in paths))
     if o.mode == "compress" and writes_stdout and isatty(sys.stdout) and not o.force:

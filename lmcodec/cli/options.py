@@ -47,6 +47,9 @@ Output:
   -r, --recursive        operate on the files in directories, recursively (symbolic links
                          are not followed; files the suffix rules skip are passed over quietly)
   -S, --suffix=SUF       use suffix SUF instead of .lmz, for outputs and for -d's inputs
+      --salvage          with -d or -t: recover a damaged file: write every intact frame in
+                         order, leave out what is lost, name each lost range (its offset and
+                         length in the content) and exit with status 1
 
 Compression:
   -1 ... -9              preset: chunk size from 2 KiB to 64 KiB (default -6, table below)
@@ -136,6 +139,7 @@ class Options:
     per_file: bool = False
     recursive: bool = False
     suffix: str = SUFFIX
+    salvage: bool = False
 
 
 def _number(name: str, value: str, lo: int, hi: int | None = None) -> int:
@@ -269,6 +273,7 @@ def _lmcodec(
     rm: bool = typer.Option(False, "--rm"),
     force: bool = typer.Option(False, "-f", "--force"),
     recursive: bool = typer.Option(False, "-r", "--recursive"),
+    salvage: bool = typer.Option(False, "--salvage"),
     suffix: Optional[str] = typer.Option(None, "-S", "--suffix", parser=_suffix),
     verbose: int = typer.Option(0, "-v", "--verbose", count=True),
     quiet: int = typer.Option(0, "-q", "--quiet", count=True),
@@ -304,7 +309,8 @@ def _lmcodec(
                    level=_level(ctx.meta["order"], level), chunk_size=chunk_size, window=window,
                    batch_size=batch_size, memory=memory or DEFAULT_MEMORY, threads=threads, device=device or "cpu",
                    model=model,
-                   scheduler=scheduler, per_file=per_file, recursive=recursive, suffix=suffix or SUFFIX)
+                   scheduler=scheduler, per_file=per_file, recursive=recursive, suffix=suffix or SUFFIX,
+                   salvage=salvage)
 
 
 def run_parser(app: typer.Typer, argv: list[str], name: str = PROG) -> Any:
@@ -336,4 +342,6 @@ def parse(argv: list[str], env: Mapping[str, str] = os.environ) -> Options:
             if env.get("LMCODEC_THREADS") else 0
     if o.output is not None and len(o.files) > 1 and o.mode in ("compress", "decompress"):
         raise Usage("-o takes a single input file")
+    if o.salvage and o.mode not in ("decompress", "test"):
+        raise Usage("--salvage goes with -d or -t")
     return o

@@ -13,6 +13,7 @@ from typing import IO, Any
 import lmz
 
 from ..defaults import SUFFIX
+from ..errors import DamageWarning
 from ..io.progress import Progress
 from ..io.settings import Settings
 from .messages import Skipped, describe, say
@@ -33,6 +34,7 @@ class Job:
     force: bool = False
     progress: bool = False
     suffix: str = SUFFIX  # -S
+    salvage: bool = False  # --salvage: every intact frame of a damaged file; lost ranges said, exit status 1
     recursive: bool = False  # -r: a file the suffix rules leave alone is passed over silently, as gzip -r does
     client: Any = None  # a dask.distributed Client with --scheduler
 
@@ -105,11 +107,15 @@ def compress_into(src: IO[bytes], dst: IO[bytes], job: Job, label: str) -> tuple
     return done, h.hexdigest()
 
 
-def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str) -> tuple[int, str]:
-    """Decode all streams of src into dst (None: discard, for -t); returns (raw bytes, sha256 of them)."""
+def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str,
+                    damage: list | None = None) -> tuple[int, str]:
+    """Decode all streams of src into dst (None: discard, for -t); returns (raw bytes, sha256 of them). With
+    job.salvage, the ranges lost to damage are added to `damage`."""
+    import warnings
+
     from ..io.lmzfile import LmzFile
 
-    if job.client is not None:
+    if job.client is not None and not job.salvage:
         from ..integrations import distributed
 
         r = distributed.decompress(src, dst, job.client, job.settings, progress=job.progress, label=label)
@@ -118,12 +124,16 @@ def decompress_into(src: IO[bytes], dst: IO[bytes] | None, job: Job, label: str)
     h = hashlib.sha256()
     done = 0
     try:
-        with LmzFile(src, "rb", job.settings, progress=prog.update if job.progress else None) as z:
+        with LmzFile(src, "rb", job.settings, progress=prog.update if job.progress else None,
+                     errors="salvage" if job.salvage else "strict") as z, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DamageWarning)  # said once each, below, by the caller
             while data := z.read1(1 << 16):
                 h.update(data)
                 done += len(data)
                 if dst is not None:
                     dst.write(data)
+            if damage is not None and job.salvage:
+                damage += z.damage
     finally:
         prog.close()
     return done, h.hexdigest()
@@ -209,7 +219,7 @@ def _open_input(path: str, job: Job) -> _Input:
                   job.remove and path != "-" and dest is not None and regular)
 
 
-def _compress_one(f: _Input, job: Job, t0: float) -> None:
+def _compress_one(f: _Input, job: Job, t0: float) -> int:
     raw, digest = compress_into(f.src, f.dst, job, f.label)
     if f.regular:
         _check_unchanged(f.src, f.stat, raw)
@@ -227,16 +237,25 @@ def _compress_one(f: _Input, job: Job, t0: float) -> None:
         say.info(f.label, f"{_ratio_text(raw, comp)} in {time.monotonic() - t0:.1f} s -> {f.dest}")
     else:
         say.info(f.label, f"{raw} bytes compressed in {time.monotonic() - t0:.1f} s")
+    return EXIT_OK
 
 
-def _decompress_one(f: _Input, job: Job, t0: float) -> None:
-    raw, _ = decompress_into(f.src, f.dst, job, f.label)
+def _decompress_one(f: _Input, job: Job, t0: float) -> int:
+    damage: list = []
+    raw, _ = decompress_into(f.src, f.dst, job, f.label, damage)
     if f.out is not None:
-        f.out.commit(job.force, sync=f.remove)
+        f.out.commit(job.force, sync=f.remove and not damage)
+    for d in damage:  # --salvage: the output holds every intact frame; each lost range is named
+        say.error(f.label, f"lost {d}")
+    if damage:
+        f.remove = False
+        say.error(f.label, f"{raw} bytes recovered, {len(damage)} range{'s' if len(damage) > 1 else ''} lost")
+        return EXIT_ERROR
     if job.mode == "test":
         say.info(f.label, f"OK ({raw} bytes)")
     else:
         say.info(f.label, f"{raw} bytes in {time.monotonic() - t0:.1f} s" + (f" -> {f.dest}" if f.dest else ""))
+    return EXIT_OK
 
 
 def process_file(path: str, job: Job) -> int:
@@ -246,12 +265,12 @@ def process_file(path: str, job: Job) -> int:
     t0 = time.monotonic()
     try:
         f = _open_input(path, job)
-        (_compress_one if job.mode == "compress" else _decompress_one)(f, job, t0)
+        status = (_compress_one if job.mode == "compress" else _decompress_one)(f, job, t0)
         if f.dst is not None and f.out is None:
             f.dst.flush()
         if f.remove:
             os.unlink(path)
-        return EXIT_OK
+        return status
     except Skipped as w:
         _abort(f)
         (say.info if w.silent else say.warn)(label, str(w))

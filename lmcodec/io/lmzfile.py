@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import io
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -16,6 +17,7 @@ import lmz
 from ..atomic import TempFile
 from ..coding.versions import DEFAULT_WINDOW
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
+from ..errors import DamageWarning
 from .interrupts import held_signals
 from .settings import ModelSource, Settings, settings_for
 
@@ -101,23 +103,35 @@ class _LmDecoder:
 
 
 class _DecompressReader(io.RawIOBase):
-    """Raw reader of decoded bytes: sequential through lmz.decode_stream, or by the trailer index after a seek."""
+    """Raw reader of decoded bytes: sequential through lmz.decode_stream, or by the trailer index after a seek;
+    with salvage, sequential only, through lmz.salvage (each lost range goes to `damage` and is warned of)."""
 
-    def __init__(self, fp: IO[bytes], lm: _LmDecoder) -> None:
+    def __init__(self, fp: IO[bytes], lm: _LmDecoder, salvage: bool = False) -> None:
         self._fp = fp
         self._lm = lm
         self._pos = 0
-        self._chunks: Iterator[bytes] | None = lmz.decode_stream(fp, lm, lm.batch_for)
+        self.salvage = salvage
+        self.damage: list[lmz.Damage] = []
+        self._chunks: Iterator[bytes] | None = \
+            self._salvaged(fp) if salvage else lmz.decode_stream(fp, lm, lm.batch_for)
         self._buf = b""  # decoded bytes starting at self._buf_start
         self._buf_start = 0
         self._index: lmz.Index | None = None
         self._eof = False  # sequential decoding reached the end
 
+    def _salvaged(self, fp: IO[bytes]) -> Iterator[bytes]:
+        for item in lmz.salvage(fp, self._lm, self._lm.batch_for):
+            if isinstance(item, lmz.Damage):
+                self.damage.append(item)
+                warnings.warn(str(item), DamageWarning, stacklevel=2)
+            elif item:
+                yield item
+
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return self._fp.seekable()
+        return self._fp.seekable() and not self.salvage
 
     def readinto(self, b) -> int:
         data = self._read(len(b))
@@ -241,18 +255,24 @@ class LmzFile(io.BufferedIOBase):
     settings (lmcodec.Settings) and the keyword arguments over them say how to code: see Settings. Writing
     options (level, chunk_size, window, zstd_level) are refused when reading, memory when writing. Reading
     decodes as many lm frames side by side as `memory` (bytes, default 2 GiB) allows, or batch_size frames if
-    given; writing codes the level's batch of chunks at a time (default 4). progress, if given, is called now
-    and then (from the thread doing the work) with the number of content bytes coded or decoded so far,
-    including the part of a batch still in flight: for progress meters."""
+    given; writing codes the level's batch of chunks at a time (default 4). errors="salvage" (reading only;
+    default "strict": the first damage raises its LmzError) reads a damaged file front to back as far as it
+    goes, leaving out each range of content lost to damage: `damage` lists them (lmz.Damage: offset and length
+    in the content) and each is warned of as a DamageWarning; such a file cannot seek. progress, if given, is
+    called now and then (from the thread doing the work) with the number of content bytes coded or decoded so
+    far, including the part of a batch still in flight: for progress meters."""
 
     def __init__(self, filename: str | bytes | os.PathLike | IO[bytes], mode: str = "rb",
                  settings: Settings | None = None, *, model: ModelSource = None, level: int | None = None,
                  chunk_size: int | None = None, window: int | None = None, zstd_level: int | None = None,
                  batch_size: int | None = None, memory: int | None = None, device: str | None = None,
-                 threads: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 threads: int | None = None, progress: Callable[[int], None] | None = None,
+                 errors: str = "strict") -> None:
         mode = mode.replace("b", "")
         if mode not in ("r", "w", "a", "x"):
             raise ValueError(f"invalid mode {mode!r}")
+        if errors not in ("strict", "salvage") or (errors == "salvage" and mode != "r"):
+            raise ValueError(f"errors must be 'strict', or 'salvage' when reading; got {errors!r}")
         self.settings = settings_for(settings, mode, model=model, level=level, chunk_size=chunk_size,
                                      window=window, zstd_level=zstd_level, batch_size=batch_size, memory=memory,
                                      device=device, threads=threads)
@@ -264,7 +284,8 @@ class LmzFile(io.BufferedIOBase):
         if mode == "r":
             self._fp = builtins.open(filename, "rb") if self._owned else filename
             lm = _LmDecoder(self.settings, progress)
-            self._reader = io.BufferedReader(_DecompressReader(self._fp, lm), buffer_size=1 << 16)
+            self._raw = _DecompressReader(self._fp, lm, errors == "salvage")
+            self._reader = io.BufferedReader(self._raw, buffer_size=1 << 16)
             return
         codec_for(self.settings)  # a model that cannot be loaded fails before an output file is created
         if self._owned:
@@ -278,6 +299,12 @@ class LmzFile(io.BufferedIOBase):
         self._writer = _CompressWriter(self._fp, self.settings, progress)
 
     # --- reading ---
+    @property
+    def damage(self) -> list[lmz.Damage]:
+        """With errors="salvage": the ranges of content lost so far."""
+        self._check_mode("r")
+        return list(self._raw.damage)
+
     def readable(self) -> bool:
         self._check()
         return self._mode == "r"
@@ -422,9 +449,10 @@ def compress(data: bytes, settings: Settings | None = None, *, model: ModelSourc
 
 def decompress(data: bytes, settings: Settings | None = None, *, model: ModelSource = None,
                memory: int | None = None, batch_size: int | None = None, device: str | None = None,
-               threads: int | None = None) -> bytes:
+               threads: int | None = None, errors: str = "strict") -> bytes:
     """Decompress one or more concatenated .lmz streams. memory: bytes (frames decode side by side as it allows,
-    default 2 GiB); batch_size: a fixed number of frames instead; model: one to use if a stream names it."""
+    default 2 GiB); batch_size: a fixed number of frames instead; model: one to use if a stream names it.
+    errors="salvage": every intact frame of a damaged input, each lost range warned of (DamageWarning)."""
     with LmzFile(io.BytesIO(data), "rb", settings, model=model, memory=memory, batch_size=batch_size,
-                 device=device, threads=threads) as f:
+                 device=device, threads=threads, errors=errors) as f:
         return f.read()
