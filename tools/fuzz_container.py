@@ -48,12 +48,12 @@ def load_bases() -> list[tuple[str, bytes, bytes]]:
 
 
 def fields(blob: bytes) -> list[tuple]:
-    """Integer fields of a valid blob: version 1 as (offset, size, crc_start, crc_offset); version-2 varints as
+    """Integer fields of a valid blob: version 1 as (offset, size, crc_start, crc_offset); version-2/3 varints as
     (offset, size, "varint", fix) with fix(new blob, shift) restoring the covering CRC."""
     idx = lmz.read_index(io.BytesIO(blob))
     out: list[tuple] = []
     for s in idx.streams:
-        if s.header.version == 2:
+        if s.header.version >= 2:
             out += _v2_fields(blob, s, [e for e in idx.entries if e.stream_index == s.stream_index])
             continue
         hl = s.header.size
@@ -96,7 +96,12 @@ def _v2_fields(blob: bytes, s, entries) -> list[tuple]:
         def fix_frame(b: bytearray, shift: int, e=e, f=f, raw=raw) -> None:
             head_len = len(f.head) + shift
             end = e.offset + e.frame_size + shift
-            b[end - 4:end] = lmz.frame_check(f.raw_start, bytes(b[e.offset:e.offset + head_len]), raw)
+            head = bytes(b[e.offset:e.offset + head_len])
+            if f.header.version >= 3:  # the check, then the store check over the stored bytes
+                b[end - 8:end - 4] = lmz.frame_check(f.raw_start, head, raw)
+                b[end - 4:end] = lmz.store_check(head, bytes(b[e.offset + head_len:end - 8]))
+            else:
+                b[end - 4:end] = lmz.frame_check(f.raw_start, head, raw)
 
         for size in ([len(varint.encode(f.raw_length))] if not f.head[0] & 0x80 else []) + \
                 [len(f.head) - 1 - (0 if f.head[0] & 0x80 else len(varint.encode(f.raw_length)))]:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 MAGIC = b"\x89LMZ"  # stream header magic
 FOOTER_MAGIC = b"ZML\x89"  # last 4 bytes of every version-1 stream
-FOOTER2_MAGIC = b"ZML\x8a"  # last 4 bytes of a version-2 stream that carries an index
-FORMAT_VERSION = 2  # what the writer writes
-FORMAT_VERSIONS = frozenset({1, 2})  # what the reader reads
+FOOTER2_MAGIC = b"ZML\x8a"  # last 4 bytes of a version-2 or -3 stream that carries an index
+FORMAT_VERSION = 3  # what the writer writes
+FORMAT_VERSIONS = frozenset({1, 2, 3})  # what the reader reads
 
 METHOD_STORED = 0
 METHOD_ZSTD = 1
@@ -41,7 +41,8 @@ MODEL_HASH_SIZE = 16  # the model is named by the first 128 bits of its SHA-256
 MAX_PARAMS = 255  # bytes of coder parameters in a header
 BULK_FRAME = 1 << 20  # stored/zstd frames may hold up to max(chunk size, this) raw bytes
 FULL_CHUNK = 0x80  # method-byte flag: the raw length is the chunk size and is not written
-CHECK_SIZE = 4  # CRC-32 ending each frame
+CHECK_SIZE = 4  # CRC-32 over a frame's position, header bytes and content (versions 2 and 3)
+STORE_CHECK_SIZE = 4  # version 3: CRC-32 over a frame's stored bytes (header bytes and payload), after its check
 INDEX_MIN_FRAMES = 64  # streams with fewer frames carry no index: a reader scans their frame headers
 FOOTER2_SIZE = 20  # trailer size u32, stream size u64, crc32 u32, magic
 MAX_VARINT = 10  # bytes of a LEB128 u64

@@ -1,5 +1,7 @@
 """Frames: one per chunk. Version 1: header (method, lengths, CRC-32), payload, BLAKE2b-64 of the raw bytes.
-Version 2: method byte, varint lengths, payload, CRC-32 of the frame's raw offset, frame header and raw bytes."""
+Version 2: method byte, varint lengths, payload, CRC-32 of the frame's raw offset, frame header and raw bytes.
+Version 3: version 2's frame, then a CRC-32 of its stored bytes (header bytes and payload), so that damage to
+what is stored is found by reading, before anything is decoded."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +13,7 @@ from . import varint
 from ._io import Source
 from .constants import (
     CHECK_SIZE, CODER_NONE, FRAME_CHECKSUM_SIZE, FRAME_HEADER_SIZE, FRAME_OVERHEAD, FULL_CHUNK, METHOD_LM,
-    METHOD_NAMES, METHOD_STORED, max_payload,
+    METHOD_NAMES, METHOD_STORED, STORE_CHECK_SIZE, max_payload,
 )
 from .errors import ChecksumError, FormatError, LimitError, TruncatedError, UnsupportedError
 from .header import StreamHeader
@@ -29,6 +31,16 @@ def frame_check(raw_start: int, head: bytes, raw: bytes) -> bytes:
     raw bytes. Covering the offset means a frame found through damaged lengths of earlier, unread frames
     fails its check instead of returning right bytes at a wrong place."""
     return struct.pack("<I", zlib.crc32(raw, zlib.crc32(head, zlib.crc32(struct.pack("<Q", raw_start)))))
+
+
+def store_check(head: bytes, payload: bytes) -> bytes:
+    """Version 3's store check: CRC-32 of the frame's header bytes and payload, as stored."""
+    return struct.pack("<I", zlib.crc32(payload, zlib.crc32(head)))
+
+
+def check_sizes(header: StreamHeader) -> int:
+    """Bytes of checks after a version-2 or -3 frame's payload."""
+    return CHECK_SIZE + (STORE_CHECK_SIZE if header.version >= 3 else 0)
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ class Frame:
     def size(self) -> int:
         if self.header.version == 1:
             return FRAME_OVERHEAD + len(self.payload)
-        return len(self.head) + len(self.payload) + CHECK_SIZE
+        return len(self.head) + len(self.payload) + check_sizes(self.header)
 
     @property
     def payload_offset(self) -> int:
@@ -86,7 +98,7 @@ def frame_head(header: StreamHeader, method: int, raw_length: int, payload_lengt
 
 def payload_length_of(header: StreamHeader, raw_length: int, frame_size: int) -> int:
     """The payload length of a version-2 frame of this raw length and total size (-1 if none fits)."""
-    fixed = CHECK_SIZE + 1 + (0 if raw_length == header.chunk_size else len(varint.encode(raw_length)))
+    fixed = check_sizes(header) + 1 + (0 if raw_length == header.chunk_size else len(varint.encode(raw_length)))
     for k in range(1, 11):
         p = frame_size - fixed - k
         if p >= 0 and len(varint.encode(p)) == k:
@@ -137,7 +149,7 @@ def _lengths(src: Source, header: StreamHeader, method: int, where: str) -> tupl
                 raise FormatError(f"{where}: a full-chunk frame must be written with the full-chunk flag")
         payload_length, raw = varint.read(src, f"payload length of {where}")
         head += raw
-        method, check_size = base, CHECK_SIZE
+        method, check_size = base, check_sizes(header)
     check_frame(header, method, raw_length, payload_length, where)
     return method, raw_length, payload_length, head, check_size
 
@@ -179,8 +191,12 @@ def read_frame(src: Source, header: StreamHeader, stream_index: int, number: int
     body = src.read_upto(payload_length + check_size)
     if len(body) != payload_length + check_size:
         raise _cut(src, offset, size, where)
-    return Frame(header, stream_index, number, method, raw_length, body[:payload_length], body[payload_length:],
-                 offset, head, raw_start)
+    payload, checks = body[:payload_length], body[payload_length:]
+    if header.version >= 3:
+        if store_check(head, payload) != checks[CHECK_SIZE:]:
+            raise ChecksumError(f"{where}: stored bytes damaged (the store check fails)")
+        checks = checks[:CHECK_SIZE]
+    return Frame(header, stream_index, number, method, raw_length, payload, checks, offset, head, raw_start)
 
 
 def skip_frame(src: Source, header: StreamHeader, stream_index: int, number: int, method: int) -> tuple[int, int, int]:

@@ -30,7 +30,7 @@ class StreamHeader:
     coder_version: int
     flags: int = 0
     version: int = FORMAT_VERSION
-    params: bytes = b""  # the coder's parameters (version 2)
+    params: bytes = b""  # the coder's parameters (versions 2 and 3)
 
     def encode(self) -> bytes:
         check_header(self, DEFAULT_LIMITS, 0)
@@ -39,7 +39,8 @@ class StreamHeader:
             body = _FIXED.pack(MAGIC, 1, self.flags, self.coder_id, self.coder_version, self.chunk_size,
                                self.model_sha256, len(mid)) + mid
         else:
-            body = MAGIC + bytes((2, self.flags, self.coder_id, self.coder_version)) + varint.encode(self.chunk_size)
+            body = MAGIC + bytes((self.version, self.flags, self.coder_id, self.coder_version)) + \
+                varint.encode(self.chunk_size)
             if self.coder_id != CODER_NONE:
                 body += self.model_sha256 + varint.encode(len(self.params)) + self.params
         return body + struct.pack("<I", zlib.crc32(body))
@@ -73,7 +74,7 @@ def check_header(h: StreamHeader, limits: Limits, offset: int) -> None:
     want = 32 if h.version == 1 else (0 if h.coder_id == CODER_NONE else MODEL_HASH_SIZE)
     if not isinstance(h.model_sha256, (bytes, bytearray)) or len(h.model_sha256) != want:
         raise FormatError(f"{where}: model hash must be {want} bytes")
-    if len(h.model_id.encode("utf-8")) > MAX_MODEL_ID or (h.version == 2 and h.model_id):
+    if len(h.model_id.encode("utf-8")) > MAX_MODEL_ID or (h.version >= 2 and h.model_id):
         raise FormatError(f"{where}: model id longer than {MAX_MODEL_ID} bytes, or given in version 2")
     if len(h.params) > MAX_PARAMS or (h.params and (h.version == 1 or h.coder_id == CODER_NONE)):
         raise FormatError(f"{where}: coder parameters longer than {MAX_PARAMS} bytes, or without a coder")
@@ -95,7 +96,7 @@ def read_header(src: Source, limits: Limits = DEFAULT_LIMITS, magic: bytes | Non
         raise UnsupportedError(f"offset {start}: unsupported format version {version[0]}")
     if version[0] == 1:
         return _read_v1(src, limits, start, magic + version)
-    return _read_v2(src, limits, start, magic + version)
+    return _read_v2(src, limits, start, magic + version, version[0])
 
 
 def _check_crc(src: Source, body: bytes, start: int) -> None:
@@ -117,7 +118,8 @@ def _read_v1(src: Source, limits: Limits, start: int, head: bytes) -> StreamHead
     return h
 
 
-def _read_v2(src: Source, limits: Limits, start: int, head: bytes) -> StreamHeader:
+def _read_v2(src: Source, limits: Limits, start: int, head: bytes, version: int) -> StreamHeader:
+    """Versions 2 and 3 (whose headers are alike)."""
     fixed = src.read_exact(3, "stream header")
     flags, coder_id, coder_version = fixed
     chunk, chunk_raw = varint.read(src, "stream header chunk size")
@@ -131,6 +133,6 @@ def _read_v2(src: Source, limits: Limits, start: int, head: bytes) -> StreamHead
         params = src.read_exact(n, "stream header")
         body += sha + n_raw + params
     _check_crc(src, body, start)
-    h = StreamHeader("", sha, chunk, coder_id, coder_version, flags, 2, params)
+    h = StreamHeader("", sha, chunk, coder_id, coder_version, flags, version, params)
     check_header(h, limits, start)
     return h

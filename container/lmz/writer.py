@@ -14,7 +14,7 @@ from .constants import (
     INDEX_MIN_FRAMES, MAX_FRAMES, METHOD_LM, METHOD_STORED, METHOD_ZSTD,
 )
 from .errors import FormatError, LimitError
-from .frame import check_frame, encode_frame_header, frame_check, frame_head, raw_checksum
+from .frame import check_frame, encode_frame_header, frame_check, frame_head, raw_checksum, store_check
 from .header import StreamHeader, check_header
 from .trailer import Trailer, TrailerEntry, encode_footer, encode_trailer, encode_trailer2
 
@@ -69,6 +69,8 @@ class Writer:
             self._write(head)
             self._write(payload)
             self._write(frame_check(self.raw_written, head, raw))
+            if self.header.version >= 3:
+                self._write(store_check(head, payload))
         self.raw_written += len(raw)
         self._entries.append(TrailerEntry(method, self.bytes_written - start, len(raw)))
 

@@ -33,7 +33,7 @@ def stream(chunks: list[tuple[str, bytes]], *, chunk_size: int = 256, model_id: 
            sha: bytes = bytes(32), coder: tuple[int, int] = (0, 0), version: int = 1, params: bytes = b"") -> bytes:
     """One stream; chunks are (method name, raw) with method 'stored', 'zstd' or 'auto'."""
     out = io.BytesIO()
-    if version == 2:
+    if version >= 2:
         model_id, sha = "", (sha[:16] if coder[0] else b"")
     with lmz.Writer(out, lmz.StreamHeader(model_id, sha, chunk_size, *coder, 0, version, params)) as w:
         for how, raw in chunks:
@@ -213,8 +213,8 @@ def build() -> tuple[dict[str, bytes], list[dict]]:
     bad("bad-1-truncated-footer.lmz", mixed[:-3], "TruncatedError", "cut inside the footer")
     bad("bad-2-truncated-second.lmz", stored + zframes[:100], "TruncatedError", "second stream cut short")
     bad("bad-2-partial-magic.lmz", stored + b"\x89L", "TruncatedError", "second stream cut inside its magic")
-    bad("unsupported-1-version.lmz", patch_header(stored, 4, b"\x03"), "UnsupportedError",
-        "format version 3 (this vector said version 2 until version 2 was defined)")
+    bad("unsupported-1-version.lmz", patch_header(stored, 4, b"\x04"), "UnsupportedError",
+        "format version 4 (this vector said version 2, then 3, until those were defined)")
     bad("unsupported-1-flags.lmz", patch_header(stored, 5, b"\x80"), "UnsupportedError", "reserved flag bit set")
     bad("unsupported-1-method.lmz", patch_frame(stored, header_len(stored), 0, b"\x03"), "UnsupportedError",
         "frame method 3")
@@ -222,16 +222,18 @@ def build() -> tuple[dict[str, bytes], list[dict]]:
     bad("unsupported-1-coder-version.lmz", patch_header(coder1, 7, b"\x63"), "UnsupportedError",
         "coder 1 version 99")
     v2_vectors(good, bad, sha_m)
+    v3_vectors(good, bad, sha_m)
     for v in meta:
-        v["format_version"] = 2 if "-v2-" in v["file"] else 1
+        v["format_version"] = 3 if "-v3-" in v["file"] else 2 if "-v2-" in v["file"] else 1
     manifest = {
-        "format": "lmz", "format_versions": [1, 2],
+        "format": "lmz", "format_versions": [1, 2, 3],
         "generator": "spec/vectors/make_vectors.py",
         "libzstd": ".".join(map(str, __import__("zstandard").ZSTD_VERSION)),
         "decoding": "decode every vector with a container-only decoder (no lm decoder): good vectors must "
                     "decode to content_length bytes with content_sha256; bad/unsupported vectors must raise "
                     "`error` (a class of lmz.errors). Vectors with needs_lm=true need lmcodec's lm decoder.",
-        "truncation_rule": {"files": ["good-1-mixed.lmz", "good-v2-1-mixed.lmz", "good-v2-1-indexed.lmz"],
+        "truncation_rule": {"files": ["good-1-mixed.lmz", "good-v2-1-mixed.lmz", "good-v2-1-indexed.lmz",
+                                      "good-v3-1-mixed.lmz", "good-v3-1-indexed.lmz"],
                             "prefix_length_0": "FormatError",
                             "prefix_length_1_to_len_minus_1": "TruncatedError",
                             "description": "every proper prefix of each of these single streams must fail: "
@@ -330,6 +332,39 @@ def v2_vectors(good, bad, sha_m: bytes) -> None:
         + coder1[chl:], "UnsupportedError", "coder id 9")
     bad("unsupported-v2-1-coder-version.lmz", v2_fix_header(bytearray(coder1[:7] + b"\x63" + coder1[8:chl]), chl)
         + coder1[chl:], "UnsupportedError", "coder 1 version 99")
+
+
+def v3_vectors(good, bad, sha_m: bytes) -> None:
+    """The version-3 vectors: version 2's layout, each frame ending in a store check after its check."""
+    def s3(chunks, **kw):
+        return stream(chunks, version=3, **kw)
+
+    empty = s3([])
+    mixed = s3([("stored", noise(200, b"a")), ("zstd", TEXT[:256]), ("stored", noise(77, b"b")),
+                ("zstd", TEXT[256:400])])
+    full = s3([("stored", noise(256, b"c")), ("stored", noise(256, b"d")), ("stored", noise(10, b"e"))])
+    coder1 = s3([("stored", "héllo wörld\n".encode())], sha=sha_m, coder=(1, 2), params=b"\x80\x10")
+    indexed = s3([("stored", noise(16, bytes([i]))) for i in range(lmz.INDEX_MIN_FRAMES + 6)], chunk_size=16)
+    good("good-v3-0-empty.lmz", empty, "version 3: empty content, zero frames")
+    good("good-v3-1-mixed.lmz", mixed, "version 3: stored and zstd frames interleaved (also a truncation base)")
+    good("good-v3-1-full-chunk.lmz", full, "version 3: two frames of exactly the chunk size, then a short one")
+    good("good-v3-1-coder-params.lmz", coder1, "version 3: coder 1 version 2 with a model hash and parameters, "
+         "no lm frame")
+    good("good-v3-1-indexed.lmz", indexed, f"version 3: {lmz.INDEX_MIN_FRAMES + 6} frames, so an index and a footer")
+    good("good-v3-3-mixed-versions.lmz", mixed + stream([("stored", b"v1 stream\n")]) + s3([], chunk_size=64)
+         + stream([("stored", b"v2 stream\n")], version=2), "version-3, -1, -3 (empty) and -2 streams back to back")
+    f = [e.offset for e in lmz.read_index(io.BytesIO(mixed)).entries]
+    fs = [e.frame_size for e in lmz.read_index(io.BytesIO(mixed)).entries]
+    bad("bad-v3-1-payload-bitflip.lmz", flip(mixed, f[0] + 3 + 50, 1), "ChecksumError",
+        "bit flipped in a stored payload: the store check fails before anything is decoded")
+    bad("bad-v3-1-store-check-bitflip.lmz", flip(mixed, f[1] + fs[1] - 1, 2), "ChecksumError",
+        "bit flipped in a frame's store check")
+    bad("bad-v3-1-check-bitflip.lmz", flip(mixed, f[1] + fs[1] - 6, 5), "ChecksumError",
+        "bit flipped in a frame's check (over position, header bytes and content)")
+    bad("bad-v3-1-truncated-store-check.lmz", mixed[: f[1] + fs[1] - 2], "TruncatedError",
+        "cut inside a frame's store check")
+    bad("bad-v3-1-index-bitflip.lmz", flip(indexed, len(indexed) - 30, 0), "ChecksumError",
+        "bit flipped in the index")
 
 
 def main(argv: list[str]) -> int:

@@ -98,3 +98,25 @@ def test_salvage_api_and_its_checks(sixteen):
 def test_salvage_goes_with_decompress_or_test(cache, tmp_path):
     r = proc(cache, "--salvage", str(tmp_path / "x"))
     assert r.returncode == 1 and b"--salvage goes with -d or -t" in r.stderr
+
+
+def test_test_and_list_find_stored_damage_without_the_model(sixteen, tmp_path):
+    """Format 3: -t checks every frame's stored bytes before it decodes any, and -l checks them too: damage in
+    the last frame is reported at once, by a process that has no model at all (an empty model cache)."""
+    content, blob, entries = sixteen
+    assert lmz.read_index(io.BytesIO(blob)).streams[0].header.version == 3
+    e = entries[-1]
+    src = tmp_path / "x.lmz"
+    src.write_bytes(flip(blob, e.offset + e.frame_size - 12))
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    env = dict(os.environ, LMCODEC_CACHE=str(empty), PYTHONPATH="")  # and no way to the tiny model
+    for mode, said in (("-t", f"frame 15 at offset {e.offset}: stored bytes damaged"),
+                       ("-l", f"damaged: stream 0 frame 15 at offset {e.offset}: stored bytes damaged")):
+        r = subprocess.run([sys.executable, "-m", "lmcodec", mode, str(src)], capture_output=True, env=env,
+                           timeout=60)
+        assert r.returncode == 1 and said in r.stderr.decode(), r.stderr
+    (tmp_path / "ok.lmz").write_bytes(blob)
+    r = subprocess.run([sys.executable, "-m", "lmcodec", "-l", str(tmp_path / "ok.lmz")], capture_output=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0 and b"damaged" not in r.stderr
