@@ -6,12 +6,14 @@
 
 Frames are read front to back, as the streaming reader reads them; a frame whose payload is damaged is a
 lost range of exactly its raw length, and the frames after it go on being read. Where the framing itself is
-damaged (a frame header, or bytes lost or inserted), the reader resynchronises: the next frame is the first
-position from which whole frames follow one another up to a trailer that parses (or to the end of the file, for
-a file that is also cut short). A version-2 frame's check covers its position in the content, so the first frame
-after such a gap tells how long the gap is: the offset its check was computed with is found by solving the
-CRC-32 for it (CRC-32 is affine in the message bits). A damaged stream header loses its stream, up to the next
-stream's magic. Nothing is ever returned that has not passed its frame's check.
+damaged (a frame header, or bytes lost or inserted), the reader resynchronises. Where the stream's index
+survives (streams of 64 frames or more carry one), the index gives the next frame's offset and raw offset.
+Where it does not, the next frame is the first position from which whole frames follow one another up to a
+trailer that parses (or to the end of the file, for a file that is also cut short). A version-2 or -3 frame's
+check covers its position in the content, so the first frame after such a gap tells how long the gap is: the
+offset its check was computed with is found by solving the CRC-32 for it (CRC-32 is affine in the message
+bits). A damaged stream header loses its stream, up to the next stream's magic. Nothing is ever returned that
+has not passed its frame's check.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .codec import decode_frame
 from .constants import DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits
 from .errors import LmzError, UnsupportedError
 from .frame import Frame, _lengths, frame_check, read_frame
+from .index import _from_end
 from .header import StreamHeader, read_header
 from .reader import LmDecoder
 from .trailer import read_trailer, read_trailer2
@@ -71,6 +74,7 @@ class _Salvage:
                  limits: Limits) -> None:
         self.data, self.lm, self.batch_for, self.limits = data, lm_decoder, batch_for, limits
         self.base = 0  # content offset where the current stream's content starts
+        self.indexes = self._indexes()
 
     def _src(self, offset: int) -> Source:
         f = io.BytesIO(self.data)
@@ -98,12 +102,32 @@ class _Salvage:
                     return
                 pos = nxt
                 continue
-            end = yield from self._frames(header, index, src.offset)
+            end = yield from self._frames(header, index, pos, src.offset)
             if end is None:
                 return
             pos, index = end, index + 1
 
-    def _frames(self, header: StreamHeader, stream_index: int, pos: int) -> Iterator[bytes | Damage]:
+    def _indexes(self) -> dict[int, list[tuple[int, int, int, int]]]:
+        """The streams whose index survives, found from the end of the file as random access finds them:
+        stream start -> [(frame offset, frame size, raw start, raw length)]."""
+        out: dict[int, list[tuple[int, int, int, int]]] = {}
+        f, end = io.BytesIO(self.data), len(self.data)
+        while True:
+            try:
+                found = _from_end(f, end, self.limits)
+            except LmzError:
+                return out
+            if found is None:
+                return out
+            start, _, _, frames, _ = found
+            rows, raw = [], 0
+            for _, offset, size, length in frames:
+                rows.append((offset, size, raw, length))
+                raw += length
+            out[start] = rows
+            end = start
+
+    def _frames(self, header: StreamHeader, stream_index: int, start: int, pos: int) -> Iterator[bytes | Damage]:
         """A stream's frames from pos; returns where the next stream may start, or None at the end of the file.
 
         Frames that fail are held until a frame after them verifies (which shows their sizes were right) or the
@@ -170,6 +194,17 @@ class _Salvage:
                     first, err = held[0]
                     held.clear()
                     pos, raw, number, e = first.offset, first.raw_start, first.number, err
+                rows = self.indexes.get(start)
+                if rows is not None:  # the stream's index survives: it says where the next frame is
+                    nxt = next((i for i, row in enumerate(rows) if row[0] > pos), None)
+                    target = rows[nxt][2] if nxt is not None else sum(row[3] for row in rows)
+                    yield Damage(self.base + raw, target - raw, pos, f"{e} (placed by the stream's index)")
+                    raw = target
+                    if nxt is None:
+                        self.base += raw
+                        return self._end_of_stream(header, stream_index, rows[-1][0] + rows[-1][1])
+                    number, pos = nxt, rows[nxt][0]
+                    continue
                 found = self._resync(header, pos + 1)
                 gap = None if found is None else self._gap(found[1], found[2], raw, found[0] - pos, found[0])
                 if gap is None:

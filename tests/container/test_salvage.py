@@ -122,3 +122,16 @@ def test_raw_offset_solver_inverts_the_frame_check():
     for r in (0, 1, 255, 65535, 65536, 123_456_789):
         check = lmz.frame_check(r, head, raw)
         assert solve_raw_offset(head, raw, check, max(0, r - 70_000), r + 70_000) == r
+
+
+@pytest.mark.parametrize("frame", [10, 69])
+def test_an_index_that_survives_places_the_frames_after_damaged_framing(frame):
+    """A stream of 70 frames carries an index: a frame header damaged anywhere, the last frame's included, is
+    resolved by it, lengths and all (frame 10 is not a whole chunk)."""
+    sizes = [CHUNK] * 10 + [123] + [CHUNK] * 59
+    blob, chunks = stream(sizes)
+    e = entries(blob)[frame]
+    got, lost = salvaged(flip(blob, e.offset, 0x7F))
+    assert [(d.offset, d.length) for d in lost] == [span(chunks, frame, frame)]
+    assert "index" in lost[0].reason
+    assert got == without(chunks, frame)
