@@ -185,7 +185,7 @@ class _Salvage:
                 yield from settle()
                 yield from release()
                 self.base += raw
-                return self._end_of_stream(header, stream_index, pos)
+                return self._end_of_stream(header, pos)
             try:
                 frame = read_frame(self._src(pos + 1), header, stream_index, number, method, raw)
             except LmzError as e:
@@ -202,7 +202,7 @@ class _Salvage:
                     raw = target
                     if nxt is None:
                         self.base += raw
-                        return self._end_of_stream(header, stream_index, rows[-1][0] + rows[-1][1])
+                        return self._end_of_stream(header, rows[-1][0] + rows[-1][1])
                     number, pos = nxt, rows[nxt][0]
                     continue
                 found = self._resync(header, pos + 1)
@@ -276,18 +276,24 @@ class _Salvage:
         r = solve_raw_offset(f.head, content, f.checksum, after + 1, after + 1 + SEARCH_SPAN)
         return r if r is not None and self._next_verifies(f, f.offset, r + len(content)) else None
 
-    def _end_of_stream(self, header: StreamHeader, stream_index: int, pos: int) -> int | None:
-        """Where the next stream may start after the trailer at pos (None: the end of the file). A damaged
-        trailer loses no content: every frame before it was read."""
+    def _trailer_end(self, header: StreamHeader, pos: int) -> int | None:
+        """The offset just after the trailer (and footer) whose end marker is at pos; None if it does not parse."""
         src = self._src(pos + 1)
         try:
             if header.version == 1:
-                read_trailer(src, self.limits, None, f"stream {stream_index}")
+                read_trailer(src, self.limits, None, "a stream")
                 src.read_exact(FOOTER_SIZE, "footer")
             else:
-                read_trailer2(src, self.limits, header.chunk_size, None, f"stream {stream_index}")
-            end = src.offset
+                read_trailer2(src, self.limits, header.chunk_size, None, "a stream")
         except LmzError:
+            return None
+        return src.offset
+
+    def _end_of_stream(self, header: StreamHeader, pos: int) -> int | None:
+        """Where the next stream may start after the trailer at pos (None: the end of the file). A damaged
+        trailer loses no content: every frame before it was read; the next stream is looked for by its magic."""
+        end = self._trailer_end(header, pos)
+        if end is None:
             end = self.data.find(MAGIC, pos + 1)
             return end if end >= 0 else None
         return end if end < len(self.data) else None
@@ -306,7 +312,7 @@ class _Salvage:
                 ok = q == len(self.data) and frames >= MIN_CHAIN
                 break
             if self.data[q] == END_OF_FRAMES:
-                ok = self._end_of_stream(header, -1, q) is not None or self._trailer_ends_file(header, q)
+                ok = self._trailer_end(header, q) is not None
                 break
             try:
                 src = self._src(q + 1)
@@ -319,18 +325,6 @@ class _Salvage:
         for p in walk:
             memo[p] = ok
         return ok
-
-    def _trailer_ends_file(self, header: StreamHeader, q: int) -> bool:
-        src = self._src(q + 1)
-        try:
-            if header.version == 1:
-                read_trailer(src, self.limits, None, "stream")
-                src.read_exact(FOOTER_SIZE, "footer")
-            else:
-                read_trailer2(src, self.limits, header.chunk_size, None, "stream")
-        except LmzError:
-            return False
-        return src.offset == len(self.data)
 
     def _resync(self, header: StreamHeader, start: int) -> tuple[int, Frame, bytes] | None:
         """(offset, frame, its content) of the first intact frame at or after start from which whole frames
