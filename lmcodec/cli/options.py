@@ -32,9 +32,10 @@ Input files are kept (as zstd does) unless --rm is given.
 Operation:
   -z, --compress         compress (the default)
   -d, --decompress       decompress FILE.lmz to FILE (also --uncompress)
-  -t, --test             decode and verify FILEs; write nothing
-  -l, --list             list each file's streams: model, chunk size, coder, frames, sizes
-                         (no model needed)
+  -t, --test             check every frame's stored bytes (no model needed), then decode and
+                         verify FILEs; write nothing
+  -l, --list             list each file's streams: model, chunk size, coder, frames, sizes;
+                         check every frame's stored bytes (no model needed)
 
 Output:
   -c, --stdout           write to standard output; keep input files
