@@ -57,10 +57,16 @@ def zstd_decompress(payload: bytes, raw_length: int, where: str = "frame") -> by
 
 def decode_frame(frame: Frame) -> bytes:
     """Decode and verify a stored or zstd frame. lm frames need lmcodec (see decode_stream)."""
+    return frame.verify(decode_payload(frame))
+
+
+def decode_payload(frame: Frame) -> bytes:
+    """A stored or zstd frame's content, not yet verified against the frame's check (zstd's declared size and
+    framing are checked); salvage places frames by that check."""
     if frame.method == METHOD_STORED:
-        return frame.verify(frame.payload)
+        return frame.payload
     if frame.method == METHOD_ZSTD:
-        return frame.verify(zstd_decompress(frame.payload, frame.raw_length, frame.where))
+        return zstd_decompress(frame.payload, frame.raw_length, frame.where)
     if frame.method == METHOD_LM:
         raise UnsupportedError(f"{frame.where}: lm frame needs a language model decoder "
                                f"(model {frame.header.model_id or frame.header.model_sha256.hex()})")

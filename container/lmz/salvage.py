@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 from ._io import Source
-from .codec import decode_frame
+from .codec import decode_payload
 from .constants import DEFAULT_LIMITS, END_OF_FRAMES, FOOTER_SIZE, MAGIC, METHOD_LM, Limits
 from .errors import LmzError, UnsupportedError
 from .frame import Frame, _lengths, frame_check, read_frame
@@ -38,6 +38,7 @@ from .header import StreamHeader, read_header
 from .reader import LmDecoder
 from .trailer import read_trailer, read_trailer2
 
+MIN_FRAME = 8  # bytes of the smallest frame: a method byte, two lengths, a payload byte, a check
 MIN_CHAIN = 2  # frames that must follow one another to the end of a cut-short file for a resynchronisation
 CHUNK_TRIES = 4096  # gaps of whole chunks tried first
 SEARCH_SPAN = 1 << 24  # at most this many raw offsets searched for a gap of another length
@@ -150,7 +151,7 @@ class _Salvage:
                 if shift:
                     f = replace(f, raw_start=f.raw_start + shift)
                     content, err = self._reverify(f, content, err)
-                if err is not None and content is not None and held and f.header.version != 1:
+                if err is not None and content is not None and held:
                     first = held[0][0]
                     r = self._place(f, content, first.raw_start)
                     if r is not None:
@@ -206,7 +207,9 @@ class _Salvage:
                     number, pos = nxt, rows[nxt][0]
                     continue
                 found = self._resync(header, pos + 1)
-                gap = None if found is None else self._gap(found[1], found[2], raw, found[0] - pos, found[0])
+                lost_frames = 0 if found is None else (found[0] - pos) // MIN_FRAME + 1  # at most
+                r = None if found is None else self._place(found[1], found[2], raw, lost_frames * header.frame_limit)
+                gap = None if r is None else r - raw
                 if gap is None:
                     why = "no intact frame follows" if found is None else "the frames after it cannot be placed"
                     yield Damage(self.base + raw, None, pos, f"{e}; {why}")
@@ -245,7 +248,7 @@ class _Salvage:
         result: list[tuple[bytes | None, LmzError | None]] = []
         for f in frames:
             try:
-                got = next(it) if f.method == METHOD_LM else _content_unchecked(f)
+                got = next(it) if f.method == METHOD_LM else decode_payload(f)
                 if isinstance(got, LmzError):
                     raise got
             except LmzError as e:
@@ -266,15 +269,22 @@ class _Salvage:
         except LmzError as e:
             return content, e
 
-    def _place(self, f: Frame, content: bytes, after: int) -> int | None:
-        """The raw offset, above `after`, at which a decoded frame passes its check: whole chunks after `after`
-        first, else any offset within SEARCH_SPAN, confirmed by the next frame's check there."""
+    def _place(self, f: Frame, content: bytes, after: int, span: int = SEARCH_SPAN) -> int | None:
+        """The raw offset above `after` at which a decoded frame passes its check; None if it cannot be told for
+        sure. Version 1 frames do not cover their position.
+
+        Whole chunks are tried first (lost lm frames are mostly whole chunks): a few thousand candidates leave a
+        false match at about 1 in 10**6. Else every offset within `span` (at most SEARCH_SPAN), and then the
+        next frame must verify at the offset that follows, which leaves a false match at 2**-32 per candidate
+        times 2**-32."""
+        if f.header.version == 1:
+            return None
         chunk = f.header.chunk_size
-        for k in range(1, CHUNK_TRIES):
+        for k in range(1, min(CHUNK_TRIES, span // chunk + 2)):
             if frame_check(after + k * chunk, f.head, content) == f.checksum:
                 return after + k * chunk
-        r = solve_raw_offset(f.head, content, f.checksum, after + 1, after + 1 + SEARCH_SPAN)
-        return r if r is not None and self._next_verifies(f, f.offset, r + len(content)) else None
+        r = solve_raw_offset(f.head, content, f.checksum, after + 1, after + 1 + min(span, SEARCH_SPAN))
+        return r if r is not None and self._next_verifies(f, r + len(content)) else None
 
     def _trailer_end(self, header: StreamHeader, pos: int) -> int | None:
         """The offset just after the trailer (and footer) whose end marker is at pos; None if it does not parse."""
@@ -337,45 +347,13 @@ class _Salvage:
                 frame = read_frame(self._src(q + 1), header, -1, -1, self.data[q], 0)
             except LmzError:
                 continue
-            got = self._decode_unplaced(frame)
-            if got is not None:
-                return q, frame, got
+            content = self._decode([frame])[0][0]  # its check waits: its position is not known yet
+            if content is not None:
+                return q, frame, content
         return None
 
-    def _decode_unplaced(self, frame: Frame) -> bytes | None:
-        """The frame's content, decoded (its check is not yet verified: its position is not known)."""
-        try:
-            if frame.method != METHOD_LM:
-                return _content_unchecked(frame)
-            if self.lm is None:
-                return None
-            got = self.lm(frame.header, [frame])[0]
-            return None if isinstance(got, LmzError) else bytes(got)
-        except LmzError:
-            return None
-
-    def _gap(self, frame: Frame, content: bytes, raw: int, lost_bytes: int, q: int) -> int | None:
-        """The content lost before a frame found by resynchronisation: the raw offset its check was computed
-        with, minus raw (what was read before the damage); None if it cannot be told for sure.
-
-        Whole chunks are tried first (lost lm frames are mostly whole chunks): a few thousand candidates leave a
-        false match at about 1 in 10**6. Else every offset up to what the lost bytes can hold (at most
-        SEARCH_SPAN candidates), and then the next frame must verify at the offset that follows, which leaves
-        a false match at 2**-32 per candidate times 2**-32. Version 1 frames do not cover their position."""
-        if frame.header.version == 1:
-            return None
-        chunk = frame.header.chunk_size
-        for k in range(1, min(CHUNK_TRIES, lost_bytes // 8 + 2)):
-            if frame_check(raw + k * chunk, frame.head, content) == frame.checksum:
-                return k * chunk
-        span = min(SEARCH_SPAN, (lost_bytes // 8 + 1) * frame.header.frame_limit)
-        r = solve_raw_offset(frame.head, content, frame.checksum, raw + 1, raw + 1 + span)
-        if r is None or not self._next_verifies(frame, q, r + len(content)):
-            return None
-        return r - raw
-
-    def _next_verifies(self, frame: Frame, q: int, raw_next: int) -> bool:
-        nxt = q + frame.size
+    def _next_verifies(self, frame: Frame, raw_next: int) -> bool:
+        nxt = frame.offset + frame.size
         if nxt >= len(self.data) or self.data[nxt] == END_OF_FRAMES:
             return False
         try:
@@ -383,16 +361,6 @@ class _Salvage:
         except LmzError:
             return False
         return self._decode([f2])[0][1] is None
-
-
-def _content_unchecked(frame: Frame) -> bytes:
-    """A stored or zstd frame's content, decoded but not checked (lmz.codec checks sizes and zstd's framing)."""
-    from .codec import zstd_decompress
-    from .constants import METHOD_STORED
-
-    if frame.method == METHOD_STORED:
-        return frame.payload
-    return zstd_decompress(frame.payload, frame.raw_length, frame.where)
 
 
 def solve_raw_offset(head: bytes, raw: bytes, check: bytes, lo: int, hi: int) -> int | None:
