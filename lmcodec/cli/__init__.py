@@ -43,9 +43,9 @@ def _command(o: Options) -> int:
         sys.stdout.write(f"{PROG} {__version__} (lmz container format {lmz.FORMAT_VERSION})\n")
         return EXIT_OK
     paths = o.files or ["-"]
-    if o.recursive:
-        walked = set(walk([p for p in paths if os.path.isdir(p)]))
-        paths = [p for p in walk(paths) if p not in walked or o.mode != "list" or p.endswith(o.suffix)]
+    if o.recursive:  # -lr lists the .lmz files found in directories
+        given = set(paths)
+        paths = [p for p in walk(paths) if o.mode != "list" or p in given or p.endswith(o.suffix)]
     if o.mode == "list":
         if "-" in paths and isatty(sys.stdin) and not o.force:
             say.error(None, "compressed data not read from a terminal; use -f to force")

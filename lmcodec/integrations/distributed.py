@@ -100,7 +100,7 @@ def _codec(model_id: str, sha256: str, s: Settings, chunk_size: int | None = Non
     model = lmzfile.load_model(sha256=sha256, model_id=model_id)
     batch = s.write_batch if chunk_size is None else s.batch_size or DEFAULT_BATCH_SIZE
     return lmzfile.get_codec(model, chunk_size=chunk_size or s.chunk, batch_size=batch, device=s.device,
-                             threads=s.threads, window=s.attention_window)
+                             threads=s.threads, window=s.window)
 
 
 def _encode_range(model_id: str, sha256: str, s: Settings, token_lists: list[list[int]]) -> list[bytes]:

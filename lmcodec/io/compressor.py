@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import lmz
 
-from .lmzfile import _CompressWriter, _LmDecoder
+from .lmzfile import _CompressWriter, _LmDecoder, codec_for
 from .settings import ModelSource, Settings, settings_for
 
 
@@ -33,7 +33,7 @@ class LmzCompressor:
         self.settings = settings_for(settings, "w", model=model, level=level, chunk_size=chunk_size, window=window,
                                      zstd_level=zstd_level, batch_size=batch_size, device=device, threads=threads)
         self._sink = io.BytesIO()
-        self._writer = _CompressWriter(self._sink, self.settings)
+        self._writer = _CompressWriter(self._sink, codec_for(self.settings), self.settings.zstd)
         self._flushed = False
 
     def _take(self) -> bytes:

@@ -65,7 +65,7 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
 def codec_for(settings: Settings):
     """The Codec that writes new streams with these settings."""
     return get_codec(settings.model, chunk_size=settings.chunk, batch_size=settings.write_batch,
-                     device=settings.device, threads=settings.threads, window=settings.attention_window)
+                     device=settings.device, threads=settings.threads, window=settings.window)
 
 
 class _LmDecoder:
@@ -211,11 +211,11 @@ class _CompressWriter:
 
     progress(n), if given, is called now and then with the bytes of content coded so far."""
 
-    def __init__(self, fp: IO[bytes], settings: Settings, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, fp: IO[bytes], codec, zstd_level: int, progress: Callable[[int], None] | None = None) -> None:
         from ..pipeline.codec import Cutter
 
-        self._codec = codec = codec_for(settings)
-        self._zstd_level = settings.zstd
+        self._codec = codec
+        self._zstd_level = zstd_level
         self._w = lmz.Writer(fp, codec.header)
         self._cutter = Cutter(codec)
         self._progress = progress
@@ -287,7 +287,7 @@ class LmzFile(io.BufferedIOBase):
             self._raw = _DecompressReader(self._fp, lm, errors == "salvage")
             self._reader = io.BufferedReader(self._raw, buffer_size=1 << 16)
             return
-        codec_for(self.settings)  # a model that cannot be loaded fails before an output file is created
+        codec = codec_for(self.settings)  # a model that cannot be loaded fails before an output file is created
         if self._owned:
             final = os.fsdecode(filename)
             if mode == "x" and os.path.exists(final):
@@ -296,7 +296,7 @@ class LmzFile(io.BufferedIOBase):
             self._fp = self._temp.file
         else:
             self._fp = filename
-        self._writer = _CompressWriter(self._fp, self.settings, progress)
+        self._writer = _CompressWriter(self._fp, codec, self.settings.zstd, progress)
 
     # --- reading ---
     @property

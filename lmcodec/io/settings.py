@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Union
 
 import lmz
 
-from ..coding.versions import DEFAULT_WINDOW, MAX_WINDOW, SINK
+from ..coding.versions import MAX_WINDOW, SINK
 from ..defaults import PRESETS, DEFAULT_LEVEL, zstd_level
 from ..pipeline.budget import DEFAULT_MEMORY
 
@@ -82,10 +82,6 @@ class Settings:
     def zstd(self) -> int:
         """zstd level of frames the model does not code."""
         return self.zstd_level if self.zstd_level is not None else zstd_level(self.level)
-
-    @property
-    def attention_window(self) -> int:
-        return self.window or DEFAULT_WINDOW
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with these fields changed (checked again)."""
