@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for v, path in versions.items():
             secs, ld = run_lmcodec(["-dc"], t / f"{v}.small9.lmz", t / "out", path, a.threads)
             results[v]["decode one frame"] = len(ids) / secs
-            rows.append([v, f"`lmcodec -dc` of `-9` (one frame)", f"{secs:.1f}", f"{len(ids) / secs:.0f}", ld])
+            rows.append([v, "`lmcodec -dc` of `-9` (one frame)", f"{secs:.1f}", f"{len(ids) / secs:.0f}", ld])
         for v, path in versions.items():
             secs, ld = run_lmcodec(["-c"], t / "many", t / f"{v}.many.lmz", path, a.threads)
             results[v]["many: encode"] = many_tokens / secs

@@ -7,7 +7,6 @@ and gnu_message() words Click's errors as GNU getopt does, so no framework wordi
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import lmz
 
 from ..coding import versions
 from ..defaults import DEFAULT_LEVEL, PRESETS, SUFFIX
-from ..io.settings import Settings
+from ..io.settings import DEVICE
 from ..pipeline.budget import DEFAULT_MEMORY, parse_size
 from .messages import PROG
 
@@ -168,7 +167,7 @@ def _suffix(v: str) -> str:
 
 
 def _device(v: str) -> str:
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", v):
+    if not DEVICE.fullmatch(v):
         raise Usage(f"invalid device '{v}': need cpu, cuda or cuda:N")
     return v
 
@@ -287,7 +286,7 @@ def _lmcodec(
     l9: bool = typer.Option(False, "-9"),
     fast: bool = typer.Option(False, "--fast"),
     best: bool = typer.Option(False, "--best"),
-    level: Optional[int] = typer.Option(None, "--level", parser=lambda v: _number("level", v, 1, 9)),
+    level: Optional[int] = typer.Option(None, "--level", parser=lambda v: _number("level", v, min(PRESETS), max(PRESETS))),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size",
                                              parser=lambda v: _number("chunk size", v, 1, lmz.MAX_CHUNK)),
     window: Optional[int] = typer.Option(None, "--window", parser=lambda v: _number(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 ModelSource = Union[str, os.PathLike, "IntModel", None]
 
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the devices a Settings names
 WRITING = frozenset({"level", "chunk_size", "window", "zstd_level"})  # fields only a writer uses
 READING = frozenset({"memory"})  # fields only a reader uses
 
@@ -64,7 +65,7 @@ class Settings:
         _check_range("batch_size", self.batch_size, 1, None)
         _check_range("memory", self.memory, 1, None)
         _check_range("threads", self.threads, 0, None)
-        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+        if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
 
     # --- what the fields come to ---
