@@ -109,13 +109,17 @@ if available:
     def _requant(ah, al, i, fi, lin, y):
         """Linear steps 4-5 for row i: y = rshr(rshr(acc f, 16) mult, shift) + bias, into y (N,) int64.
 
-        lin = (mult, shift, bias, scale = mult 2**-shift as float64, acc_bound). For 15-bit inputs
+        lin = (mult, shift, bias, scale = mult 2**-shift as float64, acc_bound, ready). For 15-bit inputs
         acc = 128 ah + al; for 8-bit al has no rows and acc = ah. Where acc_bound f < 2**53 every value below
         is an integer under 2**53 (or one scaled by a power of two), so binary64 gives the same integers and
-        vectorizes; otherwise int64.
+        vectorizes; otherwise int64. ready: ah holds y itself (engine 2's outputs), copied.
         """
-        mult, shift, bias, scale, bound = lin
+        mult, shift, bias, scale, bound, ready = lin
         n = y.shape[0]
+        if ready:  # engine 2: the block kernel gave the outputs already (blocks.py)
+            for j in range(n):
+                y[j] = ah[i, j]
+            return
         halves = al.shape[0] > 0
         if bound * fi < 2**53:
             fr = np.float64(fi) * 2.0**-F_BITS

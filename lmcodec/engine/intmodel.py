@@ -12,7 +12,8 @@ from safetensors import safe_open
 from ..errors import ModelError
 
 FORMAT = "lmcodec-intmodel"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "1"  # engine 1: 7-bit weight rows (spec/engine.md §2-10)
+ENGINES = (1, 2)  # the format versions (engines) the engine computes on: engine 2 is spec/engine.md §12
 
 
 def file_sha256(path: str | Path) -> str:
@@ -32,6 +33,7 @@ class IntModel:
     tensors: dict[str, torch.Tensor]
     tokenizer_json: str
     token_bytes: list[bytes]
+    engine: int = 1  # the arithmetic the file is for: its format_version
 
     @classmethod
     def load(cls, path: str | Path, sha256: str | None = None) -> "IntModel":
@@ -42,7 +44,7 @@ class IntModel:
                 meta = f.metadata() or {}
                 if meta.get("format") != FORMAT:
                     raise ModelError(f"{path}: not an lmcodec integer model file")
-                if meta.get("format_version") != FORMAT_VERSION:
+                if meta.get("format_version") not in [str(e) for e in ENGINES]:
                     raise ModelError(f"{path}: integer model format {meta.get('format_version')!r} is not supported")
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except ModelError:
@@ -54,4 +56,4 @@ class IntModel:
         token_bytes = [blob[offs[i]: offs[i + 1]] for i in range(len(offs) - 1)]
         return cls(path=path, sha256=sha256 or file_sha256(path), model_id=meta["model_id"],
                    config=json.loads(meta["config"]), tensors=tensors, tokenizer_json=meta["tokenizer"],
-                   token_bytes=token_bytes)
+                   token_bytes=token_bytes, engine=int(meta["format_version"]))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..tables import TOTAL
+from . import blocks
 from . import fused as fz
 from . import threads as th
 from .exact import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
@@ -66,7 +67,7 @@ class Linear:
         if self.wt.device.type == "cpu":  # the parameters of fused._requant
             bias = self.bias if self.bias is not None else torch.zeros_like(self.mult)
             self.fused_args = (self.mult.numpy(), self.shift.numpy(), bias.numpy(),
-                               (self.mult_f * self.unshift_f).numpy(), self.acc_bound)
+                               (self.mult_f * self.unshift_f).numpy(), self.acc_bound, 0)
 
 
 class Engine:
@@ -106,12 +107,17 @@ class Engine:
         self.nkv: int = c["n_kv_heads"]
         self.R = c["resid_bits"]
         self.eps = c["eps_int"]
-        self.embed_w, self.embed_m, self.embed_s = t["embed.w"], t["embed.mult"], t["embed.shift"]
+        self.version = model.engine
+        if self.version == 1:
+            self.embed_w, self.embed_m, self.embed_s = t["embed.w"], t["embed.mult"], t["embed.shift"]
+        else:
+            self.embed_c, self.embed_d = t["embed.codes"], t["embed.d"]
         self.layers = []
         for i in range(self.n_layers):
             p = f"layers.{i}."
-            self.layers.append({n: self._linear(t, p + n, c["act"][n]) for n in ("qkv", "o", "gate_up", "down")})
-        self.head = self._linear(t, "head", c["act"]["head"])
+            self.layers.append({n: self._linear(t, p + n, c.get("act", {}).get(n))
+                                for n in ("qkv", "o", "gate_up", "down")})
+        self.head = self._linear(t, "head", c.get("act", {}).get("head"))
         self.cos, self.sin = t["rope.cos"], t["rope.sin"]
         self.exp_table = t["exp"].double()
         self.exp_last = self.exp_table.numel() - 1
@@ -155,7 +161,11 @@ class Engine:
         return hidden
 
     @staticmethod
-    def _linear(t: dict[str, torch.Tensor], name: str, bits: int) -> Linear:
+    def _linear(t: dict[str, torch.Tensor], name: str, bits: int | None) -> Linear | blocks.BlockLinear:
+        """A layer of the model file: engine 1's 7-bit rows (bits: its activation grid) or engine 2's blocks."""
+        if name + ".codes" in t:
+            return blocks.BlockLinear(t[name + ".codes"], t[name + ".d"], t[name + ".m"], t[name + ".mult"],
+                                      t[name + ".shift"], t.get(name + ".bias"), t.get(name + ".gamma"))
         return Linear(t[name + ".w"], t[name + ".mult"], t[name + ".shift"], t.get(name + ".bias"),
                       Q15 if bits == 15 else Q8)
 
@@ -179,6 +189,9 @@ class Engine:
         """
         shape = x.shape
         x = x.reshape(-1, shape[-1])
+        if isinstance(lin, blocks.BlockLinear):
+            y = blocks.apply(lin, x, in_bits, self.eps)
+            return (y.double() if as_float else y).reshape(*shape[:-1], -1)
         amax = x.abs().amax(-1, keepdim=True).clamp(min=1)
         if in_bits == RMS_NORM:
             f = self._norm_factor(x, amax)
@@ -293,7 +306,10 @@ class Engine:
         return self._linear_apply(lay["o"], o, in_bits=self.cfg["v_bits"])
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return rshift_round(self.embed_w[tokens].long() * self.embed_m[tokens, None], self.embed_s[tokens, None])
+        if self.version == 1:
+            return rshift_round(self.embed_w[tokens].long() * self.embed_m[tokens, None], self.embed_s[tokens, None])
+        scale = self.embed_d[tokens].long().repeat_interleave(blocks.BLOCK, -1)  # spec §12.1
+        return rshift_round(self.embed_c[tokens].long() * scale, blocks.EMBED_BITS - self.R)
 
     def _tables(self, x: torch.Tensor) -> torch.Tensor:
         """Final hidden states (..., H) -> frequency tables (..., V) int64, each summing to 2**28."""
@@ -368,9 +384,13 @@ class Engine:
         return torch.cat(parts, 1)
 
     # ---- the fused CPU path: the same integers, element-wise steps in fused.py -------------------
-    def _mm(self, lin: Linear, x: torch.Tensor, in_bits: int = RMS_NORM):
-        """Linear steps 1-4 for rows x (M, K) int64: ((acc_hi, acc_lo), f, lin's parameters) for an epilogue."""
+    def _mm(self, lin: Linear | blocks.BlockLinear, x: torch.Tensor, in_bits: int = RMS_NORM):
+        """Linear steps 1-4 for rows x (M, K) int64: ((acc_hi, acc_lo), f, lin's parameters) for an epilogue;
+        engine 2's block kernel gives the outputs, which the epilogue takes as they are."""
         m = x.shape[0]
+        if isinstance(lin, blocks.BlockLinear):
+            y = lin.run(x.numpy(), in_bits, self.eps)
+            return (y, y[:0]), np.zeros(m, np.int64), lin.fused_args
         q = torch.empty((m if lin.qmax == Q8 else 2 * m, x.shape[1]), dtype=torch.int8)
         f = torch.empty(m, dtype=torch.long)
         qn = q.numpy()
@@ -566,7 +586,7 @@ class DecodeState:
         e._rope_rows(int(pos.max()) + 1)
         slot, end = self._slots(pos)
         self.slot_pos[rows, slot] = pos
-        with e.pacer.step(e.threads):
+        with e.pacer.step():
             return self._feed(tokens, rows, pos, slot, end)
 
     def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,

@@ -13,9 +13,9 @@ their core back, so the scheduler can run the one that is late.
 - Coarse work (the full pass: blocks of 256 positions) runs as independent tasks on lmcodec's own pool, whose
   threads block; torch inside those tasks runs on one thread.
 - Fine work (a decoding step) is fastest on a quiet machine with OpenMP's spinning threads and ruinous on a busy
-  one, so a Pacer times the steps and chooses between OpenMP over every thread and one thread, trying the other
-  choice again at growing intervals. The choice changes only speed: every kernel computes the same integers with
-  any number of threads.
+  one, so a Pacer times the steps and chooses between every thread and one (for OpenMP and for lmcodec's own
+  kernels alike), trying the other choice again at growing intervals. The choice changes only speed: every
+  kernel computes the same integers with any number of threads.
 """
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def split(m: int, fn: Callable[[int, int], None], parts: int | None = None) -> N
 
 
 class Pacer:
-    """Chooses the OpenMP width of each decoding step: every thread (wide) or one (narrow), by measured time.
+    """Chooses the width of each decoding step: every thread (wide) or one (narrow), by measured time.
 
     It starts narrow (one thread cannot collapse) and keeps a current choice; when `countdown` steps have run
     with it, it runs one trial step with the other. If the trial took less than SWITCH_MARGIN of the median of
@@ -209,8 +209,8 @@ class Pacer:
     def _other(self) -> int:
         return 1 if self.current > 1 else self.threads
 
-    def openmp(self) -> int:
-        """The OpenMP width for the next step."""
+    def choose(self) -> int:
+        """The width (OpenMP and kernel threads) for the next step."""
         self._trial = self.threads > 1 and self.countdown <= 0 and len(self.recent) == self.RECENT
         return self._other() if self._trial else self.current
 
@@ -232,9 +232,12 @@ class Pacer:
         self._trial = False
 
     @contextmanager
-    def step(self, width: int) -> Iterator[None]:
-        """One timed step inside scope(width, the chosen OpenMP width)."""
+    def step(self) -> Iterator[None]:
+        """One timed step inside scope(the chosen width, for lmcodec's kernels and OpenMP alike): engine 2's
+        block products split a step's matmuls over the kernel threads, which at batch 1 costs more in hand-offs
+        than it gains on some machines and not on others."""
         t = time.perf_counter()
-        with scope(width, self.openmp()):
+        n = self.choose()
+        with scope(n, n):
             yield
         self.record(time.perf_counter() - t)

