@@ -442,12 +442,18 @@ def test_sigint_leaves_no_output(tmp_path, cache, delay):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["big.txt"]
 
 
+# lmcodec with the progress meter drawing from the start (it waits a second otherwise), so that what a test sees
+# does not depend on how fast the machine is
+_DRAW_AT_ONCE = ("import sys; from lmcodec.io.progress import Progress; Progress.DELAY = 0.0; "
+                 "from lmcodec.cli import main; sys.argv[0] = 'lmcodec'; main()")
+
+
 def _on_a_terminal(cache: Path, *args: str, cwd=None) -> tuple[int, str]:
     """Run lmcodec with its stderr on a pseudo-terminal (stdout a pipe); (exit status, what the terminal got)."""
     import pty
 
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "lmcodec", *args], stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([sys.executable, "-c", _DRAW_AT_ONCE, *args], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=slave, env=env(cache), cwd=cwd)
     os.close(slave)
     got = bytearray()
@@ -466,7 +472,7 @@ def _on_a_terminal(cache: Path, *args: str, cwd=None) -> tuple[int, str]:
 
 def test_progress_on_a_terminal_only(tmp_path, cache):
     """Decoding and testing show progress (bytes, rate, time left) when stderr is a terminal, nothing otherwise."""
-    text = (Path(__file__).parents[1] / "data" / "english.txt").read_bytes() * 6  # a few seconds with the tiny model
+    text = (Path(__file__).parents[1] / "data" / "english.txt").read_bytes() * 6
     src = tmp_path / "e.txt"
     src.write_bytes(text)
     assert invoke("--model", TINY, "--chunk-size", "1024", str(src)).exit_code == 0
