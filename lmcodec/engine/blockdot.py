@@ -104,8 +104,9 @@ def _codegen(rows: int):
             accs.append(phi)
         wp = builder.add(pg, builder.mul(b, pstride))
         sp = builder.add(sg, builder.mul(b, sstride))
-        # int16 scales come with codes <= 15 (the caller's promise): then |T| <= 32767 * 32 * 127 * 16 < 2**31 and
-        # T is computed in int32 lanes; int32 scales (any codes) compute T in int64.
+        # int16 scales come with 4-bit codes, two to a byte (half the memory a decoding step streams): then
+        # |T| <= 32767 * 32 * 127 * 16 < 2**31 and T is computed in int32 lanes; with int32 scales the codes are
+        # bytes (any values) and T is int64.
         narrow = signature.args[4].dtype.bitwidth == 16
         st = _i16 if narrow else _i32
         tt = _vec(_i32 if narrow else _i64, LANES)
@@ -114,8 +115,16 @@ def _codegen(rows: int):
                                       align=2), tt)
         chains = max(1, CHAINS // rows)
         p = [[ir.Constant(v32, None)] * chains for _ in range(rows)]
+        nibble = ir.Constant(_vec(_i8, 4 * LANES), [15] * (4 * LANES))
         for quad in range(QUADS):
-            w = builder.load(_ptr(builder, wp, ir.Constant(_i64, quad * 4 * LANES), v32), align=1)
+            if narrow:  # two quads' 4-bit codes in one vector: quad 2k in the low nibbles, 2k + 1 in the high ones
+                v = builder.load(_ptr(builder, wp, ir.Constant(_i64, quad // 2 * 4 * LANES), _vec(_i8, 4 * LANES)),
+                                 align=1)
+                if quad % 2:
+                    v = builder.lshr(v, ir.Constant(_vec(_i8, 4 * LANES), [4] * (4 * LANES)))
+                w = builder.bitcast(builder.and_(v, nibble), v32)
+            else:
+                w = builder.load(_ptr(builder, wp, ir.Constant(_i64, quad * 4 * LANES), v32), align=1)
             for r in range(rows):
                 at = builder.add(builder.mul(row_off[r], stride["q"]),
                                  builder.add(builder.mul(b, ir.Constant(_i64, 32)), ir.Constant(_i64, 4 * quad)))
@@ -155,8 +164,8 @@ def _make(rows: int):
     @intrinsic
     def dot(typingctx, q, alpha, sums, packed, scales, g, i0, out):
         """out[r, o] = A of spec §12.3 for rows i0 + r (r < rows) and outputs 16 g + o. q (M, K) int8, alpha and
-        sums (M, nb) int64, packed (groups, nb, 8, 16, 4) uint8 and scales (groups, nb, 2, 16) int32, or int16
-        when every code is at most 15, all C-contiguous; out: rows of 16 contiguous int64 (any row stride). nb >= 1."""
+        sums (M, nb) int64, packed (groups, nb, 8, 16, 4) uint8 codes and scales (groups, nb, 2, 16) int32, or
+        4-bit codes two to a byte (groups, nb, 4, 16, 4) with int16 scales, all C-contiguous; out: rows of 16 contiguous int64 (any row stride). nb >= 1."""
         return types.void(q, alpha, sums, packed, scales, g, i0, out), _codegen(rows)
     return dot
 

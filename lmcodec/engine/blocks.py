@@ -63,18 +63,19 @@ class BlockLinear:
 
     def _pack(self) -> None:
         """The kernel's layout: codes as u8 u = c - c0 (c0 = -128 for signed codes, M' = M + c0 D absorbs the
-        offset), in groups of 16 outputs: (N/16, nb, 8 quads, 16 outputs, 4 inputs); D and M' as (N/16, nb, 2, 16).
-        Rows past N (to a whole group) are zero."""
+        offset), in groups of 16 outputs: (N/16, nb, 8 quads, 16 outputs, 4 inputs), or 4 quads of two 4-bit codes
+        a byte; D and M' as (N/16, nb, 2, 16). Rows past N (to a whole group) are zero."""
         n, k, nb = self.n, self.k, self.nb
         groups = -(-n // GROUP)
         c0 = -128 if self.codes.dtype == torch.int8 else 0
         u = (self.codes.numpy().astype(np.int16) - c0).astype(np.uint8)
         full = np.zeros((groups * GROUP, k), np.uint8)
         full[:n] = u
-        self.packed = np.ascontiguousarray(
-            full.reshape(groups, GROUP, nb, BLOCK // QUAD, QUAD).transpose(0, 2, 3, 1, 4))
-        # int16 scales tell blockdot that codes are <= 15, so that its T fits int32; else |M'| <= 2**15 + 2**22
+        packed = np.ascontiguousarray(full.reshape(groups, GROUP, nb, BLOCK // QUAD, QUAD).transpose(0, 2, 3, 1, 4))
+        # 4-bit codes go two to a byte (quads 2k and 2k + 1 in one vector's low and high nibbles), and int16 scales
+        # tell blockdot so (its T then fits int32); else bytes, and int32 scales (|M'| <= 2**15 + 2**22)
         narrow = c0 == 0 and int(u.max(initial=0)) <= 15
+        self.packed = packed[:, :, 0::2] | (packed[:, :, 1::2] << 4) if narrow else packed
         dm = np.zeros((groups * GROUP, nb, 2), np.int16 if narrow else np.int32)
         dm[:n, :, 0] = self.d.numpy()
         dm[:n, :, 1] = self.m.numpy().astype(np.int32) + c0 * self.d.numpy().astype(np.int32)

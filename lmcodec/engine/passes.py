@@ -421,6 +421,9 @@ class Engine:
         def attend(i: int, a: int) -> None:
             e = min(t, a + QUERY_BLOCK)
             k0 = pos0 + a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
+            if k_cache.dtype == torch.int16:
+                self._attend_int(q, k_cache, v_cache, i, a, e, k0, o[i * t + a: i * t + e])
+                return
             if k0 > sink:  # the sink and a band of keys: the cost is bounded by the window
                 k = torch.cat([k_cache[i, :, :sink], k_cache[i, :, k0: pos0 + e]], 1)
                 v = torch.cat([v_cache[i, :, :sink], v_cache[i, :, k0: pos0 + e]], 1)
@@ -442,6 +445,35 @@ class Engine:
         th.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
 
         th.parallel([lambda a=a: self._rest_fused(lay, x[a: a + ROW_BLOCK], o[a: a + ROW_BLOCK]) for a in blocks])
+
+    def _attend_int(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, i: int, a: int, e: int,
+                    k0: int, o: torch.Tensor) -> None:
+        """Attention of queries a .. e-1 of row i in the full pass on int16 caches (b, nkv, slots, d), by the SIMD
+        blocks of decoding (fused.attend_rows): the same integers as the float64 products, in half the
+        instructions. Keys from k0 on (and the sink) when the window leaves out earlier ones."""
+        sink = self.sink
+        if k0 > sink:  # the sink and a band of keys, in a cache of whole blocks of slots
+            n = sink + e - k0
+            cap = -(-n // SLOT_BLOCK) * SLOT_BLOCK
+            kc = torch.zeros((1, self.nkv, cap, self.hd), dtype=torch.int16)
+            vc = torch.zeros_like(kc)
+            for dst, src in ((kc, k_cache), (vc, v_cache)):
+                dst[0, :, :sink] = src[i, :, :sink]
+                dst[0, :, sink:n] = src[i, :, k0:e]
+            spos = np.full((1, cap), -1, np.int64)
+            spos[0, :sink] = np.arange(sink)
+            spos[0, sink:n] = np.arange(k0, e)
+            first = k0 - sink  # slot of position p >= k0 is p - first
+        else:
+            kc, vc = k_cache[i: i + 1], v_cache[i: i + 1]
+            spos = np.full((1, kc.shape[2]), -1, np.int64)
+            spos[0, :e] = np.arange(e)
+            first = 0
+        pos = np.arange(a, e, dtype=np.int64)
+        qe = q[i, :, :, a:e].permute(2, 0, 1, 3).contiguous()
+        fz.attend_rows(qe.numpy(), kc.numpy(), vc.numpy(), np.zeros(e - a, np.int64), pos - first + 1,
+                       self.score_shift, self.exp_np, o.numpy(), pos, self.window or 0, sink, self.cos_np,
+                       self.sin_np, self.k_limit, spos)
 
     def _rest_fused(self, lay: dict[str, Linear], x: torch.Tensor, o: torch.Tensor) -> None:
         """The attention output projection and the MLP on rows x (M, H), in place."""
@@ -467,9 +499,13 @@ class Engine:
         """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads."""
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
-        shape = (b, self.nkv, t, self.hd)
+        if self.k_limit == QKV_LIMIT and self.hd in fz.simd.HEAD_DIMS:
+            # int16 caches of whole blocks of slots: attention by the SIMD blocks (k fits int16 under a window)
+            shape, dtype = (b, self.nkv, -(-t // SLOT_BLOCK) * SLOT_BLOCK, self.hd), torch.int16
+        else:
+            shape, dtype = (b, self.nkv, t, self.hd), torch.float64
         for n, lay in enumerate(self.layers, 1):
-            k, v = torch.empty(shape, dtype=torch.float64), torch.empty(shape, dtype=torch.float64)
+            k, v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
             self._layer_fused(lay, x, b, t, 0, k, v)
             if progress is not None:
                 progress(n / self.n_layers)
