@@ -12,7 +12,7 @@ from .io.settings import Settings
 from .errors import (ChecksumError, DamageWarning, FormatError, LimitError, LmzError, ModelError, TruncatedError,
                      UnsupportedError)
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["Settings", "LmzFile", "LmzCompressor", "LmzDecompressor", "open", "compress", "decompress", "LmzError",
            "FormatError", "ChecksumError", "TruncatedError", "LimitError", "UnsupportedError", "ModelError",

