@@ -19,7 +19,7 @@ import torch
 
 from ..jit import available, jit
 from . import threads
-from .exact import div_round, isqrt, rshift_round
+from .exact import bitlength, div_round, rms, rshift_round
 from .fused import F_BITS, RESID_LIMIT, RMS_NORM
 
 BLOCK = 32  # inputs per block
@@ -37,11 +37,6 @@ CHUNK = 16  # output groups whose sums A are held at once before rounding (a few
 def block_shift(nb: int) -> int:
     """S_A: the right shift of A, so that |rshr(A, S_A) mult| < 2**63 for nb blocks (spec §12.3)."""
     return nb.bit_length() + 1
-
-
-def _bitlength(v: torch.Tensor) -> torch.Tensor:
-    """Bit lengths of positive int64 values (below 2**53: exact through binary64's exponent)."""
-    return torch.frexp(v.double())[1].long()
 
 
 @dataclass
@@ -105,18 +100,14 @@ def quantize(lin: BlockLinear, x: torch.Tensor, in_bits: int, eps: int):
     """Spec §12.2 for rows x (M, K) int64: codes q (M, K), alpha (M, nb), e_t (M,)."""
     amax0 = x.abs().amax(-1, keepdim=True).clamp(min=1)
     if in_bits == RMS_NORM:
-        k = x.shape[-1]
-        sh = (_bitlength(amax0) - 24).clamp(min=0)  # keep squared terms below 2**48
-        xs = x >> sh
-        ss = (xs * xs).sum(-1, keepdim=True)
-        rms = isqrt(ss // k + (eps >> (2 * sh))).clamp(min=1) << sh
+        r = rms(x, amax0, eps)
         x = rshift_round(x * lin.gamma.to(x.device), GAMMA_BITS).clamp(-RESID_LIMIT, RESID_LIMIT)
         amax = x.abs().amax(-1, keepdim=True).clamp(min=1)
-        f = torch.div(amax << F_BITS, rms, rounding_mode="floor").clamp(min=1)
+        f = torch.div(amax << F_BITS, r, rounding_mode="floor").clamp(min=1)
     else:
         amax = amax0
         f = rshift_round(amax, in_bits - F_BITS) if in_bits > F_BITS else amax << (F_BITS - in_bits)
-    et = _bitlength(f) - ALPHA_BITS
+    et = bitlength(f) - ALPHA_BITS
     fp = torch.where(et >= 0, f >> et.clamp(min=0), f << (-et).clamp(min=0))
     xb = x.view(x.shape[0], -1, BLOCK)
     a = xb.abs().amax(-1).clamp(min=1)
@@ -145,24 +136,7 @@ def apply(lin: BlockLinear, x: torch.Tensor, in_bits: int, eps: int, rows: int =
 
 
 if available:
-    from . import blockdot
-
-    @jit
-    def _bits(a):
-        n = 0
-        while a > 0:
-            a >>= 1
-            n += 1
-        return n
-
-    @jit
-    def _isqrt(v):
-        r = np.int64(np.sqrt(np.float64(v)))
-        while r * r > v:
-            r -= 1
-        while (r + 1) * (r + 1) <= v:
-            r += 1
-        return r
+    from . import blockdot, fused
 
     @jit
     def _quantize(x, gamma, in_bits, eps, q, alpha, sums, et):
@@ -175,12 +149,7 @@ if available:
             for j in range(k):
                 amax = max(amax, abs(x[i, j]))
             if in_bits == RMS_NORM:
-                s = max(0, _bits(amax) - 24)
-                ss = np.int64(0)
-                for j in range(k):
-                    v = x[i, j] >> s
-                    ss += v * v
-                r = max(np.int64(1), _isqrt(ss // k + (eps >> (2 * s)))) << s
+                r = fused.rms(x, i, amax, eps)
                 half = np.int64(1) << (GAMMA_BITS - 1)
                 amax = np.int64(1)
                 for j in range(k):
@@ -195,7 +164,7 @@ if available:
                     f = (amax + (np.int64(1) << (in_bits - F_BITS - 1))) >> (in_bits - F_BITS)
                 else:
                     f = amax << (F_BITS - in_bits)
-            e = _bits(f) - ALPHA_BITS
+            e = fused.bitlength(f) - ALPHA_BITS
             fp = f >> e if e >= 0 else f << -e
             et[i] = e
             for b in range(nb):

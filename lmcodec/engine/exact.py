@@ -83,3 +83,19 @@ def isqrt(v: torch.Tensor) -> torch.Tensor:
     r = torch.where(r * r > v, r - 1, r)
     r = torch.where((r + 1) * (r + 1) <= v, r + 1, r)
     return torch.where((r + 1) * (r + 1) <= v, r + 1, r)
+
+
+def bitlength(v: torch.Tensor) -> torch.Tensor:
+    """Bit lengths of int64 values 0 <= v < 2**53 (exact through binary64's exponent)."""
+    return torch.frexp(v.double())[1].long()
+
+
+def rms(x: torch.Tensor, amax: torch.Tensor, eps: int) -> torch.Tensor:
+    """r of spec §3 step 2 per row of x (..., K) int64 whose largest magnitudes are amax (..., 1): the root mean
+    square in x's units, with eps (in squared units) added, squares kept below 2**48 by a shift."""
+    k = x.shape[-1]
+    sh = (bitlength(amax) - 24).clamp(min=0)
+    xs = x >> sh
+    ss = (xs * xs).sum(-1, keepdim=True)
+    return isqrt(ss // k + (eps >> (2 * sh))).clamp(min=1) << sh
+

@@ -44,7 +44,7 @@ def _split(m: int, work: int, fn: Callable[[int, int], None]) -> None:
 if available:
 
     @jit
-    def _isqrt(v):
+    def isqrt64(v):
         r = np.int64(math.sqrt(np.float64(v)))
         while r * r > v:
             r -= 1
@@ -53,12 +53,24 @@ if available:
         return r
 
     @jit
-    def _bitlength(a):
+    def bitlength(a):
         n = 0
         while a > 0:
             a >>= 1
             n += 1
         return n
+
+    @jit
+    def rms(x, i, amax, eps):
+        """r of spec §3 step 2 for row i of x (K integers, amax their largest magnitude): the root mean square in
+        the residual's units, squares kept below 2**48 by a shift."""
+        k = x.shape[1]
+        s = max(0, bitlength(amax) - 24)
+        ss = np.int64(0)
+        for j in range(k):
+            v = x[i, j] >> s
+            ss += v * v
+        return max(np.int64(1), isqrt64(ss // k + (eps >> (2 * s)))) << s
 
     @jit
     def _quantize(x, qmax, in_bits, eps, qh, ql, f):
@@ -76,13 +88,7 @@ if available:
                 if a > amax:
                     amax = a
             if in_bits == RMS_NORM:
-                s = max(0, _bitlength(amax) - 24)
-                ss = np.int64(0)
-                for j in range(k):
-                    v = x[i, j] >> s
-                    ss += v * v
-                r = max(np.int64(1), _isqrt(ss // k + (eps >> (2 * s)))) << s
-                f[i] = (amax << F_BITS) // r
+                f[i] = (amax << F_BITS) // rms(x, i, amax, eps)
             elif in_bits > F_BITS:
                 f[i] = (amax + (np.int64(1) << (in_bits - F_BITS - 1))) >> (in_bits - F_BITS)
             else:

@@ -19,7 +19,7 @@ from ..tables import TOTAL
 from . import blocks
 from . import fused as fz
 from . import threads as th
-from .exact import F64_EXACT, div_round, isqrt, matmul_i8, rshift_round
+from .exact import F64_EXACT, div_round, matmul_i8, rms, rshift_round
 from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, RMS_NORM, ROPE_BITS
 from .intmodel import IntModel
 
@@ -172,13 +172,7 @@ class Engine:
     # ---- building blocks -------------------------------------------------------------------------
     def _norm_factor(self, x: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
         """f = floor(amax * 2**16 / rms(x)) per token, rms in the residual's units (RMSNorm without gamma)."""
-        k = x.shape[-1]
-        bl = torch.frexp(amax.double())[1].long()  # bit length of amax
-        sh = (bl - 24).clamp(min=0)  # keep squared terms below 2**48
-        xs = x >> sh
-        ss = (xs * xs).sum(-1, keepdim=True)
-        rms = isqrt(ss // k + (self.eps >> (2 * sh))).clamp(min=1) << sh
-        return torch.div(amax << F_BITS, rms, rounding_mode="floor")
+        return torch.div(amax << F_BITS, rms(x, amax, self.eps), rounding_mode="floor")
 
     def _linear_apply(self, lin: Linear, x: torch.Tensor, in_bits: int = RMS_NORM,
                       as_float: bool = False) -> torch.Tensor:
@@ -398,9 +392,10 @@ class Engine:
         acc = matmul_i8(q, lin.wt, self.fast).numpy()
         return (acc[:m], acc[m:]), f.numpy(), lin.fused_args
 
-    def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, pos0: int,
-                     k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
-        """One layer of the full pass on the residual x (b*t, H) in place; k, v go to the caches (b, nkv, t, d).
+    def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, k_cache: torch.Tensor,
+                     v_cache: torch.Tensor) -> None:
+        """One layer of the full pass on the residual x (b*t, H) in place; k, v go to the caches (b, nkv, slots,
+        d): float64 for the BLAS products, or int16 (slots: t rounded up to whole blocks) for the SIMD blocks.
 
         Blocks of rows (and of attention queries) are independent tasks run on the kernel threads.
         """
@@ -409,8 +404,8 @@ class Engine:
         blocks = range(0, b * t, ROW_BLOCK)
 
         def qkv(a: int) -> None:
-            fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, pos0, self.cos_np, self.sin_np, q.numpy(),
-                        k_cache.numpy(), v_cache.numpy(), pos0, self.k_limit)
+            fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, 0, self.cos_np, self.sin_np, q.numpy(),
+                        k_cache.numpy(), v_cache.numpy(), 0, self.k_limit)
 
         th.parallel([lambda a=a: qkv(a) for a in blocks])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
@@ -420,24 +415,24 @@ class Engine:
 
         def attend(i: int, a: int) -> None:
             e = min(t, a + QUERY_BLOCK)
-            k0 = pos0 + a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
+            k0 = a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
             if k_cache.dtype == torch.int16:
                 self._attend_int(q, k_cache, v_cache, i, a, e, k0, o[i * t + a: i * t + e])
                 return
             if k0 > sink:  # the sink and a band of keys: the cost is bounded by the window
-                k = torch.cat([k_cache[i, :, :sink], k_cache[i, :, k0: pos0 + e]], 1)
-                v = torch.cat([v_cache[i, :, :sink], v_cache[i, :, k0: pos0 + e]], 1)
+                k = torch.cat([k_cache[i, :, :sink], k_cache[i, :, k0:e]], 1)
+                v = torch.cat([v_cache[i, :, :sink], v_cache[i, :, k0:e]], 1)
                 band = 1
             else:
-                k, v = k_cache[i, :, : pos0 + e], v_cache[i, :, : pos0 + e]
+                k, v = k_cache[i, :, :e], v_cache[i, :, :e]
                 k0, band = 0, 0
             qb = q[i, :, :, a:e].reshape(nkv, -1, d)
             s = qb @ k.transpose(-1, -2)
-            if sink and win and pos0 + e > win:  # queries past the window see the sink keys rotated on (spec §5)
-                fz.sink_scores(qb.numpy(), k_cache[i, :, :sink].numpy(), pos0 + a, e - a, win, self.cos_np,
+            if sink and win and e > win:  # queries past the window see the sink keys rotated on (spec §5)
+                fz.sink_scores(qb.numpy(), k_cache[i, :, :sink].numpy(), a, e - a, win, self.cos_np,
                                self.sin_np, self.k_limit, s.numpy())
             z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
-            fz.softmax(s.view(-1, s.shape[-1]).numpy(), pos0 + a, e - a, self.score_shift, self.exp_np, z.numpy(),
+            fz.softmax(s.view(-1, s.shape[-1]).numpy(), a, e - a, self.score_shift, self.exp_np, z.numpy(),
                        k0, band, win, sink)
             fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
@@ -506,7 +501,7 @@ class Engine:
             shape, dtype = (b, self.nkv, t, self.hd), torch.float64
         for n, lay in enumerate(self.layers, 1):
             k, v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
-            self._layer_fused(lay, x, b, t, 0, k, v)
+            self._layer_fused(lay, x, b, t, k, v)
             if progress is not None:
                 progress(n / self.n_layers)
         x = x.view(b, t, -1)

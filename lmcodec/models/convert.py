@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,56 @@ def token_bytes_table(tokenizer_json: str, vocab_size: int) -> list[bytes]:
     return table
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a converter reads from a Hugging Face Llama-family config."""
+    hidden: int
+    nh: int
+    nkv: int
+    hd: int
+    n_layers: int
+    intermediate: int
+    context: int
+    theta: float
+    eps: float
+    bos_id: int
+
+    @classmethod
+    def of(cls, config: dict) -> "Shape":
+        nh = config["num_attention_heads"]
+        rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+        if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
+            raise ValueError(f"unsupported RoPE scaling {rope!r}")
+        bos = config.get("bos_token_id")
+        return cls(hidden=config["hidden_size"], nh=nh, nkv=config.get("num_key_value_heads") or nh,
+                   hd=config.get("head_dim") or config["hidden_size"] // nh, n_layers=config["num_hidden_layers"],
+                   intermediate=config["intermediate_size"],
+                   context=int(config.get("max_position_embeddings", 2048)),
+                   theta=float(rope.get("rope_theta", config.get("rope_theta", 10000.0))),
+                   eps=float(config.get("rms_norm_eps", 1e-6)), bos_id=int(bos if bos is not None else 0))
+
+
+def finish(out: dict[str, torch.Tensor], shape: Shape, vocab: int, tokenizer_json: str, fields: dict,
+           meta: dict[str, str], out_path: str | Path) -> None:
+    """Add the tables and the token bytes to a converter's tensors and write the file: the config is the shape,
+    the fixed-point widths and the engine's own fields; meta names the format version, converter and source."""
+    _tables(shape.hd, shape.theta, shape.context, out)
+    tb = token_bytes_table(tokenizer_json, vocab)
+    offs = np.zeros(vocab + 1, dtype=np.int64)
+    offs[1:] = np.cumsum([len(b) for b in tb])
+    out["tokens.bytes"] = torch.frombuffer(bytearray(b"".join(tb) or b"\0"), dtype=torch.uint8).clone()
+    out["tokens.offsets"] = torch.from_numpy(offs)
+    cfg = {
+        "arch": "llama", "n_layers": shape.n_layers, "hidden": shape.hidden, "n_heads": shape.nh,
+        "n_kv_heads": shape.nkv, "head_dim": shape.hd, "intermediate": shape.intermediate, "vocab_size": vocab,
+        "context": shape.context, "bos_id": shape.bos_id, "eps_int": int(round(shape.eps * 2.0 ** (2 * RESID_BITS))),
+        "resid_bits": RESID_BITS, "q_bits": Q_BITS, "k_bits": K_BITS, "v_bits": V_BITS, "mlp_bits": MLP_BITS,
+        "exp_frac_bits": EXP_FRAC_BITS, **fields,
+    }
+    save_safetensors(out, {"format": FORMAT, **meta, "config": json.dumps(cfg, sort_keys=True),
+                           "tokenizer": tokenizer_json}, Path(out_path))
+
+
 def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, model_id: str,
             source_sha256: str, out_path: str | Path) -> None:
     """Write the integer model file for a float Llama-family state dict (HF names) and its config to out_path
@@ -149,18 +200,9 @@ def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, m
     def w(name: str) -> np.ndarray:
         return state[name].detach().to(torch.float64).numpy()
 
-    hidden = config["hidden_size"]
-    nh = config["num_attention_heads"]
-    nkv = config.get("num_key_value_heads") or nh
-    hd = config.get("head_dim") or hidden // nh
-    n_layers = config["num_hidden_layers"]
+    sh = Shape.of(config)
+    hidden, nh, nkv, hd, n_layers = sh.hidden, sh.nh, sh.nkv, sh.hd, sh.n_layers
     vocab = state["model.embed_tokens.weight"].shape[0]
-    context = int(config.get("max_position_embeddings", 2048))
-    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
-        raise ValueError(f"unsupported RoPE scaling {rope!r}")
-    theta = float(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
-    eps = float(config.get("rms_norm_eps", 1e-6))
     out: dict[str, torch.Tensor] = {}
 
     emb = w("model.embed_tokens.weight")
@@ -188,23 +230,6 @@ def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, m
                 None, out)
     head = w("lm_head.weight") if "lm_head.weight" in state else emb
     _linear("head", head * w("model.norm.weight"), np.full(vocab, EXP_FRAC_BITS), ACT_BITS["head"], None, out)
-    _tables(hd, theta, context, out)
-
-    tb = token_bytes_table(tokenizer_json, vocab)
-    offs = np.zeros(vocab + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(b) for b in tb])
-    out["tokens.bytes"] = torch.frombuffer(bytearray(b"".join(tb) or b"\0"), dtype=torch.uint8).clone()
-    out["tokens.offsets"] = torch.from_numpy(offs)
-
-    bos = config.get("bos_token_id")
-    cfg = {
-        "arch": "llama", "n_layers": n_layers, "hidden": hidden, "n_heads": nh, "n_kv_heads": nkv, "head_dim": hd,
-        "intermediate": config["intermediate_size"], "vocab_size": vocab, "context": context,
-        "bos_id": int(bos if bos is not None else 0), "eps_int": int(round(eps * 2.0 ** (2 * RESID_BITS))),
-        "resid_bits": RESID_BITS, "q_bits": Q_BITS, "k_bits": K_BITS, "v_bits": V_BITS, "mlp_bits": MLP_BITS,
-        "exp_frac_bits": EXP_FRAC_BITS, "act": ACT_BITS,
-    }
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "converter_version": CONVERTER_VERSION,
-            "model_id": model_id, "source_sha256": source_sha256, "config": json.dumps(cfg, sort_keys=True),
-            "tokenizer": tokenizer_json}
-    save_safetensors(out, meta, Path(out_path))
+    finish(out, sh, vocab, tokenizer_json, {"act": ACT_BITS},
+           {"format_version": FORMAT_VERSION, "converter_version": CONVERTER_VERSION, "model_id": model_id,
+            "source_sha256": source_sha256}, out_path)

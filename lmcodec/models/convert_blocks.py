@@ -7,7 +7,6 @@ the blocks). Deterministic like convert.py: binary64 element-wise operations and
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,9 +15,7 @@ import torch
 
 from ..engine.blocks import ACT_QMAX, BLOCK, EMBED_BITS, GAMMA_BITS, MIN_SHIFT, SCALE_LIMIT, block_shift
 from ..engine.fused import F_BITS
-from ..engine.intmodel import FORMAT
-from .convert import (EXP_FRAC_BITS, K_BITS, MLP_BITS, Q_BITS, RESID_BITS, V_BITS, _mult_shift, _tables,
-                      save_safetensors, token_bytes_table)
+from .convert import EXP_FRAC_BITS, K_BITS, MLP_BITS, Q_BITS, RESID_BITS, V_BITS, Shape, _mult_shift, finish
 from .gguf_blocks import Blocks, concat, quantize_q8
 
 CONVERTER_VERSION = "3"
@@ -65,18 +62,9 @@ def convert(weights: dict[str, Blocks | np.ndarray], config: dict, tokenizer_jso
     def vec(name: str) -> np.ndarray:
         return np.asarray(weights[name], dtype=np.float64)
 
-    hidden = config["hidden_size"]
-    nh = config["num_attention_heads"]
-    nkv = config.get("num_key_value_heads") or nh
-    hd = config.get("head_dim") or hidden // nh
-    n_layers = config["num_hidden_layers"]
-    context = int(config.get("max_position_embeddings", 2048))
-    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
-        raise ValueError(f"unsupported RoPE scaling {rope!r}")
-    theta = float(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
-    eps = float(config.get("rms_norm_eps", 1e-6))
-    for dim in (hidden, config["intermediate_size"]):
+    sh = Shape.of(config)
+    hidden, nh, nkv, hd, n_layers = sh.hidden, sh.nh, sh.nkv, sh.hd, sh.n_layers
+    for dim in (hidden, sh.intermediate):
         if dim % BLOCK:
             raise ValueError(f"a model dimension of {dim} is not a whole number of {BLOCK}-blocks")
     out: dict[str, torch.Tensor] = {}
@@ -105,23 +93,6 @@ def convert(weights: dict[str, Blocks | np.ndarray], config: dict, tokenizer_jso
         _linear(f"layers.{i}.down", blocks(p + "mlp.down_proj.weight"), np.full(hidden, RESID_BITS), None, None, out)
     head = blocks("lm_head.weight") if "lm_head.weight" in weights else emb
     _linear("head", head, np.full(vocab, EXP_FRAC_BITS), None, vec("model.norm.weight"), out)
-    _tables(hd, theta, context, out)
-
-    tb = token_bytes_table(tokenizer_json, vocab)
-    offs = np.zeros(vocab + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(b) for b in tb])
-    out["tokens.bytes"] = torch.frombuffer(bytearray(b"".join(tb) or b"\0"), dtype=torch.uint8).clone()
-    out["tokens.offsets"] = torch.from_numpy(offs)
-
-    bos = config.get("bos_token_id")
-    cfg = {
-        "arch": "llama", "n_layers": n_layers, "hidden": hidden, "n_heads": nh, "n_kv_heads": nkv, "head_dim": hd,
-        "intermediate": config["intermediate_size"], "vocab_size": vocab, "context": context,
-        "bos_id": int(bos if bos is not None else 0), "eps_int": int(round(eps * 2.0 ** (2 * RESID_BITS))),
-        "resid_bits": RESID_BITS, "q_bits": Q_BITS, "k_bits": K_BITS, "v_bits": V_BITS, "mlp_bits": MLP_BITS,
-        "exp_frac_bits": EXP_FRAC_BITS, "block": BLOCK, "gamma_bits": GAMMA_BITS, "embed_bits": EMBED_BITS,
-    }
-    meta = {"format": FORMAT, "format_version": str(ENGINE), "converter_version": CONVERTER_VERSION,
-            "model_id": model_id, "source_sha256": source_sha256, "config": json.dumps(cfg, sort_keys=True),
-            "tokenizer": tokenizer_json}
-    save_safetensors(out, meta, Path(out_path))
+    finish(out, sh, vocab, tokenizer_json, {"block": BLOCK, "gamma_bits": GAMMA_BITS, "embed_bits": EMBED_BITS},
+           {"format_version": str(ENGINE), "converter_version": CONVERTER_VERSION, "model_id": model_id,
+            "source_sha256": source_sha256}, out_path)
