@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -119,6 +120,7 @@ class Engine:
                                 for n in ("qkv", "o", "gate_up", "down")})
         self.head = self._linear(t, "head", c.get("act", {}).get("head"))
         self.cos, self.sin = t["rope.cos"], t["rope.sin"]
+        self._rope_lock = threading.Lock()
         self.exp_table = t["exp"].double()
         self.exp_last = self.exp_table.numel() - 1
         self.silu_table = t["silu"]
@@ -133,6 +135,12 @@ class Engine:
     def _rope_rows(self, n: int) -> None:
         """Make the RoPE tables cover positions 0 .. n-1. Rows past the model file's (its context C) are made
         exactly from earlier ones: row p = row(p - C/2) rotated by row(C/2), rounded as RoPE rounds (spec §5)."""
+        if n <= self.cos.shape[0]:
+            return
+        with self._rope_lock:  # decoders on several threads may grow the tables at once
+            self._grow_rope(n)
+
+    def _grow_rope(self, n: int) -> None:
         have = self.cos.shape[0]
         if n <= have:
             return
@@ -148,10 +156,11 @@ class Engine:
             parts_c.append(rshift_round(c1 * c2 - s1 * s2, ROPE_BITS))
             parts_s.append(rshift_round(s1 * c2 + c1 * s2, ROPE_BITS))
             have += k
-        self.cos = torch.cat(parts_c).to(torch.int32).to(self.device)
+        cos = torch.cat(parts_c).to(torch.int32).to(self.device)
         self.sin = torch.cat(parts_s).to(torch.int32).to(self.device)
         if self.fused:
-            self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
+            self.cos_np, self.sin_np = cos.numpy(), self.sin.numpy()
+        self.cos = cos  # last: _rope_rows reads its length without the lock, then the others
 
     def _visible(self, qpos: torch.Tensor, kpos: torch.Tensor) -> torch.Tensor:
         """Mask (queries, keys): True where a query at qpos may NOT attend to a key at kpos (spec §5)."""

@@ -236,6 +236,10 @@ class Pacer:
         """One timed step inside scope(the chosen width, for lmcodec's kernels and OpenMP alike): engine 2's
         block products split a step's matmuls over the kernel threads, which at batch 1 costs more in hand-offs
         than it gains on some machines and not on others."""
+        if getattr(_local, "active", False):  # a task on the kernel threads (frames decoded in groups): one thread
+            with scope(1, 1):
+                yield
+            return
         t = time.perf_counter()
         n = self.choose()
         with scope(n, n):

@@ -204,6 +204,28 @@ def test_output_independent_of_batch_and_threads(tiny, torch_threads_unchanged):
         assert lmcodec.decompress(ref, batch_size=batch, threads=threads) == data
 
 
+def test_frames_decoded_in_groups_on_threads(tiny):
+    """Frames decoded side by side go to the kernel threads in groups: the same bytes, the measures of every
+    group, and progress that only grows to the whole."""
+    data = english(2500)
+    blob = lmcodec.compress(data, model=tiny, chunk_size=256, batch_size=4)
+    header = lmz.read_index(io.BytesIO(blob)).streams[0].header
+    frames = lm_frames(blob)
+    assert len(frames) >= 6
+    want = [lmcodec.decompress(blob, threads=1)]
+    for threads in (1, 2, 3):
+        codec = get_codec(tiny, chunk_size=256, threads=threads)
+        codec.measures, seen = Measures(), []
+        try:
+            got = codec.decode(header, frames, seen.append, batch=len(frames))
+            steps = codec.measures.counts["steps"]
+        finally:
+            codec.measures = None
+        assert b"".join(got) == want[0] == data
+        assert steps >= max(f.raw_length for f in frames) // 8  # every group's steps were added up
+        assert seen == sorted(seen) and seen[-1] == sum(f.raw_length for f in frames)
+
+
 def test_output_identical_in_another_process(tiny, tmp_path):
     data = english(2500)
     ref = lmcodec.compress(data, model=tiny, chunk_size=512, batch_size=4)
