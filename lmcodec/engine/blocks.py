@@ -8,7 +8,8 @@ For one token x (K integers) and one output n:
     y_n  = rshr(rshr(A_n, S_A) mult_n, shift_n - e_t) + bias_n
 The block products are what int8 dot-product instructions compute (u8 x s8 -> i32); the rest is int64.
 
-`apply` is the reference (torch int64, any device); `BlockLinear.run` the CPU kernel (numba), the same integers.
+`apply` is the reference (torch: int64, the block products in binary64, which holds them exactly; any device);
+`BlockLinear.run` the CPU kernel (numba and blockdot's LLVM IR), the same integers.
 """
 from __future__ import annotations
 
