@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
-from numba.core import config
 from numba.extending import intrinsic
 
-ROWS = 4  # rows per tile: 8 weight vectors and 4 x (1 + 2) accumulators fit AVX-512's 32 registers
+from . import simd
+
+ROWS = 4  # rows per tile: 8 weight vectors and 4 rows x (2 product sums + 2 accumulator halves) fit in 32 registers
 LANES = 16  # outputs per group: one <16 x i32> of products
 QUADS = 8  # 32 inputs per block, 4 per dot-product lane
 CHAINS = 8  # independent product sums in flight (over all rows of a tile): hides the dot product's latency
@@ -29,14 +30,7 @@ def _vec(t: ir.Type, n: int) -> ir.VectorType:
 
 def vnni() -> bool:
     """Whether numba's target has AVX-512 VNNI (with AVX-512BW), so the kernel may use vpdpbusd."""
-    if config.CPU_FEATURES is not None:
-        feats = {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
-    elif config.CPU_NAME not in (None, "host"):
-        return False
-    else:
-        import llvmlite.binding as llvm
-        feats = {k for k, v in llvm.get_host_cpu_features().items() if v}
-    return {"avx512vnni", "avx512bw"} <= feats
+    return {"avx512vnni", "avx512bw"} <= simd.target_features()
 
 
 def _ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, t: ir.Type) -> ir.Value:
@@ -64,7 +58,8 @@ def _splat(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
                                   ir.Constant(v, None), ir.Constant(_vec(_i32, LANES), [0] * LANES))
 
 
-def sum_chains(builder: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+def _sum_chains(builder: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    """The sum of vectors, pairwise."""
     while len(parts) > 1:
         parts = [builder.add(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
     return parts[0]
@@ -132,7 +127,7 @@ def _codegen(rows: int):
                 xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v32, None), x, ir.Constant(_i32, 0)),
                                             ir.Constant(v32, None), ir.Constant(v32, [0] * LANES))
                 p[r][quad % chains] = _dot4(builder, p[r][quad % chains], w, xs, fast)
-        p = [sum_chains(builder, ps) for ps in p]
+        p = [_sum_chains(builder, ps) for ps in p]
         new = []
         for r in range(rows):
             at = builder.add(builder.mul(row_off[r], stride["alpha"]), builder.mul(b, ir.Constant(_i64, 8)))
@@ -143,7 +138,8 @@ def _codegen(rows: int):
             a = builder.sext(builder.trunc(a, _i32), _i64)
             s = builder.trunc(s, _i32)
             s = s if narrow else builder.sext(s, _i64)
-            t = builder.add(builder.mul(d, p[r] if narrow else builder.sext(p[r], tt)), builder.mul(m, _splat(builder, s)))
+            prod = p[r] if narrow else builder.sext(p[r], tt)
+            t = builder.add(builder.mul(d, prod), builder.mul(m, _splat(builder, s)))
             new.append(builder.add(accs[r], builder.mul(_splat(builder, a), builder.sext(t, v64) if narrow else t)))
         nxt = builder.add(b, ir.Constant(_i64, 1))
         tail = builder.block
@@ -165,7 +161,8 @@ def _make(rows: int):
     def dot(typingctx, q, alpha, sums, packed, scales, g, i0, out):
         """out[r, o] = A of spec §12.3 for rows i0 + r (r < rows) and outputs 16 g + o. q (M, K) int8, alpha and
         sums (M, nb) int64, packed (groups, nb, 8, 16, 4) uint8 codes and scales (groups, nb, 2, 16) int32, or
-        4-bit codes two to a byte (groups, nb, 4, 16, 4) with int16 scales, all C-contiguous; out: rows of 16 contiguous int64 (any row stride). nb >= 1."""
+        4-bit codes two to a byte (groups, nb, 4, 16, 4) with int16 scales, all C-contiguous; out: rows of 16
+        contiguous int64 (any row stride). nb >= 1."""
         return types.void(q, alpha, sums, packed, scales, g, i0, out), _codegen(rows)
     return dot
 

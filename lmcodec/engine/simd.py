@@ -29,15 +29,20 @@ W_MAX = 1 << 20
 _i16, _i32, _i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
 
+def target_features() -> set[str]:
+    """The instruction-set features of numba's target: the host's unless NUMBA_CPU_NAME / NUMBA_CPU_FEATURES say
+    otherwise (a named CPU without a feature list counts as having none)."""
+    if config.CPU_FEATURES is not None:
+        return {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
+    if config.CPU_NAME not in (None, "host"):
+        return set()
+    import llvmlite.binding as llvm
+    return {k for k, v in llvm.get_host_cpu_features().items() if v}
+
+
 def isa() -> str:
     """'avx512' (AVX-512BW), 'avx2' or 'generic': what the blocks may use on numba's target."""
-    if config.CPU_FEATURES is not None:
-        feats = {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
-    elif config.CPU_NAME not in (None, "host"):
-        return "generic"
-    else:
-        import llvmlite.binding as llvm
-        feats = {k for k, v in llvm.get_host_cpu_features().items() if v}
+    feats = target_features()
     return "avx512" if "avx512bw" in feats else "avx2" if "avx2" in feats else "generic"
 
 
