@@ -98,7 +98,7 @@ class BlockLinear:
 
 
 def quantize(lin: BlockLinear, x: torch.Tensor, in_bits: int, eps: int):
-    """Spec §12.2 for rows x (M, K) int64: codes q (M, K), alpha (M, nb), e_t (M,)."""
+    """Spec §12.3 steps 1-3 for rows x (M, K) int64: codes q (M, K), alpha (M, nb), e_t (M,)."""
     amax0 = x.abs().amax(-1, keepdim=True).clamp(min=1)
     if in_bits == RMS_NORM:
         r = rms(x, amax0, eps)

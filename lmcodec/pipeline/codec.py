@@ -169,7 +169,7 @@ class Codec:
         frames, one group a thread. A step's matmuls are too small to split well over threads (measured, 16
         frames on 2 cores: 197 tokens/s on one thread, 245 splitting each matmul, up to 2 x 184 in two groups of
         8); frames are independent, so groups give the same bytes, and hold the same caches as one batch."""
-        groups = max(1, min(th.resolve(self._threads), len(frames) // GROUP_FRAMES))
+        groups = max(1, min(engine.threads, len(frames) // GROUP_FRAMES))
         cuts = [len(frames) * g // groups for g in range(groups + 1)]
         parts = [frames[cuts[g]: cuts[g + 1]] for g in range(groups)]
         done = [0] * groups
