@@ -81,6 +81,7 @@ class BlockLinear:
         # the fused epilogues' parameters (fused._requant): ready = 1, the outputs come from run()
         self.fused_args = (*self.rows, np.zeros(n, np.float64), 0, 1)
         self.gamma_np = self.gamma.numpy() if self.gamma is not None else np.zeros(0, np.int64)
+        self.kernel = (self.gamma_np, self.packed, self.scales, self.sa, *self.rows)  # layerstep's arguments
 
     def run(self, x: np.ndarray, in_bits: int, eps: int) -> np.ndarray:
         """The CPU kernel: y (M, N) int64 for rows x (M, K) int64, output groups split over the kernel threads."""

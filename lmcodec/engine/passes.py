@@ -19,6 +19,7 @@ import torch
 from ..tables import TOTAL
 from . import blocks
 from . import fused as fz
+from . import layerstep
 from . import threads as th
 from .exact import F64_EXACT, div_round, matmul_i8, rms, rshift_round
 from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, RMS_NORM, ROPE_BITS
@@ -629,6 +630,13 @@ class DecodeState:
         with e.pacer.step():
             return self._feed(tokens, rows, pos, slot, end)
 
+    def _one_call(self) -> bool:
+        """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
+        kernel thread, int16 caches that the SIMD attention blocks take."""
+        e = self.e
+        return (e.version >= 2 and th.width() == 1 and hasattr(e.head, "kernel")
+                and fz.simd_fits(self.k[0].numpy(), self.v[0].numpy(), e.exp_np))
+
     def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
               end: np.ndarray) -> torch.Tensor:
         """step() once the positions and slots are known."""
@@ -642,6 +650,17 @@ class DecodeState:
                 g, d, nkv = e.nh // e.nkv, e.hd, e.nkv
                 q = torch.empty((n, nkv, g, d), dtype=torch.float64)
                 o = torch.empty((n, e.nh * d), dtype=torch.long)
+                if self._one_call():
+                    h = np.empty((n, e.cfg["intermediate"]), np.int64)
+                    for i, lay in enumerate(e.layers):
+                        names = ("qkv", "o", "gate_up", "down")
+                        layerstep.layer(x.numpy(), e.eps, tuple(lay[k].kernel for k in names),
+                                        tuple(lay[k].fused_args for k in names), e.cfg["v_bits"],
+                                        2 * e.cfg["mlp_bits"], rows, pos, slot, end, e.cos_np, e.sin_np, q.numpy(),
+                                        self.k[i].numpy(), self.v[i].numpy(), e.k_limit, e.score_shift, e.exp_np,
+                                        e.window or 0, e.sink, self.slot_pos, e.silu_np, o.numpy(), h)
+                    np.add.at(self.pos, rows, 1)
+                    return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):
                     fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
                                      self.k[i].numpy(), self.v[i].numpy(), e.k_limit)

@@ -386,3 +386,21 @@ def test_speculative_steps_give_the_incremental_tables(tiny, window, sink, fused
     want = digest(full(e, rows))
     for seed in range(3):
         assert digest(speculative(e, rows, seed)) == want
+
+
+def test_one_call_layers_give_the_same_tables(tiny, monkeypatch, torch_threads_unchanged):
+    """Engine 2's decoding step with each layer one compiled call (layerstep.py) gives the tables of the layer
+    run piece by piece, for plain and speculative steps; with engine 1 it is never used."""
+    from lmcodec.engine import layerstep, passes
+
+    calls = []
+    layer = layerstep.layer
+    monkeypatch.setattr(layerstep, "layer", lambda *a: (calls.append(1), layer(*a)))
+    e = Engine(tiny, threads=1, window=16, sink=4)
+    rows = long_rows(tiny, 3)
+    one = digest(uneven(e, rows)), digest(speculative(e, rows, 0))
+    assert bool(calls) == (tiny.engine >= 2)
+    monkeypatch.setattr(passes.DecodeState, "_one_call", lambda self: False)
+    calls.clear()
+    assert (digest(uneven(e, rows)), digest(speculative(e, rows, 0))) == one
+    assert not calls
