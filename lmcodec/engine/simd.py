@@ -25,6 +25,8 @@ HEAD_DIMS = (16, 32, 64, 128)  # head sizes the blocks take (powers of two; 128:
 Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x int16 products, exact int32 sums
 W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
 W_MAX = 1 << 20
+PREFETCH_KEYS = 128  # qk_block asks for the key rows this far ahead: it loads a block's rows at once, then
+# computes, so without the hint a step over caches not in cache waits for memory
 
 _i16, _i32, _i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
@@ -86,18 +88,6 @@ def _pmadd(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, level: str) -> ir.Va
     return builder.add(products(0), products(1))
 
 
-def _halve(builder: ir.IRBuilder, x: ir.Value, y: ir.Value, m: int) -> ir.Value:
-    """x, y: <16 x i32>, each 16/m keys of m partial sums in turn -> 32/m keys (x's, then y's) of m/2 sums."""
-    lo, hi = [], []
-    for base in (0, QK_KEYS):
-        for key in range(QK_KEYS // m):
-            first = base + key * m
-            lo += range(first, first + m // 2)
-            hi += range(first + m // 2, first + m)
-    pick = lambda idx: builder.shuffle_vector(x, y, ir.Constant(_vec(_i32, QK_KEYS), list(idx)))
-    return builder.add(pick(lo), pick(hi))
-
-
 def _row(builder: ir.IRBuilder, arr, row: ir.Value, d: int) -> ir.Value:
     """Row `row` of a 2-D int16 array with contiguous rows of d, as <d x i16>."""
     addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
@@ -144,32 +134,98 @@ def qk_block(typingctx, qv, kc, u0, s):
     return types.void(qv, kc, u0, s), _codegen(_scores)
 
 
+def _transpose_masks() -> list[tuple[int, int, list[int]]]:
+    """The 16 x 16 transpose of 32-bit lanes as four stages of two-input shuffles (AVX-512's unpack and
+    128-bit-lane shuffle patterns, so LLVM emits one instruction each): per stage, (a, b, mask) for each of the
+    16 new vectors, indices into the previous stage's vectors and into the concatenation a ++ b."""
+    def unpack(width: int, hi: bool) -> list[int]:  # unpack{lo,hi}_epi{32,64} within each 128-bit lane
+        out = []
+        for lane in range(4):
+            base = 4 * lane + (2 if hi else 0)
+            pair = [base, base + 1]
+            out += [x for i in pair for x in (i, 16 + i)] if width == 32 else pair + [16 + i for i in pair]
+        return out
+
+    def lanes128(sel: tuple[int, ...]) -> list[int]:  # two 128-bit lanes of a, then two of b
+        return [16 * (k >= 2) + 4 * s + j for k, s in enumerate(sel) for j in range(4)]
+
+    stages: list[list[tuple[int, int, list[int]]]] = [[] for _ in range(4)]
+    for i in range(8):
+        stages[0] += [(2 * i, 2 * i + 1, unpack(32, hi)) for hi in (False, True)]
+    for i in range(4):
+        for a, b in ((4 * i, 4 * i + 2), (4 * i + 1, 4 * i + 3)):
+            stages[1] += [(a, b, unpack(64, hi)) for hi in (False, True)]
+    order = [(8 * i + j, 8 * i + j + 4) for i in range(2) for j in range(4)]
+    stages[2] = [None] * 16
+    for a, b in order:
+        stages[2][a], stages[2][b] = (a, b, lanes128((0, 2, 0, 2))), (a, b, lanes128((1, 3, 1, 3)))
+    stages[3] = [None] * 16
+    for j in range(8):
+        stages[3][j], stages[3][j + 8] = (j, j + 8, lanes128((0, 2, 0, 2))), (j, j + 8, lanes128((1, 3, 1, 3)))
+    return stages
+
+
+_TRANSPOSE = _transpose_masks()
+
+
+def _transpose16(builder: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
+    """16 vectors <16 x i32> (rows) -> 16 vectors (columns): out[c][r] = rows[r][c]."""
+    v = rows
+    for stage in _TRANSPOSE:
+        v = [builder.shuffle_vector(v[a], v[b], ir.Constant(_vec(_i32, QK_KEYS), mask)) for a, b, mask in stage]
+    return v
+
+
+def _prefetch(builder: ir.IRBuilder, arr, row: ir.Value, nbytes: int) -> None:
+    """Ask for the cache lines of nbytes from row `row` of a 2-D array on (a hint: never faults)."""
+    name = "llvm.prefetch.p0i8"
+    ptr_t = ir.IntType(8).as_pointer()
+    fn = builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(ir.VoidType(), [ptr_t, _i32, _i32, _i32]), name)
+    addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
+    for off in range(0, nbytes, 64):
+        builder.call(fn, [builder.inttoptr(builder.add(addr, ir.Constant(_i64, off)), ptr_t),
+                          ir.Constant(_i32, 0), ir.Constant(_i32, 2), ir.Constant(_i32, 1)])
+
+
 def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str) -> None:
-    """qk_block's code for head size hd."""
-    qs = [_row(builder, qa, ir.Constant(_i64, c), hd) for c in range(2 * QUERIES)]
-    per_key = hd // 2  # pair sums a key leaves after one multiply-add
-    stacks: list[list[tuple[int, ir.Value]]] = [[] for _ in qs]  # (m, vector of 16/m keys x m sums)
-    pending: list[list[ir.Value]] = [[] for _ in qs]
+    """qk_block's code for head size hd: the 16 keys' rows, as pairs of int16 (one i32 lane each), transposed
+    so that each vector holds one pair of dimensions of all 16 keys; then per query part and pair, one
+    multiply-add of that vector with the part's pair broadcast, summing into a vector of the 16 keys' scores.
+    No horizontal sums: a lane is one key throughout."""
+    pairs = hd // 2
+    width = max(pairs, QK_KEYS)  # rows padded to whole 16-lane vectors (hd 16: 8 pairs)
+    cols = []
+    keys = []
+    _prefetch(builder, ka, builder.add(u0, ir.Constant(_i64, PREFETCH_KEYS)), QK_KEYS * hd * 2)
     for r in range(QK_KEYS):
-        k = _row(builder, ka, builder.add(u0, ir.Constant(_i64, r)), hd)
-        for c, qrow in enumerate(qs):
-            v = _pmadd(builder, qrow, k, level)
-            while v.type.count > QK_KEYS:  # fold to 16 partial sums
-                half = v.type.count // 2
-                v = builder.add(_lanes(builder, v, 0, half), _lanes(builder, v, half, half))
-            pending[c].append(v)
-            if len(pending[c]) * min(per_key, QK_KEYS) < QK_KEYS:
-                continue
-            v, m = _concat(builder, pending[c]), min(per_key, QK_KEYS)
-            pending[c] = []
-            st = stacks[c]
-            while st and st[-1][0] == m:
-                v, m = _halve(builder, st.pop()[1], v, m), m // 2
-            st.append((m, v))
+        k = builder.bitcast(_row(builder, ka, builder.add(u0, ir.Constant(_i64, r)), hd), _vec(_i32, pairs))
+        if pairs < width:
+            k = builder.shuffle_vector(k, ir.Constant(_vec(_i32, pairs), None),
+                                       ir.Constant(_vec(_i32, width), list(range(pairs)) + [pairs] * (width - pairs)))
+        keys.append(k)
+    for c0 in range(0, width, QK_KEYS):
+        cols += _transpose16(builder, [_lanes(builder, k, c0, QK_KEYS) for k in keys])
+    cols = [builder.bitcast(col, _vec(_i16, 2 * QK_KEYS)) for col in cols[:pairs]]
+    qbase = builder.ptrtoint(qa.data, _i64)
+    qrow = builder.extract_value(qa.strides, 0)
+    sums = []
+    for c in range(2 * QUERIES):
+        acc = None
+        for p, col in enumerate(cols):
+            addr = builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))), ir.Constant(_i64, 4 * p))
+            qp = builder.load(builder.inttoptr(addr, _i32.as_pointer()), align=2)  # dims 2p, 2p + 1 of part c
+            qs = builder.shuffle_vector(builder.insert_element(ir.Constant(_vec(_i32, QK_KEYS), None), qp,
+                                                               ir.Constant(_i32, 0)),
+                                        ir.Constant(_vec(_i32, QK_KEYS), None),
+                                        ir.Constant(_vec(_i32, QK_KEYS), [0] * QK_KEYS))
+            prod = _pmadd(builder, col, builder.bitcast(qs, _vec(_i16, 2 * QK_KEYS)), level)
+            acc = prod if acc is None else builder.add(acc, prod)
+        sums.append(acc)
     v64 = _vec(_i64, QK_KEYS)
     base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(u0, ir.Constant(_i64, 8)))
     for c in range(QUERIES):
-        hi, lo = (builder.sext(stacks[i][0][1], v64) for i in (c, c + QUERIES))
+        hi, lo = (builder.sext(sums[i], v64) for i in (c, c + QUERIES))
         out = builder.add(builder.shl(hi, ir.Constant(v64, [8] * QK_KEYS)), lo)
         addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, c)))
         builder.store(out, builder.inttoptr(addr, v64.as_pointer()), align=8)
