@@ -132,6 +132,10 @@ class Engine:
         if self.fused:
             self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
             self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
+        # per layer, layerstep.layer's (kernels, epilogues) of (qkv, o, gate_up, down): engine 2 on CPU
+        names = ("qkv", "o", "gate_up", "down")
+        self.layer_kernels = [(tuple(lay[k].kernel for k in names), tuple(lay[k].fused_args for k in names))
+                              for lay in self.layers] if self.fused and hasattr(self.head, "kernel") else None
 
     def _rope_rows(self, n: int) -> None:
         """Make the RoPE tables cover positions 0 .. n-1. Rows past the model file's (its context C) are made
@@ -577,6 +581,7 @@ class DecodeState:
         slot_pos[:, : self.cap] = self.slot_pos
         self.slot_pos = slot_pos
         self.cap = cap
+        self._simd: bool | None = None  # whether the caches suit the SIMD attention blocks (known once used)
         self._views()
 
     def _views(self) -> None:
@@ -633,9 +638,9 @@ class DecodeState:
     def _one_call(self) -> bool:
         """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
         kernel thread, int16 caches that the SIMD attention blocks take."""
-        e = self.e
-        return (e.version >= 2 and th.width() == 1 and hasattr(e.head, "kernel")
-                and fz.simd_fits(self.k[0].numpy(), self.v[0].numpy(), e.exp_np))
+        if self._simd is None:
+            self._simd = fz.simd_fits(self.k[0].numpy(), self.v[0].numpy(), self.e.exp_np)
+        return self.e.layer_kernels is not None and th.width() == 1 and self._simd
 
     def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
               end: np.ndarray) -> torch.Tensor:
@@ -652,13 +657,11 @@ class DecodeState:
                 o = torch.empty((n, e.nh * d), dtype=torch.long)
                 if self._one_call():
                     h = np.empty((n, e.cfg["intermediate"]), np.int64)
-                    for i, lay in enumerate(e.layers):
-                        names = ("qkv", "o", "gate_up", "down")
-                        layerstep.layer(x.numpy(), e.eps, tuple(lay[k].kernel for k in names),
-                                        tuple(lay[k].fused_args for k in names), e.cfg["v_bits"],
-                                        2 * e.cfg["mlp_bits"], rows, pos, slot, end, e.cos_np, e.sin_np, q.numpy(),
-                                        self.k[i].numpy(), self.v[i].numpy(), e.k_limit, e.score_shift, e.exp_np,
-                                        e.window or 0, e.sink, self.slot_pos, e.silu_np, o.numpy(), h)
+                    for i, (lins, epilogues) in enumerate(e.layer_kernels):
+                        layerstep.layer(x.numpy(), e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"],
+                                        rows, pos, slot, end, e.cos_np, e.sin_np, q.numpy(), self.k[i].numpy(),
+                                        self.v[i].numpy(), e.k_limit, e.score_shift, e.exp_np, e.window or 0, e.sink,
+                                        self.slot_pos, e.silu_np, o.numpy(), h)
                     np.add.at(self.pos, rows, 1)
                     return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):

@@ -25,8 +25,7 @@ HEAD_DIMS = (16, 32, 64, 128)  # head sizes the blocks take (powers of two; 128:
 Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x int16 products, exact int32 sums
 W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
 W_MAX = 1 << 20
-PREFETCH_KEYS = 128  # qk_block asks for the key rows this far ahead: it loads a block's rows at once, then
-# computes, so without the hint a step over caches not in cache waits for memory
+PREFETCH_KEYS = 128  # qk_block asks for the key rows this far ahead (prefetch)
 
 _i16, _i32, _i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
@@ -176,13 +175,14 @@ def _transpose16(builder: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
     return v
 
 
-def _prefetch(builder: ir.IRBuilder, arr, row: ir.Value, nbytes: int) -> None:
-    """Ask for the cache lines of nbytes from row `row` of a 2-D array on (a hint: never faults)."""
+def prefetch(builder: ir.IRBuilder, addr: ir.Value, nbytes: int) -> None:
+    """Ask for the cache lines of nbytes from address addr (an i64) into L2: a hint, which never faults. The
+    blocks load a block's data at once and then compute; the hardware's own prefetching left a step over data
+    not in cache waiting on memory (measured with L1 hints, and nearer: slower)."""
     name = "llvm.prefetch.p0i8"
     ptr_t = ir.IntType(8).as_pointer()
     fn = builder.module.globals.get(name) or ir.Function(
         builder.module, ir.FunctionType(ir.VoidType(), [ptr_t, _i32, _i32, _i32]), name)
-    addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
     for off in range(0, nbytes, 64):
         builder.call(fn, [builder.inttoptr(builder.add(addr, ir.Constant(_i64, off)), ptr_t),
                           ir.Constant(_i32, 0), ir.Constant(_i32, 2), ir.Constant(_i32, 1)])
@@ -197,7 +197,9 @@ def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str
     width = max(pairs, QK_KEYS)  # rows padded to whole 16-lane vectors (hd 16: 8 pairs)
     cols = []
     keys = []
-    _prefetch(builder, ka, builder.add(u0, ir.Constant(_i64, PREFETCH_KEYS)), QK_KEYS * hd * 2)
+    ahead = builder.add(u0, ir.Constant(_i64, PREFETCH_KEYS))
+    prefetch(builder, builder.add(builder.ptrtoint(ka.data, _i64), builder.mul(ahead, builder.extract_value(
+        ka.strides, 0))), QK_KEYS * hd * 2)
     for r in range(QK_KEYS):
         k = builder.bitcast(_row(builder, ka, builder.add(u0, ir.Constant(_i64, r)), hd), _vec(_i32, pairs))
         if pairs < width:
