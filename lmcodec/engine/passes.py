@@ -550,6 +550,8 @@ class DecodeState:
         self.pos = np.zeros(batch, dtype=np.int64)
         self.k: list[torch.Tensor] = []  # per layer: views of k_all / v_all
         self.v: list[torch.Tensor] = []
+        self.k_np: list[np.ndarray] = []  # the same as numpy arrays (on CPU), for the kernels
+        self.v_np: list[np.ndarray] = []
         self.k_all: torch.Tensor | None = None
         self.v_all: torch.Tensor | None = None
         self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
@@ -569,7 +571,8 @@ class DecodeState:
         shape = (e.n_layers, batch, e.nkv, cap, e.hd)
         kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
         kt, vt = (kt, torch.int16) if e.fused else (torch.float64, torch.float64)
-        self.k, self.v = [], []  # drop the views, so that each old block is freed as soon as it is copied
+        self.k, self.v, self.k_np, self.v_np = [], [], [], []  # drop the views, so that each old block is freed
+        # as soon as it is copied
         for name, dtype in (("k_all", kt), ("v_all", vt)):
             new = torch.zeros(shape, dtype=dtype, device=e.device)
             old = getattr(self, name)
@@ -586,11 +589,13 @@ class DecodeState:
 
     def _views(self) -> None:
         self.k, self.v = list(self.k_all.unbind(0)), list(self.v_all.unbind(0))
+        if self.e.device.type == "cpu":
+            self.k_np, self.v_np = [k.numpy() for k in self.k], [v.numpy() for v in self.v]
 
     def keep(self, rows: list[int]) -> None:
         """Drop finished rows from the batch (their caches go; the others are unchanged and renumbered)."""
         idx = torch.tensor(rows, device=self.e.device)
-        self.k, self.v = [], []  # as in _grow: one old block alive at a time
+        self.k, self.v, self.k_np, self.v_np = [], [], [], []  # as in _grow: one old block alive at a time
         self.k_all = self.k_all.index_select(1, idx)
         self.v_all = self.v_all.index_select(1, idx)
         self.pos = self.pos[rows]
@@ -639,7 +644,7 @@ class DecodeState:
         """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
         kernel thread, int16 caches that the SIMD attention blocks take."""
         if self._simd is None:
-            self._simd = fz.simd_fits(self.k[0].numpy(), self.v[0].numpy(), self.e.exp_np)
+            self._simd = fz.simd_fits(self.k_np[0], self.v_np[0], self.e.exp_np)
         return self.e.layer_kernels is not None and th.width() == 1 and self._simd
 
     def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
@@ -657,11 +662,11 @@ class DecodeState:
                 o = torch.empty((n, e.nh * d), dtype=torch.long)
                 if self._one_call():
                     h = np.empty((n, e.cfg["intermediate"]), np.int64)
-                    for i, (lins, epilogues) in enumerate(e.layer_kernels):
-                        layerstep.layer(x.numpy(), e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"],
-                                        rows, pos, slot, end, e.cos_np, e.sin_np, q.numpy(), self.k[i].numpy(),
-                                        self.v[i].numpy(), e.k_limit, e.score_shift, e.exp_np, e.window or 0, e.sink,
-                                        self.slot_pos, e.silu_np, o.numpy(), h)
+                    xn, qn, on = x.numpy(), q.numpy(), o.numpy()
+                    for (lins, epilogues), kc, vc in zip(e.layer_kernels, self.k_np, self.v_np):
+                        layerstep.layer(xn, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows,
+                                        pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, e.k_limit, e.score_shift,
+                                        e.exp_np, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
                     np.add.at(self.pos, rows, 1)
                     return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):
