@@ -64,14 +64,13 @@ class BlockLinear:
         n, k, nb = self.n, self.k, self.nb
         groups = -(-n // GROUP)
         c0 = -128 if self.codes.dtype == torch.int8 else 0
-        u = (self.codes.numpy().astype(np.int16) - c0).astype(np.uint8)
-        full = np.zeros((groups * GROUP, k), np.uint8)
-        full[:n] = u
-        packed = np.ascontiguousarray(full.reshape(groups, GROUP, nb, BLOCK // QUAD, QUAD).transpose(0, 2, 3, 1, 4))
+        codes = self.codes.numpy()
         # 4-bit codes go two to a byte (quads 2k and 2k + 1 in one vector's low and high nibbles), and int16 scales
         # tell blockdot so (its T then fits int32); else bytes, and int32 scales (|M'| <= 2**15 + 2**22)
-        narrow = c0 == 0 and int(u.max(initial=0)) <= 15
-        self.packed = packed[:, :, 0::2] | (packed[:, :, 1::2] << 4) if narrow else packed
+        narrow = c0 == 0 and int(codes.max(initial=0)) <= 15
+        quads = BLOCK // QUAD // (2 if narrow else 1)
+        self.packed = np.zeros((groups, nb, quads, GROUP, QUAD), np.uint8)
+        _pack_codes(codes, c0, narrow, self.packed)
         dm = np.zeros((groups * GROUP, nb, 2), np.int16 if narrow else np.int32)
         dm[:n, :, 0] = self.d.numpy()
         dm[:n, :, 1] = self.m.numpy().astype(np.int32) + c0 * self.d.numpy().astype(np.int32)
@@ -139,6 +138,24 @@ def apply(lin: BlockLinear, x: torch.Tensor, in_bits: int, eps: int, rows: int =
 
 if available:
     from . import blockdot, fused
+
+    @jit
+    def _pack_codes(codes, c0, narrow, out):
+        """BlockLinear._pack's code layout: out[g, b, quad, o, j] = codes[16 g + o, 32 b + 4 quad + j] - c0, or
+        with narrow, the codes of quads 2k and 2k + 1 in the low and high nibbles of quad k. out is zero."""
+        n = codes.shape[0]
+        groups, nb, quads = out.shape[0], out.shape[1], out.shape[2]
+        for g in range(groups):
+            for o in range(min(GROUP, n - g * GROUP)):
+                r = g * GROUP + o
+                for b in range(nb):
+                    for qd in range(quads):
+                        for j in range(QUAD):
+                            if narrow:
+                                at = b * BLOCK + 2 * QUAD * qd + j
+                                out[g, b, qd, o, j] = codes[r, at] | (codes[r, at + QUAD] << 4)
+                            else:
+                                out[g, b, qd, o, j] = np.int16(codes[r, b * BLOCK + QUAD * qd + j]) - c0
 
     @jit
     def _quantize(x, gamma, in_bits, eps, q, alpha, sums, et):
