@@ -2,7 +2,8 @@
 
 passes: the Engine (full-sequence and incremental passes, the torch reference path and the fused path) and the
 decoder's KV cache; exact: integer operations with proven exact fast paths (int8 matmul, rounding shifts);
-fused: numba kernels for the element-wise steps; simd: explicit SIMD blocks for decoding attention; threads:
+blocks, blockdot: engine 2's linear layer and its block kernel; fused: numba kernels for the element-wise steps;
+simd: explicit SIMD blocks for attention; layerstep: engine 2's decoding step, a layer a compiled call; threads:
 the kernel pool and the thread layout of decoding steps; intmodel: the converted model file the engine runs.
 The engine knows nothing of coding, containers or files: spec/engine.md defines every step.
 """

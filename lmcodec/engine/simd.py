@@ -1,10 +1,11 @@
-"""Explicit SIMD blocks for decoding attention: LLVM vector IR emitted through numba intrinsics.
+"""Explicit SIMD blocks for attention on int16 caches (decoding, and the full pass under a window): LLVM vector
+IR emitted through numba intrinsics.
 
-Decoding attention reads every key and value row of a frame's cache for a handful of queries. Written as numba
-loops (fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these
-blocks use pairwise int16 multiply-add (x86 pmaddwd, fused into AVX-512 VNNI vpdpwssd by LLVM) on whole blocks
-of keys. tools/profile_decode.py times both in one run: at batch 16 and 1,024 positions, attention 113 -> 59 ms
-a step on the 2-core EPYC (tools/results/profile_decode.md).
+Attention reads every key and value row in view for a handful of queries. Written as numba loops
+(fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these blocks
+use pairwise int16 multiply-add (x86 pmaddwd, fused into AVX-512 VNNI vpdpwssd by LLVM) on whole blocks of
+keys: the scores with one key a lane (a block of 16 key rows transposed in registers), the weighted values two
+keys a lane pair. tools/profile_decode.py times them against the loops in one run.
 
 Exactness: operands are int16 and each function states the bounds that keep every int32 partial sum below
 2**31, so the results are the exact integers whatever the instruction set. The instruction set is numba's

@@ -24,12 +24,6 @@ from .measures import Measures
 from .tokens import ByteTokenizer
 
 
-# Frames a decoding group needs so that its weight reads serve several rows: measured on 2 cores, 4 frames
-# decoded in 55.6 s as two groups of 2 and in 61.5 s as one batch; 2 frames in 40.1 s as two groups of 1
-# and in 37.0 s as one batch.
-GROUP_FRAMES = 2
-
-
 @dataclass
 class Chunk:
     raw: bytes
@@ -165,11 +159,13 @@ class Codec:
 
     def _decode_side_by_side(self, header: lmz.StreamHeader, engine: Engine, frames: list[lmz.Frame], m: Measures,
                              progress: Callable[[int], None] | None) -> list[bytes | lmz.LmzError]:
-        """Frames decoded side by side; with several kernel threads, as that many groups of at least GROUP_FRAMES
-        frames, one group a thread. A step's matmuls are too small to split well over threads (measured, 16
-        frames on 2 cores: 197 tokens/s on one thread, 245 splitting each matmul, up to 2 x 184 in two groups of
-        8); frames are independent, so groups give the same bytes, and hold the same caches as one batch."""
-        groups = max(1, min(engine.threads, len(frames) // GROUP_FRAMES))
+        """Frames decoded side by side; with several kernel threads, in one group a thread (as many as there are
+        frames), each group's steps on its own thread, a layer a compiled call (engine/layerstep.py). A step's
+        matmuls are too small to split well over threads (measured on 2 cores: 16 frames decoded at 197 tokens/s
+        on one thread, 245 splitting each matmul, up to 2 x 184 in two groups of 8; 2 frames in 29.6 s as one
+        batch, 22.6 s as one frame a thread); frames are independent, so groups give the same bytes, and hold the
+        same caches as one batch."""
+        groups = max(1, min(engine.threads, len(frames)))
         cuts = [len(frames) * g // groups for g in range(groups + 1)]
         parts = [frames[cuts[g]: cuts[g + 1]] for g in range(groups)]
         done = [0] * groups
