@@ -61,7 +61,7 @@ class BlockLinear:
         """The kernel's layout: codes as u8 u = c - c0 (c0 = -128 for signed codes, M' = M + c0 D absorbs the
         offset), in groups of 16 outputs: (N/16, nb, 8 quads, 16 outputs, 4 inputs), or 4 quads of two 4-bit codes
         a byte; D and M' as (N/16, nb, 2, 16). Rows past N (to a whole group) are zero."""
-        n, k, nb = self.n, self.k, self.nb
+        n, nb = self.n, self.nb
         groups = -(-n // GROUP)
         c0 = -128 if self.codes.dtype == torch.int8 else 0
         codes = self.codes.numpy()
