@@ -84,13 +84,8 @@ class BlockLinear:
 
     def run(self, x: np.ndarray, in_bits: int, eps: int) -> np.ndarray:
         """The CPU kernel: y (M, N) int64 for rows x (M, K) int64, output groups split over the kernel threads."""
-        m = x.shape[0]
-        q = np.empty((m, self.k), np.int8)
-        alpha = np.empty((m, self.nb), np.int64)
-        sums = np.empty((m, self.nb), np.int64)
-        et = np.empty(m, np.int64)
-        _quantize(x, self.gamma_np, in_bits, eps, q, alpha, sums, et)
-        y = np.empty((m, self.n), np.int64)
+        q, alpha, sums, et = _quantize(x, self.gamma_np, in_bits, eps)
+        y = np.empty((x.shape[0], self.n), np.int64)
         groups = self.packed.shape[0]
         threads.split(groups, lambda a, b: _products(q, alpha, sums, et, self.packed, self.scales, self.sa,
                                                      *self.rows, a, b, y))
@@ -158,10 +153,14 @@ if available:
                                 out[g, b, qd, o, j] = np.int16(codes[r, b * BLOCK + QUAD * qd + j]) - c0
 
     @jit
-    def _quantize(x, gamma, in_bits, eps, q, alpha, sums, et):
-        """quantize() for rows of x, plus S_b = sum of each block's codes."""
+    def _quantize(x, gamma, in_bits, eps):
+        """quantize() for rows of x, plus S_b = sum of each block's codes: (q, alpha, sums, e_t)."""
         m, k = x.shape
         nb = k // BLOCK
+        q = np.empty((m, k), np.int8)
+        alpha = np.empty((m, nb), np.int64)
+        sums = np.empty((m, nb), np.int64)
+        et = np.empty(m, np.int64)
         xg = np.empty(k, np.int64)
         for i in range(m):
             amax = np.int64(1)
@@ -202,6 +201,7 @@ if available:
                     q[i, j] = c
                     total += c
                 sums[i, b] = total
+        return q, alpha, sums, et
 
     @jit
     def _products(q, alpha, sums, et, packed, scales, sa, mult, shift, bias, g0, g1, y):

@@ -5,7 +5,8 @@ steps); from Python each call costs a few microseconds of dispatch and allocatio
 batch 1 over 30 layers. Where a step runs on one kernel thread (a frame decoding alone, or each group of frames
 decoding side by side: Codec._decode_side_by_side) and the caches are int16 for the SIMD attention blocks,
 DecodeState._feed calls `layer` instead: the same kernels (blocks.py, fused.py) in the same order inside one
-compiled function, so the integers are the same (tests/engine/test_layerstep.py compares them).
+compiled function, so the integers are the same
+(tests/engine/test_engine.py, test_one_call_layers_give_the_same_tables, compares them).
 """
 from __future__ import annotations
 
@@ -21,14 +22,8 @@ if available:
     def _linear(x, in_bits, eps, lin):
         """blocks.BlockLinear.run on one thread: y (M, N) int64 for rows x (M, K); lin is its `kernel` tuple."""
         gamma, packed, scales, sa, mult, shift, bias = lin
-        m, k = x.shape
-        nb = k // blocks.BLOCK
-        q = np.empty((m, k), np.int8)
-        alpha = np.empty((m, nb), np.int64)
-        sums = np.empty((m, nb), np.int64)
-        et = np.empty(m, np.int64)
-        blocks._quantize(x, gamma, in_bits, eps, q, alpha, sums, et)
-        y = np.empty((m, mult.shape[0]), np.int64)
+        q, alpha, sums, et = blocks._quantize(x, gamma, in_bits, eps)
+        y = np.empty((x.shape[0], mult.shape[0]), np.int64)
         blocks._products(q, alpha, sums, et, packed, scales, sa, mult, shift, bias, 0, packed.shape[0], y)
         return y
 

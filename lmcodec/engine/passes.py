@@ -643,9 +643,11 @@ class DecodeState:
     def _one_call(self) -> bool:
         """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
         kernel thread, int16 caches that the SIMD attention blocks take."""
+        if self.e.layer_kernels is None or th.width() != 1:
+            return False
         if self._simd is None:
             self._simd = fz.simd_fits(self.k_np[0], self.v_np[0], self.e.exp_np)
-        return self.e.layer_kernels is not None and th.width() == 1 and self._simd
+        return self._simd
 
     def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
               end: np.ndarray) -> torch.Tensor:
