@@ -490,6 +490,99 @@ if available:
                         for j in range(d):
                             o[b, col + j] = (2 * acc[c, j] + z[c]) // (2 * z[c])
 
+    @jit
+    def weave(kc, vc, kt, vt):
+        """The full pass's copies of one row's int16 caches kc, vc (nkv, slots, d) for simd.qk_rows and av_rows:
+        kt (nkv, blocks, d/2, 32) with kt[h, b, p, 2 l + e] = kc[h, 16 b + l, 2 p + e], and vt (nkv, d/16, pairs,
+        16, 2) with vt[h, c, kp, j, e] = vc[h, 2 kp + e, 16 c + j]; slots past the caches' are zero."""
+        nkv, n, d = kc.shape
+        kt[:] = 0
+        vt[:] = 0
+        for h in range(nkv):
+            for u in range(n):
+                b, l, kp, e = u // simd.QK_KEYS, u % simd.QK_KEYS, u // 2, u % 2
+                for j in range(d):
+                    kt[h, b, j // 2, 2 * l + j % 2] = kc[h, u, j]
+                    vt[h, j // simd.SPAN_DIMS, kp, j % simd.SPAN_DIMS, e] = vc[h, u, j]
+
+    @jit
+    def _attend_span(q, kc, kt, vt, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim):
+        """Attention steps 3-5 of the full pass for positions a .. e-1 of one sequence (slot = position), by
+        simd.qk_rows and av_rows: 12 query rows (a position and a head of one KV head) a call, so that a block of
+        keys or values is read once for all of them. q (nkv, g, T, d) float64; kc (nkv, slots, d) the int16 keys
+        (for the sinks seen from past the window), kt, vt weave's copies; o (rows, nh*d) int64, position p in row
+        orow + p. The same integers as _attend_rows_simd: scores over whole blocks of 64 keys, weight 0 for the
+        keys a query does not see (u > p, or outside the sink and the window)."""
+        nkv, g, _, d = q.shape
+        if d not in simd.HEAD_DIMS:
+            raise ValueError("a head size the SIMD blocks are not built for")
+        nq, chunk = simd.SPAN_QUERIES, simd.SPAN_KEYS
+        cap = kt.shape[1] * simd.QK_KEYS
+        # rows padded by a cache line: at a power-of-two stride the rows a call reads would share one set of L1
+        s = np.empty((nq, cap + 8), np.int64)
+        wv = np.empty((2 * nq, cap + 32), np.int16)
+        qv = np.empty((2 * nq, d), np.int16)
+        acc = np.empty((nq, d), np.int64)
+        z = np.empty(nq, np.int64)
+        rp = np.empty(nq, np.int64)
+        rh = np.empty(nq, np.int64)
+        kk = np.empty(d, np.float64)
+        rows = (e - a) * g
+        for kv in range(nkv):
+            for f0 in range(0, rows, nq):
+                for r in range(nq):
+                    f = min(f0 + r, rows - 1)  # the last call repeats its last row (the same values written)
+                    rp[r], rh[r] = a + f // g, f % g
+                    for j in range(d):
+                        x = np.int64(q[kv, rh[r], rp[r], j])
+                        if abs(x) >= 1 << 16:  # spec §5 bounds |q'| by about 46,400
+                            raise ValueError("a rotated query beyond 2**16")
+                        qv[r, j], qv[r + nq, j] = x >> simd.Q_LOW_BITS, x & ((1 << simd.Q_LOW_BITS) - 1)
+                # keys in chunks of 64: from the first row's lowest key in view to the last row's position, and
+                # the sinks' chunk where that band starts past it
+                lo = rp[0] - win + sink + 1 if win > 0 else 0
+                c0 = lo // chunk * chunk if lo > sink else 0
+                c1 = min(cap, (rp[nq - 1] // chunk + 1) * chunk)
+                spans = ((0, chunk), (c0, c1)) if c0 > 0 and sink > 0 else ((c0, c1), (c1, c1))
+                for k0, k1 in spans:
+                    for kb in range(k0 // simd.QK_KEYS, k1 // simd.QK_KEYS):
+                        simd.qk_rows(qv, kt[kv], kb, shift, s)
+                    wv[:, k0:k1] = 0
+                for r in range(nq):
+                    p = rp[r]
+                    lo = p - win + sink + 1 if win > 0 else 0
+                    band = lo if lo > sink else 0  # keys band .. p, and below it the sinks
+                    if win > 0 and p >= win:  # the sinks seen from past the window (spec §5)
+                        for u in range(sink):
+                            _far_sink(kc[kv, u], p - win + 1, cos, sin, klim, kk)
+                            t = 0.0
+                            for j in range(d):
+                                t += q[kv, rh[r], p, j] * kk[j]
+                            s[r, u] = np.int64(t) >> shift
+                    m = np.int64(-(1 << 62))
+                    for u in range(sink if band > 0 else 0):
+                        m = max(m, s[r, u])
+                    for u in range(band, p + 1):
+                        m = max(m, s[r, u])
+                    zc = np.int64(0)
+                    sinks = sink if band > 0 else 0
+                    head = (sinks + simd.QK_KEYS - 1) // simd.QK_KEYS * simd.QK_KEYS  # the sinks' blocks
+                    for u0 in range(0, head, simd.QK_KEYS):
+                        zc += simd.weights16(s[r], u0, sinks, band, p + 1, m, exp_table, wv[r], wv[r + nq])
+                    for u0 in range(max(head, band // simd.QK_KEYS * simd.QK_KEYS), p + 1, simd.QK_KEYS):
+                        zc += simd.weights16(s[r], u0, sinks, band, p + 1, m, exp_table, wv[r], wv[r + nq])
+                    z[r] = zc
+                acc[:, :] = 0
+                for k0, k1 in spans:
+                    for part in range(d // simd.SPAN_DIMS):
+                        for kp0 in range(k0 // 2, k1 // 2, simd.SPAN_PAIRS):
+                            simd.av_rows(wv, vt[kv, part], kp0, part, acc)
+                for r in range(nq):
+                    col = (kv * g + rh[r]) * d
+                    at = orow + rp[r]
+                    for j in range(d):
+                        o[at, col + j] = (2 * acc[r, j] + z[r]) // (2 * z[r])
+
     def simd_fits(kc, vc, exp_table) -> bool:
         """Whether _attend_rows_simd takes these caches (else _attend_rows does)."""
         return (kc.dtype == np.int16 and vc.dtype == np.int16 and kc.shape[-1] in simd.HEAD_DIMS
@@ -506,6 +599,9 @@ if available:
             return
         _split(q.shape[0], work, lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table,
                                                            o[a:b], pos[a:b], win, sink, cos, sin, klim, spos))
+
+    def attend_span(q, kc, kt, vt, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim) -> None:
+        _attend_span(q, kc, kt, vt, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim)
 
     def sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores) -> None:
         _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores)

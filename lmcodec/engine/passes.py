@@ -132,6 +132,9 @@ class Engine:
         if self.fused:
             self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
             self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
+            # the full pass's SIMD attention looks the weights up in 32 bits (simd.weights16), where they fit
+            span = self.exp_np.min() >= 0 and self.exp_np.max() <= fz.simd.W_MAX and self.hd in fz.simd.HEAD_DIMS
+            self.exp32 = self.exp_np.astype(np.int32) if span else None
         # per layer, layerstep.layer's (kernels, epilogues) of (qkv, o, gate_up, down): engine 2 on CPU
         names = ("qkv", "o", "gate_up", "down")
         self.layer_kernels = [(tuple(lay[k].kernel for k in names), tuple(lay[k].fused_args for k in names))
@@ -424,15 +427,21 @@ class Engine:
         th.parallel([lambda a=a: qkv(a) for a in blocks])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
         win = self.window or 0
-
         sink = self.sink
+        if k_cache.dtype == torch.int16:  # the caches rearranged once for the SIMD row blocks
+            slots = -(-t // fz.simd.SPAN_KEYS) * fz.simd.SPAN_KEYS
+            kt = np.empty((b, nkv, slots // fz.simd.QK_KEYS, d // 2, 2 * fz.simd.QK_KEYS), np.int16)
+            vt = np.empty((b, nkv, d // fz.simd.SPAN_DIMS, slots // 2, fz.simd.SPAN_DIMS, 2), np.int16)
+            kn, vn = k_cache.numpy(), v_cache.numpy()
+            th.parallel([lambda i=i: fz.weave(kn[i], vn[i], kt[i], vt[i]) for i in range(b)])
 
         def attend(i: int, a: int) -> None:
             e = min(t, a + QUERY_BLOCK)
-            k0 = a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
             if k_cache.dtype == torch.int16:
-                self._attend_int(q, k_cache, v_cache, i, a, e, k0, o[i * t + a: i * t + e])
+                fz.attend_span(q[i].numpy(), kn[i], kt[i], vt[i], a, e, self.score_shift, self.exp32, o.numpy(),
+                               i * t, win, sink, self.cos_np, self.sin_np, self.k_limit)
                 return
+            k0 = a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
             if k0 > sink:  # the sink and a band of keys: the cost is bounded by the window
                 k = torch.cat([k_cache[i, :, :sink], k_cache[i, :, k0:e]], 1)
                 v = torch.cat([v_cache[i, :, :sink], v_cache[i, :, k0:e]], 1)
@@ -454,35 +463,6 @@ class Engine:
         th.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
 
         th.parallel([lambda a=a: self._rest_fused(lay, x[a: a + ROW_BLOCK], o[a: a + ROW_BLOCK]) for a in blocks])
-
-    def _attend_int(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, i: int, a: int, e: int,
-                    k0: int, o: torch.Tensor) -> None:
-        """Attention of queries a .. e-1 of row i in the full pass on int16 caches (b, nkv, slots, d), by the SIMD
-        blocks of decoding (fused.attend_rows): the same integers as the float64 products, in half the
-        instructions. Keys from k0 on (and the sink) when the window leaves out earlier ones."""
-        sink = self.sink
-        if k0 > sink:  # the sink and a band of keys, in a cache of whole blocks of slots
-            n = sink + e - k0
-            cap = -(-n // SLOT_BLOCK) * SLOT_BLOCK
-            kc = torch.zeros((1, self.nkv, cap, self.hd), dtype=torch.int16)
-            vc = torch.zeros_like(kc)
-            for dst, src in ((kc, k_cache), (vc, v_cache)):
-                dst[0, :, :sink] = src[i, :, :sink]
-                dst[0, :, sink:n] = src[i, :, k0:e]
-            spos = np.full((1, cap), -1, np.int64)
-            spos[0, :sink] = np.arange(sink)
-            spos[0, sink:n] = np.arange(k0, e)
-            first = k0 - sink  # slot of position p >= k0 is p - first
-        else:
-            kc, vc = k_cache[i: i + 1], v_cache[i: i + 1]
-            spos = np.full((1, kc.shape[2]), -1, np.int64)
-            spos[0, :e] = np.arange(e)
-            first = 0
-        pos = np.arange(a, e, dtype=np.int64)
-        qe = q[i, :, :, a:e].permute(2, 0, 1, 3).contiguous()
-        fz.attend_rows(qe.numpy(), kc.numpy(), vc.numpy(), np.zeros(e - a, np.int64), pos - first + 1,
-                       self.score_shift, self.exp_np, o.numpy(), pos, self.window or 0, sink, self.cos_np,
-                       self.sin_np, self.k_limit, spos)
 
     def _rest_fused(self, lay: dict[str, Linear], x: torch.Tensor, o: torch.Tensor) -> None:
         """The attention output projection and the MLP on rows x (M, H), in place."""
@@ -508,9 +488,9 @@ class Engine:
         """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads."""
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
-        if self.k_limit == QKV_LIMIT and self.hd in fz.simd.HEAD_DIMS:
-            # int16 caches of whole blocks of slots: attention by the SIMD blocks (k fits int16 under a window)
-            shape, dtype = (b, self.nkv, -(-t // SLOT_BLOCK) * SLOT_BLOCK, self.hd), torch.int16
+        if self.k_limit == QKV_LIMIT and self.exp32 is not None:
+            # int16 caches: attention by the SIMD row blocks (k fits int16 under a window)
+            shape, dtype = (b, self.nkv, t, self.hd), torch.int16
         else:
             shape, dtype = (b, self.nkv, t, self.hd), torch.float64
         for n, lay in enumerate(self.layers, 1):

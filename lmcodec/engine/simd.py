@@ -1,5 +1,6 @@
-"""Explicit SIMD blocks for attention on int16 caches (decoding, and the full pass under a window): LLVM vector
-IR emitted through numba intrinsics.
+"""Explicit SIMD blocks for attention on int16 caches: LLVM vector IR emitted through numba intrinsics.
+qk_block and av_block serve decoding (a few queries, keys as the cache holds them); qk_rows and av_rows the full
+pass, where every key is read by hundreds of queries and so is rearranged once per layer (fused.weave).
 
 Attention reads every key and value row in view for a handful of queries. Written as numba loops
 (fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these blocks
@@ -27,6 +28,10 @@ Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x
 W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
 W_MAX = 1 << 20
 PREFETCH_KEYS = 128  # qk_block asks for the key rows this far ahead (prefetch)
+SPAN_QUERIES = 12  # query rows per qk_rows / av_rows call: 24 int32 sums (high and low parts) + 1 operand vector
+SPAN_PAIRS = 32  # key pairs per av_rows call: a lane sums 64 products |w part| * |v| <= 1024 * 32767, below 2**31
+SPAN_KEYS = 2 * SPAN_PAIRS  # keys per av_rows call: the full pass's copies of the caches hold whole blocks of them
+SPAN_DIMS = 16  # value dimensions per av_rows call: one vector of 16 dimensions of two keys
 
 _i16, _i32, _i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
@@ -273,3 +278,163 @@ def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: st
                                v64.as_pointer())
         total = builder.add(builder.shl(hi, ir.Constant(v64, [10] * hd)), lo)
         builder.store(builder.add(builder.load(ptr, align=8), total), ptr, align=8)
+
+
+def _splat32(builder: ir.IRBuilder, addr: ir.Value) -> ir.Value:
+    """The i32 at address addr (an i64) in all 16 lanes, as <32 x i16> (a pair of int16 repeated)."""
+    x = builder.load(builder.inttoptr(addr, _i32.as_pointer()), align=2)
+    v = _vec(_i32, QK_KEYS)
+    xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v, None), x, ir.Constant(_i32, 0)),
+                                ir.Constant(v, None), ir.Constant(v, [0] * QK_KEYS))
+    return builder.bitcast(xs, _vec(_i16, 2 * QK_KEYS))
+
+
+def _block_sums(builder: ir.IRBuilder, operand, weights, level: str) -> list[ir.Value]:
+    """sums[c] = sum over i of pmadd(operand(i), splat of the i32 at weights(c, i)), for c < 2 * SPAN_QUERIES,
+    with i over the operand vectors: each operand vector is loaded once for all the rows' parts."""
+    sums: list[ir.Value | None] = [None] * (2 * SPAN_QUERIES)
+    i = 0
+    while (vec := operand(i)) is not None:
+        for c in range(2 * SPAN_QUERIES):
+            p = _pmadd(builder, vec, _splat32(builder, weights(c, i)), level)
+            sums[c] = p if sums[c] is None else builder.add(sums[c], p)
+        i += 1
+    return sums
+
+
+@intrinsic
+def qk_rows(typingctx, qv, kt, kb, shift, s):
+    """s[r, 16 kb + l] = (sum_j (256 qv[r, j] + qv[r + 12, j]) k[16 kb + l, j]) >> shift for l < 16 and the 12
+    query rows r (fused.weave's layout: kt[b, p, 2 l + e] = k[16 b + l, 2 p + e]).
+
+    kt (blocks, d/2, 32) int16 C-contiguous, d one of HEAD_DIMS (code for each is built; the caller checks);
+    qv (24, d) int16 with rows contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
+    q & 255; s (12, keys) int64, rows contiguous. Every int32 partial sum is below d * 256 * 32767 <= 2**30."""
+    level = isa()
+
+    def codegen(context, builder, signature, args):
+        qa, ka = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1))
+        sa = context.make_array(signature.args[4])(context, builder, args[4])
+        kb, sh = args[2], args[3]
+        kbase = builder.add(builder.ptrtoint(ka.data, _i64), builder.mul(kb, builder.extract_value(ka.strides, 0)))
+        qbase, qrow = builder.ptrtoint(qa.data, _i64), builder.extract_value(qa.strides, 0)
+        vt = _vec(_i16, 2 * QK_KEYS)
+
+        def emit(hd: int) -> None:
+            def operand(p: int):
+                if p == hd // 2:
+                    return None
+                addr = builder.add(kbase, ir.Constant(_i64, p * 4 * QK_KEYS))
+                return builder.load(builder.inttoptr(addr, vt.as_pointer()), align=2)
+
+            def weights(c: int, p: int) -> ir.Value:
+                return builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))),
+                                   ir.Constant(_i64, 4 * p))
+
+            sums = _block_sums(builder, operand, weights, level)
+            v64 = _vec(_i64, QK_KEYS)
+            shv = builder.shuffle_vector(builder.insert_element(ir.Constant(v64, None), sh, ir.Constant(_i32, 0)),
+                                         ir.Constant(v64, None), ir.Constant(_vec(_i32, QK_KEYS), [0] * QK_KEYS))
+            base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(kb, ir.Constant(_i64, 8 * QK_KEYS)))
+            for r in range(SPAN_QUERIES):
+                hi, lo = builder.sext(sums[r], v64), builder.sext(sums[r + SPAN_QUERIES], v64)
+                out = builder.ashr(builder.add(builder.shl(hi, ir.Constant(v64, [Q_LOW_BITS] * QK_KEYS)), lo), shv)
+                addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, r)))
+                builder.store(out, builder.inttoptr(addr, v64.as_pointer()), align=8)
+
+        _per_head_dim(builder, builder.mul(builder.extract_value(ka.shape, 1), ir.Constant(_i64, 2)), emit)
+        return context.get_dummy_value()
+
+    return types.void(qv, kt, kb, shift, s), codegen
+
+
+@intrinsic
+def av_rows(typingctx, wv, vt, kp0, part, acc):
+    """acc[r, 16 part + j] += sum over keys u = 2 kp0 .. 2 kp0 + 63 of (1024 wv[r, u] + wv[r + 12, u]) v[u, 16 part
+    + j] for j < 16 and the 12 rows r (fused.weave's layout: vt[kp, j, e] = v[2 kp + e, 16 part + j]).
+
+    vt (pairs, 16, 2) int16 C-contiguous, dimensions 16 part .. 16 part + 15; wv (24, keys) int16, rows contiguous: the rows' weights w >> 10, then
+    w & 1023 (w <= 2**20, so both <= 1024); acc (12, d) int64, rows contiguous. A lane sums 64 products of at
+    most 1024 * 32767: below 2**31."""
+    level = isa()
+
+    def codegen(context, builder, signature, args):
+        wa, va = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1))
+        aa = context.make_array(signature.args[4])(context, builder, args[4])
+        kp0, part = args[2], args[3]
+        vbase = builder.add(builder.ptrtoint(va.data, _i64), builder.mul(kp0, builder.extract_value(va.strides, 0)))
+        vstride = builder.extract_value(va.strides, 0)
+        wbase = builder.add(builder.ptrtoint(wa.data, _i64), builder.mul(kp0, ir.Constant(_i64, 4)))
+        wrow = builder.extract_value(wa.strides, 0)
+        vt = _vec(_i16, 2 * SPAN_DIMS)
+
+        def operand(pr: int):
+            if pr == SPAN_PAIRS:
+                return None
+            addr = builder.add(vbase, builder.mul(vstride, ir.Constant(_i64, pr)))
+            return builder.load(builder.inttoptr(addr, vt.as_pointer()), align=2)
+
+        def weights(c: int, pr: int) -> ir.Value:
+            return builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))), ir.Constant(_i64, 4 * pr))
+
+        sums = _block_sums(builder, operand, weights, level)
+        v64 = _vec(_i64, SPAN_DIMS)
+        base = builder.add(builder.ptrtoint(aa.data, _i64), builder.mul(part, ir.Constant(_i64, 8 * SPAN_DIMS)))
+        for r in range(SPAN_QUERIES):
+            hi, lo = builder.sext(sums[r], v64), builder.sext(sums[r + SPAN_QUERIES], v64)
+            addr = builder.add(base, builder.mul(builder.extract_value(aa.strides, 0), ir.Constant(_i64, r)))
+            ptr = builder.inttoptr(addr, v64.as_pointer())
+            total = builder.add(builder.shl(hi, ir.Constant(v64, [W_LOW_BITS] * SPAN_DIMS)), lo)
+            builder.store(builder.add(builder.load(ptr, align=8), total), ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.void(wv, vt, kp0, part, acc), codegen
+
+
+@intrinsic
+def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
+    """The softmax weights of keys u0 .. u0 + 15 (spec §5 step 4) for one query: w_u = table[min(m - s[u],
+    last)] for the keys it sees, u < sinks or k0 <= u < k1, and 0 for the other lanes, stored as hi[u] = w >> 10 and lo[u] = w & 1023 (the
+    parts av_block and av_rows take); returns the sum of the 16 weights. s (keys,) int64 scores, m >= every
+    s[u] of k0 .. k1 - 1; table (E,) int32 with values <= W_MAX; hi, lo (keys,) int16 with room for the 16.
+    The lookups are one vector gather."""
+    def codegen(context, builder, signature, args):
+        sa, ta, ha, la = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 6, 7, 8))
+        u0, sinks, k0, k1, m = args[1:6]
+        n = QK_KEYS
+        v64, v32, v16 = _vec(_i64, n), _vec(_i32, n), _vec(_i16, n)
+
+        def splat(x: ir.Value, t: ir.VectorType) -> ir.Value:
+            return builder.shuffle_vector(builder.insert_element(ir.Constant(t, None), x, ir.Constant(_i32, 0)),
+                                          ir.Constant(t, None), ir.Constant(v32, [0] * n))
+
+        def at(arr, width: int, t: ir.Type) -> ir.Value:
+            addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(u0, ir.Constant(_i64, width)))
+            return builder.inttoptr(addr, t.as_pointer())
+
+        sv = builder.load(at(sa, 8, v64), align=8)
+        last = builder.sub(builder.extract_value(ta.shape, 0), ir.Constant(_i64, 1))
+        diff = builder.sub(splat(m, v64), sv)
+        lastv = splat(last, v64)
+        idx = builder.select(builder.icmp_signed("<", diff, lastv), diff, lastv)
+        ptr_t = _i32.as_pointer()
+        pv = ir.VectorType(ptr_t, n)
+        ptrs = builder.inttoptr(builder.add(splat(builder.ptrtoint(ta.data, _i64), v64),
+                                            builder.shl(idx, ir.Constant(v64, [2] * n))), pv)
+        name = "llvm.masked.gather.v16i32.v16p0i32"
+        mask_t = ir.VectorType(ir.IntType(1), n)
+        fn = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(v32, [pv, _i32, mask_t, v32]), name)
+        u = builder.add(splat(u0, v64), ir.Constant(v64, list(range(n))))
+        seen = builder.or_(builder.icmp_signed("<", u, splat(sinks, v64)),
+                           builder.and_(builder.icmp_signed(">=", u, splat(k0, v64)),
+                                        builder.icmp_signed("<", u, splat(k1, v64))))
+        w = builder.call(fn, [ptrs, ir.Constant(_i32, 4), seen, ir.Constant(v32, None)])
+        builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16), at(ha, 2, v16), align=2)
+        builder.store(builder.trunc(builder.and_(w, ir.Constant(v32, [(1 << W_LOW_BITS) - 1] * n)), v16),
+                      at(la, 2, v16), align=2)
+        name = "llvm.vector.reduce.add.v16i32"
+        red = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(_i32, [v32]), name)
+        return builder.zext(builder.call(red, [w]), _i64)
+
+    return types.int64(s, u0, sinks, k0, k1, m, table, hi, lo), codegen

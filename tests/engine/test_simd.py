@@ -1,5 +1,6 @@
 """The SIMD attention blocks give the exact integers: alone at the bounds they are built for, inside the decoding
-kernel against its loop version, and at every instruction-set level numba may target."""
+kernel and the full pass's row blocks against the loop version, and at every instruction-set level numba may
+target."""
 from __future__ import annotations
 
 import hashlib
@@ -29,6 +30,55 @@ def _weighted(wv, vc, acc):
         simd.av_block(wv, vc, u0, acc)
 
 
+@numba.njit
+def _row_scores(qv, kt, shift, s):
+    for kb in range(kt.shape[0]):
+        simd.qk_rows(qv, kt, kb, shift, s)
+
+
+@numba.njit
+def _row_weighted(wv, vt, acc):
+    for part in range(vt.shape[0]):
+        for kp0 in range(0, vt.shape[1], simd.SPAN_PAIRS):
+            simd.av_rows(wv, vt[part], kp0, part, acc)
+
+
+@numba.njit
+def _row_weights(s, sinks, k0, k1, m, table, hi, lo):
+    z = 0
+    for u0 in range(0, s.shape[0], simd.QK_KEYS):
+        z += simd.weights16(s, u0, sinks, k0, k1, m, table, hi, lo)
+    return z
+
+
+def row_blocks_digest(rng, h, d: int) -> None:
+    """The full pass's blocks (qk_rows, av_rows, weights16) at head size d, operands at their limits."""
+    n, nq = 128, simd.SPAN_QUERIES
+    q = rng.integers(-65535, 65536, (nq, d))
+    q[0], q[1] = 65535, -65535
+    k = rng.integers(-32767, 32768, (n, d))
+    k[:16], k[16:32] = 32767, -32767
+    kt, vt = np.zeros((1, n // 16, d // 2, 32), np.int16), np.zeros((1, d // 16, n // 2, 16, 2), np.int16)
+    fused.weave(k[None].astype(np.int16), k[None].astype(np.int16), kt, vt)
+    s = np.zeros((nq, n), np.int64)
+    _row_scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kt[0], 7, s)
+    assert (s == (q @ k.T) >> 7).all(), d
+    w = rng.integers(0, 2**20 + 1, (nq, n))
+    w[0] = 2**20
+    acc = np.full((nq, d), 7, np.int64)  # the blocks add to what is there
+    _row_weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), vt[0], acc)
+    assert (acc == 7 + w @ k).all(), d
+    table = np.rint(2.0**20 * np.exp(-np.arange(600) / 40.0)).astype(np.int32)
+    sc = rng.integers(-900, 100, n)
+    hi, lo = np.full(n, 5, np.int16), np.full(n, 5, np.int16)
+    seen = (np.arange(n) < 3) | ((np.arange(n) >= 37) & (np.arange(n) < 101))
+    m = int(sc[seen].max())
+    z = _row_weights(sc, 3, 37, 101, m, table, hi, lo)
+    want = np.where(seen, table[np.minimum(m - sc, len(table) - 1)], 0)
+    assert z == want.sum() and (hi == want >> 10).all() and (lo == want & 1023).all(), d
+    h.update(s.tobytes() + acc.tobytes() + hi.tobytes() + lo.tobytes())
+
+
 def blocks_digest(seed: int = 0) -> str:
     """Both blocks at every head size, operands at their limits, checked against int64 numpy; a digest of it all."""
     rng = np.random.default_rng(seed)
@@ -48,6 +98,7 @@ def blocks_digest(seed: int = 0) -> str:
         _weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), kc, acc)
         assert (acc == 7 + w @ kc.astype(np.int64)).all(), d
         h.update(s.tobytes() + acc.tobytes())
+        row_blocks_digest(rng, h, d)
     return h.hexdigest()
 
 
@@ -86,6 +137,33 @@ def attention_digest(use_simd: bool) -> str:
     return h.hexdigest()
 
 
+def full_pass_digest(use_simd: bool) -> str:
+    """The full pass's attention over one sequence, windowed (positions past the window: sinks seen from afar),
+    by fused.attend_span's row blocks or by the decoding loop kernel on the same cache (slot = position)."""
+    h = hashlib.sha256()
+    for d, g, seed in ((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 5, 4)):
+        args, _ = decoding_case(d, g, seed)
+        _, kc, vc, _, _, shift, exp_table, _, _, win, sink, cos, sin, klim, _ = args
+        t, nkv = 150, kc.shape[1]
+        k, v = kc[0, :, :64].repeat(3, axis=1)[:, :t], vc[0, :, :64].repeat(3, axis=1)[:, :t]
+        q = np.random.default_rng(seed).integers(-46400, 46401, (nkv, g, t, d)).astype(np.float64)
+        o = np.zeros((t, nkv * g * d), np.int64)
+        if use_simd:
+            slots = -(-t // simd.SPAN_KEYS) * simd.SPAN_KEYS
+            kt = np.empty((nkv, slots // 16, d // 2, 32), np.int16)
+            vt = np.empty((nkv, d // 16, slots // 2, 16, 2), np.int16)
+            fused.weave(k, v, kt, vt)
+            for a in range(0, t, 64):  # as the full pass calls it, a block of queries at a time
+                fused.attend_span(q, k, kt, vt, a, min(t, a + 64), shift, exp_table.astype(np.int32), o, 0, win,
+                                  sink, cos, sin, klim)
+        else:
+            pos = np.arange(t)
+            fused.attend_rows(np.ascontiguousarray(q.transpose(2, 0, 1, 3)), k[None], v[None], np.zeros(t, np.int64),
+                              pos + 1, shift, exp_table, o, pos, win, sink, cos, sin, klim, pos[None], use_simd=False)
+        h.update(o.tobytes())
+    return h.hexdigest()
+
+
 def test_blocks_are_exact_at_their_bounds():
     blocks_digest()
 
@@ -94,6 +172,10 @@ def test_decoding_attention_equals_the_loop_kernel():
     args, _ = decoding_case(64, 3, 2)
     assert fused.simd_fits(args[1], args[2], args[6])
     assert attention_digest(use_simd=True) == attention_digest(use_simd=False)
+
+
+def test_full_pass_row_blocks_equal_the_loop_kernel():
+    assert full_pass_digest(use_simd=True) == full_pass_digest(use_simd=False)
 
 
 def test_caches_the_blocks_do_not_take_go_to_the_loop_kernel():
@@ -110,7 +192,7 @@ import sys
 sys.path.insert(0, {tests!r})
 import test_simd
 from lmcodec.engine import simd
-print(simd.isa(), test_simd.blocks_digest(), test_simd.attention_digest(True))
+print(simd.isa(), test_simd.blocks_digest(), test_simd.attention_digest(True), test_simd.full_pass_digest(True))
 """
 
 
@@ -125,4 +207,4 @@ def test_every_instruction_set_level_gives_the_same_integers(tmp_path, level, en
     child_env = {**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path)}  # code for another target, cached apart
     out = subprocess.run([sys.executable, "-c", _CHILD.format(tests=str(ROOT / "tests" / "engine"))], env=child_env,
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out == [level, blocks_digest(), attention_digest(use_simd=False)]
+    assert out == [level, blocks_digest(), attention_digest(use_simd=False), full_pass_digest(use_simd=False)]
