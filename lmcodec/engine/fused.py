@@ -33,6 +33,9 @@ RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 QKV_LIMIT = (1 << 15) - 1  # |q|, |k|, |v| bound before RoPE
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
 
+# |q|**2 |k|**2 below this (products of binary64 integers < 2**40, rounded by far less than the margin) bounds
+# every |q . k| of a query row and key block by Cauchy-Schwarz below 2**30.5, so that int32 sums are exact
+FIT_NORMS = 2.0**61
 PARALLEL_WORK = 1 << 15  # elements below which splitting rows over threads costs more than it saves
 
 
@@ -491,28 +494,36 @@ if available:
                             o[b, col + j] = (2 * acc[c, j] + z[c]) // (2 * z[c])
 
     @jit
-    def weave(kc, vc, kt, vt):
+    def weave(kc, vc, kt, vt, kn):
         """The full pass's copies of one row's int16 caches kc, vc (nkv, slots, d) for simd.qk_rows and av_rows:
         kt (nkv, blocks, d/2, 32) with kt[h, b, p, 2 l + e] = kc[h, 16 b + l, 2 p + e], and vt (nkv, d/16, pairs,
-        16, 2) with vt[h, c, kp, j, e] = vc[h, 2 kp + e, 16 c + j]; slots past the caches' are zero."""
+        16, 2) with vt[h, c, kp, j, e] = vc[h, 2 kp + e, 16 c + j]; slots past the caches' are zero. kn (nkv,
+        blocks) float64: each block's largest squared norm |k|**2 (an exact integer)."""
         nkv, n, d = kc.shape
         kt[:] = 0
         vt[:] = 0
+        kn[:] = 0
         for h in range(nkv):
             for u in range(n):
                 b, l, kp, e = u // simd.QK_KEYS, u % simd.QK_KEYS, u // 2, u % 2
+                norm = 0.0
                 for j in range(d):
-                    kt[h, b, j // 2, 2 * l + j % 2] = kc[h, u, j]
+                    x = kc[h, u, j]
+                    norm += np.float64(x) * np.float64(x)
+                    kt[h, b, j // 2, 2 * l + j % 2] = x
                     vt[h, j // simd.SPAN_DIMS, kp, j % simd.SPAN_DIMS, e] = vc[h, u, j]
+                kn[h, b] = max(kn[h, b], norm)
 
     @jit
-    def _attend_span(q, kc, kt, vt, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim):
+    def _attend_span(q, kc, kt, vt, kn, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim):
         """Attention steps 3-5 of the full pass for positions a .. e-1 of one sequence (slot = position), by
-        simd.qk_rows and av_rows: 12 query rows (a position and a head of one KV head) a call, so that a block of
-        keys or values is read once for all of them. q (nkv, g, T, d) float64; kc (nkv, slots, d) the int16 keys
-        (for the sinks seen from past the window), kt, vt weave's copies; o (rows, nh*d) int64, position p in row
-        orow + p. The same integers as _attend_rows_simd: scores over whole blocks of 64 keys, weight 0 for the
-        keys a query does not see (u > p, or outside the sink and the window)."""
+        simd's row blocks: 12 query rows (a position and a head of one KV head) a call, so that a block of keys or
+        values is read once for all of them; the scores by qk_rows_fit where the rows fit int16 and the norms
+        bound every score below 2**31 (on text, measured: every block), else by qk_rows.
+        q (nkv, g, T, d) float64; kc (nkv, slots, d) the int16 keys (for the sinks seen from past the window);
+        kt, vt, kn weave's copies and norms; o (rows, nh*d) int64, position p in row orow + p. The same integers
+        as _attend_rows_simd: scores over whole blocks of 64 keys, weight 0 for the keys a query does not see
+        (u > p, or outside the sink and the window)."""
         nkv, g, _, d = q.shape
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")
@@ -522,6 +533,7 @@ if available:
         s = np.empty((nq, cap + 8), np.int64)
         wv = np.empty((2 * nq, cap + 32), np.int16)
         qv = np.empty((2 * nq, d), np.int16)
+        qf = np.empty((nq, d), np.int16)
         acc = np.empty((nq, d), np.int64)
         z = np.empty(nq, np.int64)
         rp = np.empty(nq, np.int64)
@@ -530,14 +542,20 @@ if available:
         rows = (e - a) * g
         for kv in range(nkv):
             for f0 in range(0, rows, nq):
+                fits, qnorm = True, 0.0  # whether every row fits int16, and their largest squared norm
                 for r in range(nq):
                     f = min(f0 + r, rows - 1)  # the last call repeats its last row (the same values written)
                     rp[r], rh[r] = a + f // g, f % g
+                    norm = 0.0
                     for j in range(d):
                         x = np.int64(q[kv, rh[r], rp[r], j])
                         if abs(x) >= 1 << 16:  # spec §5 bounds |q'| by about 46,400
                             raise ValueError("a rotated query beyond 2**16")
                         qv[r, j], qv[r + nq, j] = x >> simd.Q_LOW_BITS, x & ((1 << simd.Q_LOW_BITS) - 1)
+                        qf[r, j] = x
+                        fits = fits and abs(x) < 1 << 15
+                        norm += np.float64(x) * np.float64(x)
+                    qnorm = max(qnorm, norm)
                 # keys in chunks of 64: from the first row's lowest key in view to the last row's position, and
                 # the sinks' chunk where that band starts past it
                 lo = rp[0] - win + sink + 1 if win > 0 else 0
@@ -546,7 +564,10 @@ if available:
                 spans = ((0, chunk), (c0, c1)) if c0 > 0 and sink > 0 else ((c0, c1), (c1, c1))
                 for k0, k1 in spans:
                     for kb in range(k0 // simd.QK_KEYS, k1 // simd.QK_KEYS):
-                        simd.qk_rows(qv, kt[kv], kb, shift, s)
+                        if fits and qnorm * kn[kv, kb] < FIT_NORMS:
+                            simd.qk_rows_fit(qf, kt[kv], kb, shift, s)
+                        else:
+                            simd.qk_rows(qv, kt[kv], kb, shift, s)
                     wv[:, k0:k1] = 0
                 for r in range(nq):
                     p = rp[r]
@@ -600,8 +621,8 @@ if available:
         _split(q.shape[0], work, lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table,
                                                            o[a:b], pos[a:b], win, sink, cos, sin, klim, spos))
 
-    def attend_span(q, kc, kt, vt, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim) -> None:
-        _attend_span(q, kc, kt, vt, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim)
+    def attend_span(q, kc, kt, vt, kn, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim) -> None:
+        _attend_span(q, kc, kt, vt, kn, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim)
 
     def sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores) -> None:
         _sink_scores(qb, ks, q0, tq, win, cos, sin, klim, scores)

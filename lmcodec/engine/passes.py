@@ -432,14 +432,15 @@ class Engine:
             slots = -(-t // fz.simd.SPAN_KEYS) * fz.simd.SPAN_KEYS
             kt = np.empty((b, nkv, slots // fz.simd.QK_KEYS, d // 2, 2 * fz.simd.QK_KEYS), np.int16)
             vt = np.empty((b, nkv, d // fz.simd.SPAN_DIMS, slots // 2, fz.simd.SPAN_DIMS, 2), np.int16)
+            norms = np.empty((b, nkv, slots // fz.simd.QK_KEYS))
             kn, vn = k_cache.numpy(), v_cache.numpy()
-            th.parallel([lambda i=i: fz.weave(kn[i], vn[i], kt[i], vt[i]) for i in range(b)])
+            th.parallel([lambda i=i: fz.weave(kn[i], vn[i], kt[i], vt[i], norms[i]) for i in range(b)])
 
         def attend(i: int, a: int) -> None:
             e = min(t, a + QUERY_BLOCK)
             if k_cache.dtype == torch.int16:
-                fz.attend_span(q[i].numpy(), kn[i], kt[i], vt[i], a, e, self.score_shift, self.exp32, o.numpy(),
-                               i * t, win, sink, self.cos_np, self.sin_np, self.k_limit)
+                fz.attend_span(q[i].numpy(), kn[i], kt[i], vt[i], norms[i], a, e, self.score_shift, self.exp32,
+                               o.numpy(), i * t, win, sink, self.cos_np, self.sin_np, self.k_limit)
                 return
             k0 = a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
             if k0 > sink:  # the sink and a band of keys: the cost is bounded by the window

@@ -28,7 +28,7 @@ Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x
 W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
 W_MAX = 1 << 20
 PREFETCH_KEYS = 128  # qk_block asks for the key rows this far ahead (prefetch)
-SPAN_QUERIES = 12  # query rows per qk_rows / av_rows call: 24 int32 sums (high and low parts) + 1 operand vector
+SPAN_QUERIES = 12  # query rows per full-pass block call: up to 24 int32 sums (high and low parts) + 1 operand vector
 SPAN_PAIRS = 32  # key pairs per av_rows call: a lane sums 64 products |w part| * |v| <= 1024 * 32767, below 2**31
 SPAN_KEYS = 2 * SPAN_PAIRS  # keys per av_rows call: the full pass's copies of the caches hold whole blocks of them
 SPAN_DIMS = 16  # value dimensions per av_rows call: one vector of 16 dimensions of two keys
@@ -289,27 +289,21 @@ def _splat32(builder: ir.IRBuilder, addr: ir.Value) -> ir.Value:
     return builder.bitcast(xs, _vec(_i16, 2 * QK_KEYS))
 
 
-def _block_sums(builder: ir.IRBuilder, operand, weights, level: str) -> list[ir.Value]:
-    """sums[c] = sum over i of pmadd(operand(i), splat of the i32 at weights(c, i)), for c < 2 * SPAN_QUERIES,
-    with i over the operand vectors: each operand vector is loaded once for all the rows' parts."""
-    sums: list[ir.Value | None] = [None] * (2 * SPAN_QUERIES)
+def _block_sums(builder: ir.IRBuilder, operand, weights, level: str, rows: int) -> list[ir.Value]:
+    """sums[c] = sum over i of pmadd(operand(i), splat of the i32 at weights(c, i)), for c < rows, with i over
+    the operand vectors: each operand vector is loaded once for all the rows. The sums wrap modulo 2**32."""
+    sums: list[ir.Value | None] = [None] * rows
     i = 0
     while (vec := operand(i)) is not None:
-        for c in range(2 * SPAN_QUERIES):
+        for c in range(rows):
             p = _pmadd(builder, vec, _splat32(builder, weights(c, i)), level)
             sums[c] = p if sums[c] is None else builder.add(sums[c], p)
         i += 1
     return sums
 
 
-@intrinsic
-def qk_rows(typingctx, qv, kt, kb, shift, s):
-    """s[r, 16 kb + l] = (sum_j (256 qv[r, j] + qv[r + 12, j]) k[16 kb + l, j]) >> shift for l < 16 and the 12
-    query rows r (fused.weave's layout: kt[b, p, 2 l + e] = k[16 b + l, 2 p + e]).
-
-    kt (blocks, d/2, 32) int16 C-contiguous, d one of HEAD_DIMS (code for each is built; the caller checks);
-    qv (24, d) int16 with rows contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
-    q & 255; s (12, keys) int64, rows contiguous. Every int32 partial sum is below d * 256 * 32767 <= 2**30."""
+def _qk_rows(parts: int):
+    """qk_rows (parts = 2: each query row as its high and low parts) or qk_rows_fit (parts = 1: as it is)."""
     level = isa()
 
     def codegen(context, builder, signature, args):
@@ -331,21 +325,43 @@ def qk_rows(typingctx, qv, kt, kb, shift, s):
                 return builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))),
                                    ir.Constant(_i64, 4 * p))
 
-            sums = _block_sums(builder, operand, weights, level)
+            sums = _block_sums(builder, operand, weights, level, parts * SPAN_QUERIES)
             v64 = _vec(_i64, QK_KEYS)
             shv = builder.shuffle_vector(builder.insert_element(ir.Constant(v64, None), sh, ir.Constant(_i32, 0)),
                                          ir.Constant(v64, None), ir.Constant(_vec(_i32, QK_KEYS), [0] * QK_KEYS))
             base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(kb, ir.Constant(_i64, 8 * QK_KEYS)))
             for r in range(SPAN_QUERIES):
-                hi, lo = builder.sext(sums[r], v64), builder.sext(sums[r + SPAN_QUERIES], v64)
-                out = builder.ashr(builder.add(builder.shl(hi, ir.Constant(v64, [Q_LOW_BITS] * QK_KEYS)), lo), shv)
+                total = builder.sext(sums[r], v64)
+                if parts == 2:
+                    lo = builder.sext(sums[r + SPAN_QUERIES], v64)
+                    total = builder.add(builder.shl(total, ir.Constant(v64, [Q_LOW_BITS] * QK_KEYS)), lo)
                 addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, r)))
-                builder.store(out, builder.inttoptr(addr, v64.as_pointer()), align=8)
+                builder.store(builder.ashr(total, shv), builder.inttoptr(addr, v64.as_pointer()), align=8)
 
         _per_head_dim(builder, builder.mul(builder.extract_value(ka.shape, 1), ir.Constant(_i64, 2)), emit)
         return context.get_dummy_value()
 
-    return types.void(qv, kt, kb, shift, s), codegen
+    return codegen
+
+
+@intrinsic
+def qk_rows(typingctx, qv, kt, kb, shift, s):
+    """s[r, 16 kb + l] = (sum_j (256 qv[r, j] + qv[r + 12, j]) k[16 kb + l, j]) >> shift for l < 16 and the 12
+    query rows r (fused.weave's layout: kt[b, p, 2 l + e] = k[16 b + l, 2 p + e]).
+
+    kt (blocks, d/2, 32) int16 C-contiguous, d one of HEAD_DIMS (code for each is built; the caller checks);
+    qv (24, d) int16 with rows contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
+    q & 255; s (12, keys) int64, rows contiguous. Every int32 partial sum is below d * 256 * 32767 <= 2**30."""
+    return types.void(qv, kt, kb, shift, s), _qk_rows(2)
+
+
+@intrinsic
+def qk_rows_fit(typingctx, qv, kt, kb, shift, s):
+    """qk_rows for query rows that fit int16 as they are: s[r, 16 kb + l] = (sum_j qv[r, j] k[16 kb + l, j])
+    >> shift, half the multiply-adds. qv (12, d) int16 (|q| <= 32767). The int32 sums wrap modulo 2**32, so
+    they are the exact scores only where every |q_r . k_u| < 2**31: the caller makes sure, by Cauchy-Schwarz
+    (|q . k| <= |q| |k|, fused.FIT_NORMS)."""
+    return types.void(qv, kt, kb, shift, s), _qk_rows(1)
 
 
 @intrinsic
@@ -353,9 +369,9 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
     """acc[r, 16 part + j] += sum over keys u = 2 kp0 .. 2 kp0 + 63 of (1024 wv[r, u] + wv[r + 12, u]) v[u, 16 part
     + j] for j < 16 and the 12 rows r (fused.weave's layout: vt[kp, j, e] = v[2 kp + e, 16 part + j]).
 
-    vt (pairs, 16, 2) int16 C-contiguous, dimensions 16 part .. 16 part + 15; wv (24, keys) int16, rows contiguous: the rows' weights w >> 10, then
-    w & 1023 (w <= 2**20, so both <= 1024); acc (12, d) int64, rows contiguous. A lane sums 64 products of at
-    most 1024 * 32767: below 2**31."""
+    vt (pairs, 16, 2) int16 C-contiguous, dimensions 16 part .. 16 part + 15; wv (24, keys) int16, rows
+    contiguous: the rows' weights w >> 10, then w & 1023 (w <= 2**20, so both <= 1024); acc (12, d) int64, rows
+    contiguous. A lane sums 64 products of at most 1024 * 32767: below 2**31."""
     level = isa()
 
     def codegen(context, builder, signature, args):
@@ -377,7 +393,7 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
         def weights(c: int, pr: int) -> ir.Value:
             return builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))), ir.Constant(_i64, 4 * pr))
 
-        sums = _block_sums(builder, operand, weights, level)
+        sums = _block_sums(builder, operand, weights, level, 2 * SPAN_QUERIES)
         v64 = _vec(_i64, SPAN_DIMS)
         base = builder.add(builder.ptrtoint(aa.data, _i64), builder.mul(part, ir.Constant(_i64, 8 * SPAN_DIMS)))
         for r in range(SPAN_QUERIES):
@@ -394,10 +410,10 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
 @intrinsic
 def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
     """The softmax weights of keys u0 .. u0 + 15 (spec §5 step 4) for one query: w_u = table[min(m - s[u],
-    last)] for the keys it sees, u < sinks or k0 <= u < k1, and 0 for the other lanes, stored as hi[u] = w >> 10 and lo[u] = w & 1023 (the
-    parts av_block and av_rows take); returns the sum of the 16 weights. s (keys,) int64 scores, m >= every
-    s[u] of k0 .. k1 - 1; table (E,) int32 with values <= W_MAX; hi, lo (keys,) int16 with room for the 16.
-    The lookups are one vector gather."""
+    last)] for the keys it sees, u < sinks or k0 <= u < k1, and 0 for the other lanes, stored as hi[u] = w >> 10
+    and lo[u] = w & 1023 (the parts av_block and av_rows take); returns the sum of the 16 weights. s (keys,)
+    int64 scores, m >= every s[u] seen; table (E,) int32 with values <= W_MAX; hi, lo (keys,) int16 with room
+    for the 16. The lookups are one vector gather (lanes not seen are not read)."""
     def codegen(context, builder, signature, args):
         sa, ta, ha, la = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 6, 7, 8))
         u0, sinks, k0, k1, m = args[1:6]

@@ -4,6 +4,7 @@ target."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import subprocess
 import sys
@@ -37,6 +38,12 @@ def _row_scores(qv, kt, shift, s):
 
 
 @numba.njit
+def _row_scores_fit(qv, kt, shift, s):
+    for kb in range(kt.shape[0]):
+        simd.qk_rows_fit(qv, kt, kb, shift, s)
+
+
+@numba.njit
 def _row_weighted(wv, vt, acc):
     for part in range(vt.shape[0]):
         for kp0 in range(0, vt.shape[1], simd.SPAN_PAIRS):
@@ -59,10 +66,23 @@ def row_blocks_digest(rng, h, d: int) -> None:
     k = rng.integers(-32767, 32768, (n, d))
     k[:16], k[16:32] = 32767, -32767
     kt, vt = np.zeros((1, n // 16, d // 2, 32), np.int16), np.zeros((1, d // 16, n // 2, 16, 2), np.int16)
-    fused.weave(k[None].astype(np.int16), k[None].astype(np.int16), kt, vt)
+    kn = np.zeros((1, n // 16))
+    fused.weave(k[None].astype(np.int16), k[None].astype(np.int16), kt, vt, kn)
+    assert (kn[0] == (k.astype(np.float64) ** 2).sum(1).reshape(-1, 16).max(1)).all()
     s = np.zeros((nq, n), np.int64)
     _row_scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kt[0], 7, s)
     assert (s == (q @ k.T) >> 7).all(), d
+    # rows that fit int16, with scores below 2**31 whose int32 partial sums do not: key u is +-32767 in the
+    # first half of its dimensions and the opposite in the second, so row 0 (all 32767) sums 2**34 and back to 0
+    signs = rng.choice([-1, 1], (n, 1))
+    kf = np.concatenate([signs, -signs], 1).repeat(d // 2, 1) * 32767
+    qf = rng.integers(-100, 101, (nq, d))
+    qf[0] = 32767
+    ktf = np.zeros_like(kt)
+    fused.weave(kf[None].astype(np.int16), kf[None].astype(np.int16), ktf, np.zeros_like(vt), kn)
+    sf = np.zeros((nq, n), np.int64)
+    _row_scores_fit(qf.astype(np.int16), ktf[0], 7, sf)
+    assert (sf == (qf @ kf.T) >> 7).all(), d
     w = rng.integers(0, 2**20 + 1, (nq, n))
     w[0] = 2**20
     acc = np.full((nq, d), 7, np.int64)  # the blocks add to what is there
@@ -76,7 +96,7 @@ def row_blocks_digest(rng, h, d: int) -> None:
     z = _row_weights(sc, 3, 37, 101, m, table, hi, lo)
     want = np.where(seen, table[np.minimum(m - sc, len(table) - 1)], 0)
     assert z == want.sum() and (hi == want >> 10).all() and (lo == want & 1023).all(), d
-    h.update(s.tobytes() + acc.tobytes() + hi.tobytes() + lo.tobytes())
+    h.update(s.tobytes() + sf.tobytes() + acc.tobytes() + hi.tobytes() + lo.tobytes())
 
 
 def blocks_digest(seed: int = 0) -> str:
@@ -139,22 +159,28 @@ def attention_digest(use_simd: bool) -> str:
 
 def full_pass_digest(use_simd: bool) -> str:
     """The full pass's attention over one sequence, windowed (positions past the window: sinks seen from afar),
-    by fused.attend_span's row blocks or by the decoding loop kernel on the same cache (slot = position)."""
+    by fused.attend_span's row blocks or by the decoding loop kernel on the same cache (slot = position): at the
+    limits (the query rows split), and scaled down so that most key blocks take qk_rows_fit and one does not."""
     h = hashlib.sha256()
-    for d, g, seed in ((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 5, 4)):
+    for (d, g, seed), small in itertools.product(((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 5, 4)), (False, True)):
         args, _ = decoding_case(d, g, seed)
         _, kc, vc, _, _, shift, exp_table, _, _, win, sink, cos, sin, klim, _ = args
         t, nkv = 150, kc.shape[1]
         k, v = kc[0, :, :64].repeat(3, axis=1)[:, :t], vc[0, :, :64].repeat(3, axis=1)[:, :t]
         q = np.random.default_rng(seed).integers(-46400, 46401, (nkv, g, t, d)).astype(np.float64)
+        if small:
+            q, k = np.floor(q / 64), k // 8
+            k[:, 100:104] = 32767  # a block whose norm leaves it to qk_rows: position 120's scores
+            q[:, :, 120] = 32767  # fit int16 but not int32 (64 * 32767**2)
         o = np.zeros((t, nkv * g * d), np.int64)
         if use_simd:
             slots = -(-t // simd.SPAN_KEYS) * simd.SPAN_KEYS
             kt = np.empty((nkv, slots // 16, d // 2, 32), np.int16)
             vt = np.empty((nkv, d // 16, slots // 2, 16, 2), np.int16)
-            fused.weave(k, v, kt, vt)
+            kn = np.empty((nkv, slots // 16))
+            fused.weave(k, v, kt, vt, kn)
             for a in range(0, t, 64):  # as the full pass calls it, a block of queries at a time
-                fused.attend_span(q, k, kt, vt, a, min(t, a + 64), shift, exp_table.astype(np.int32), o, 0, win,
+                fused.attend_span(q, k, kt, vt, kn, a, min(t, a + 64), shift, exp_table.astype(np.int32), o, 0, win,
                                   sink, cos, sin, klim)
         else:
             pos = np.arange(t)
