@@ -411,8 +411,8 @@ class Engine:
 
     def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, k_cache: torch.Tensor,
                      v_cache: torch.Tensor) -> None:
-        """One layer of the full pass on the residual x (b*t, H) in place; k, v go to the caches (b, nkv, slots,
-        d): float64 for the BLAS products, or int16 (slots: t rounded up to whole blocks) for the SIMD blocks.
+        """One layer of the full pass on the residual x (b*t, H) in place; k, v go to the caches (b, nkv, t, d):
+        float64 for the BLAS products, or int16 for the SIMD row blocks (fused.attend_span).
 
         Blocks of rows (and of attention queries) are independent tasks run on the kernel threads.
         """
@@ -489,11 +489,9 @@ class Engine:
         """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads."""
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
-        if self.k_limit == QKV_LIMIT and self.exp32 is not None:
-            # int16 caches: attention by the SIMD row blocks (k fits int16 under a window)
-            shape, dtype = (b, self.nkv, t, self.hd), torch.int16
-        else:
-            shape, dtype = (b, self.nkv, t, self.hd), torch.float64
+        # int16 caches for the SIMD row blocks where k fits int16 (under a window), else float64 for BLAS
+        dtype = torch.int16 if self.k_limit == QKV_LIMIT and self.exp32 is not None else torch.float64
+        shape = (b, self.nkv, t, self.hd)
         for n, lay in enumerate(self.layers, 1):
             k, v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
             self._layer_fused(lay, x, b, t, k, v)
