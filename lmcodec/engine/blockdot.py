@@ -52,12 +52,6 @@ def _dot4(builder: ir.IRBuilder, acc: ir.Value, w: ir.Value, x: ir.Value, fast: 
     return acc
 
 
-def _splat(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    v = _vec(x.type, LANES)
-    return builder.shuffle_vector(builder.insert_element(ir.Constant(v, None), x, ir.Constant(_i32, 0)),
-                                  ir.Constant(v, None), ir.Constant(_vec(_i32, LANES), [0] * LANES))
-
-
 def _sum_chains(builder: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
     """The sum of vectors, pairwise."""
     while len(parts) > 1:
@@ -139,8 +133,8 @@ def _codegen(rows: int):
             s = builder.trunc(s, _i32)
             s = s if narrow else builder.sext(s, _i64)
             prod = p[r] if narrow else builder.sext(p[r], tt)
-            t = builder.add(builder.mul(d, prod), builder.mul(m, _splat(builder, s)))
-            new.append(builder.add(accs[r], builder.mul(_splat(builder, a), builder.sext(t, v64) if narrow else t)))
+            t = builder.add(builder.mul(d, prod), builder.mul(m, simd._splat(builder, s, LANES)))
+            new.append(builder.add(accs[r], builder.mul(simd._splat(builder, a, LANES), builder.sext(t, v64) if narrow else t)))
         nxt = builder.add(b, ir.Constant(_i64, 1))
         tail = builder.block
         b.add_incoming(nxt, tail)

@@ -93,6 +93,18 @@ def _pmadd(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, level: str) -> ir.Va
     return builder.add(products(0), products(1))
 
 
+def _splat(builder: ir.IRBuilder, x: ir.Value, n: int) -> ir.Value:
+    """x in all n lanes of a vector."""
+    v = _vec(x.type, n)
+    return builder.shuffle_vector(builder.insert_element(ir.Constant(v, None), x, ir.Constant(_i32, 0)),
+                                  ir.Constant(v, None), ir.Constant(_vec(_i32, n), [0] * n))
+
+
+def _arrays(context, builder: ir.IRBuilder, signature, args, which: tuple[int, ...]) -> list:
+    """The numba array structures of the intrinsic's arguments at positions `which`."""
+    return [context.make_array(signature.args[i])(context, builder, args[i]) for i in which]
+
+
 def _row(builder: ir.IRBuilder, arr, row: ir.Value, d: int) -> ir.Value:
     """Row `row` of a 2-D int16 array with contiguous rows of d, as <d x i16>."""
     addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
@@ -119,7 +131,7 @@ def _codegen(emit):
     level = isa()
 
     def codegen(context, builder, signature, args):
-        x, cache, out = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3))
+        x, cache, out = _arrays(context, builder, signature, args, (0, 1, 3))
         _per_head_dim(builder, builder.extract_value(cache.shape, 1),
                       lambda hd: emit(builder, x, cache, out, args[2], hd, level))
         return context.get_dummy_value()
@@ -222,12 +234,7 @@ def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str
         acc = None
         for p, col in enumerate(cols):
             addr = builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))), ir.Constant(_i64, 4 * p))
-            qp = builder.load(builder.inttoptr(addr, _i32.as_pointer()), align=2)  # dims 2p, 2p + 1 of part c
-            qs = builder.shuffle_vector(builder.insert_element(ir.Constant(_vec(_i32, QK_KEYS), None), qp,
-                                                               ir.Constant(_i32, 0)),
-                                        ir.Constant(_vec(_i32, QK_KEYS), None),
-                                        ir.Constant(_vec(_i32, QK_KEYS), [0] * QK_KEYS))
-            prod = _pmadd(builder, col, builder.bitcast(qs, _vec(_i16, 2 * QK_KEYS)), level)
+            prod = _pmadd(builder, col, _splat32(builder, addr), level)  # dims 2p, 2p + 1 of part c
             acc = prod if acc is None else builder.add(acc, prod)
         sums.append(acc)
     v64 = _vec(_i64, QK_KEYS)
@@ -283,10 +290,7 @@ def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: st
 def _splat32(builder: ir.IRBuilder, addr: ir.Value) -> ir.Value:
     """The i32 at address addr (an i64) in all 16 lanes, as <32 x i16> (a pair of int16 repeated)."""
     x = builder.load(builder.inttoptr(addr, _i32.as_pointer()), align=2)
-    v = _vec(_i32, QK_KEYS)
-    xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v, None), x, ir.Constant(_i32, 0)),
-                                ir.Constant(v, None), ir.Constant(v, [0] * QK_KEYS))
-    return builder.bitcast(xs, _vec(_i16, 2 * QK_KEYS))
+    return builder.bitcast(_splat(builder, x, QK_KEYS), _vec(_i16, 2 * QK_KEYS))
 
 
 def _block_sums(builder: ir.IRBuilder, operand, weights, level: str, rows: int) -> list[ir.Value]:
@@ -307,8 +311,7 @@ def _qk_rows(parts: int):
     level = isa()
 
     def codegen(context, builder, signature, args):
-        qa, ka = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1))
-        sa = context.make_array(signature.args[4])(context, builder, args[4])
+        qa, ka, sa = _arrays(context, builder, signature, args, (0, 1, 4))
         kb, sh = args[2], args[3]
         kbase = builder.add(builder.ptrtoint(ka.data, _i64), builder.mul(kb, builder.extract_value(ka.strides, 0)))
         qbase, qrow = builder.ptrtoint(qa.data, _i64), builder.extract_value(qa.strides, 0)
@@ -327,8 +330,7 @@ def _qk_rows(parts: int):
 
             sums = _block_sums(builder, operand, weights, level, parts * SPAN_QUERIES)
             v64 = _vec(_i64, QK_KEYS)
-            shv = builder.shuffle_vector(builder.insert_element(ir.Constant(v64, None), sh, ir.Constant(_i32, 0)),
-                                         ir.Constant(v64, None), ir.Constant(_vec(_i32, QK_KEYS), [0] * QK_KEYS))
+            shv = _splat(builder, sh, QK_KEYS)
             base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(kb, ir.Constant(_i64, 8 * QK_KEYS)))
             for r in range(SPAN_QUERIES):
                 total = builder.sext(sums[r], v64)
@@ -375,8 +377,7 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
     level = isa()
 
     def codegen(context, builder, signature, args):
-        wa, va = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1))
-        aa = context.make_array(signature.args[4])(context, builder, args[4])
+        wa, va, aa = _arrays(context, builder, signature, args, (0, 1, 4))
         kp0, part = args[2], args[3]
         vbase = builder.add(builder.ptrtoint(va.data, _i64), builder.mul(kp0, builder.extract_value(va.strides, 0)))
         vstride = builder.extract_value(va.strides, 0)
@@ -415,14 +416,10 @@ def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
     int64 scores, m >= every s[u] seen; table (E,) int32 with values <= W_MAX; hi, lo (keys,) int16 with room
     for the 16. The lookups are one vector gather (lanes not seen are not read)."""
     def codegen(context, builder, signature, args):
-        sa, ta, ha, la = (context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 6, 7, 8))
+        sa, ta, ha, la = _arrays(context, builder, signature, args, (0, 6, 7, 8))
         u0, sinks, k0, k1, m = args[1:6]
         n = QK_KEYS
         v64, v32, v16 = _vec(_i64, n), _vec(_i32, n), _vec(_i16, n)
-
-        def splat(x: ir.Value, t: ir.VectorType) -> ir.Value:
-            return builder.shuffle_vector(builder.insert_element(ir.Constant(t, None), x, ir.Constant(_i32, 0)),
-                                          ir.Constant(t, None), ir.Constant(v32, [0] * n))
 
         def at(arr, width: int, t: ir.Type) -> ir.Value:
             addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(u0, ir.Constant(_i64, width)))
@@ -430,21 +427,21 @@ def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
 
         sv = builder.load(at(sa, 8, v64), align=8)
         last = builder.sub(builder.extract_value(ta.shape, 0), ir.Constant(_i64, 1))
-        diff = builder.sub(splat(m, v64), sv)
-        lastv = splat(last, v64)
+        diff = builder.sub(_splat(builder, m, n), sv)
+        lastv = _splat(builder, last, n)
         idx = builder.select(builder.icmp_signed("<", diff, lastv), diff, lastv)
         ptr_t = _i32.as_pointer()
         pv = ir.VectorType(ptr_t, n)
-        ptrs = builder.inttoptr(builder.add(splat(builder.ptrtoint(ta.data, _i64), v64),
+        ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
                                             builder.shl(idx, ir.Constant(v64, [2] * n))), pv)
         name = "llvm.masked.gather.v16i32.v16p0i32"
         mask_t = ir.VectorType(ir.IntType(1), n)
         fn = builder.module.globals.get(name) or ir.Function(
             builder.module, ir.FunctionType(v32, [pv, _i32, mask_t, v32]), name)
-        u = builder.add(splat(u0, v64), ir.Constant(v64, list(range(n))))
-        seen = builder.or_(builder.icmp_signed("<", u, splat(sinks, v64)),
-                           builder.and_(builder.icmp_signed(">=", u, splat(k0, v64)),
-                                        builder.icmp_signed("<", u, splat(k1, v64))))
+        u = builder.add(_splat(builder, u0, n), ir.Constant(v64, list(range(n))))
+        seen = builder.or_(builder.icmp_signed("<", u, _splat(builder, sinks, n)),
+                           builder.and_(builder.icmp_signed(">=", u, _splat(builder, k0, n)),
+                                        builder.icmp_signed("<", u, _splat(builder, k1, n))))
         w = builder.call(fn, [ptrs, ir.Constant(_i32, 4), seen, ir.Constant(v32, None)])
         builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16), at(ha, 2, v16), align=2)
         builder.store(builder.trunc(builder.and_(w, ir.Constant(v32, [(1 << W_LOW_BITS) - 1] * n)), v16),
