@@ -223,8 +223,11 @@ if available:
                     blockdot.dot_row(q, alpha, sums, packed, scales, g, i, a[i:])
                     i += 1
             j0, j1 = c0 * GROUP, min(n, c1 * GROUP)
+            # one-dimensional slices: LLVM vectorizes the loop over them (2-D indexing kept it scalar, 3x slower)
+            mu, sh, bi = mult[j0:j1], shift[j0:j1], bias[j0:j1]
             for i in range(m):
                 e = et[i]
-                for j in range(j0, j1):
-                    s = shift[j] - e
-                    y[i, j] = ((((acc[i, j - j0] + half) >> sa) * mult[j] + (np.int64(1) << (s - 1))) >> s) + bias[j]
+                a, yr = acc[i], y[i, j0:j1]
+                for j in range(j1 - j0):
+                    s = sh[j] - e
+                    yr[j] = ((((a[j] + half) >> sa) * mu[j] + (np.int64(1) << (s - 1))) >> s) + bi[j]
