@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,24 +337,32 @@ class Engine:
 
     # ---- the two passes -------------------------------------------------------------------------
     def full_tables(self, tokens: torch.Tensor, block: int = 64,
-                    progress: Callable[[float], None] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                    progress: Callable[[float], None] | None = None,
+                    lengths: Sequence[int] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """Full-sequence pass. tokens (B, T) int64 including the leading BOS (pad rows at the end with any id).
 
         Yields (t0, tables) with tables (B, t1 - t0, V): the distributions of tokens[:, t0+1 : t1+1],
-        i.e. tables[:, j] predicts position t0 + j + 1 from positions <= t0 + j. progress, if given, is called
-        with the fraction of the layers done after each layer (the tables come after the last).
+        i.e. tables[:, j] predicts position t0 + j + 1 from positions <= t0 + j. lengths, if given, are the
+        positions of each row that count (row i's first lengths[i]); the rest is padding, which the fused path
+        does not compute, and its tables are zeros on every path. progress, if given, is called with the
+        fraction of the layers done after each layer (the tables come after the last).
         Work is split into blocks of rows and queries so that temporaries stay a few MB (large fresh
         allocations cost more in page faults than the arithmetic on them).
         """
-        block = max(1, min(block, HEAD_ELEMENTS // (tokens.shape[0] * self.vocab_size)))
-        self._rope_rows(tokens.shape[1])
+        b, t = tokens.shape
+        block = max(1, min(block, HEAD_ELEMENTS // (b * self.vocab_size)))
+        lengths = [t] * b if lengths is None else [max(1, min(t, int(n))) for n in lengths]
+        self._rope_rows(t)
         if self.fused:  # independent row blocks on the kernel threads, torch inside them on one thread each
-            passes = self._full_fused(tokens.cpu(), block, progress)
+            passes = self._full_fused(tokens.cpu(), block, progress, lengths)
             with torch.inference_mode():
                 yield from th.scoped(passes, self.threads, 1)
             return
         with torch.inference_mode():
-            yield from th.scoped(self._full_torch(tokens, block, progress), self.threads, self.threads)
+            for a, tables in th.scoped(self._full_torch(tokens, block, progress), self.threads, self.threads):
+                for i, n in enumerate(lengths):
+                    tables[i, max(0, n - a):] = 0
+                yield a, tables
 
     def _full_torch(self, tokens: torch.Tensor, block: int,
                     progress: Callable[[float], None] | None) -> Iterator[tuple[int, torch.Tensor]]:
@@ -409,22 +417,24 @@ class Engine:
         acc = matmul_i8(q, lin.wt, self.fast).numpy()
         return (acc[:m], acc[m:]), f.numpy(), lin.fused_args
 
-    def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, k_cache: torch.Tensor,
-                     v_cache: torch.Tensor) -> None:
-        """One layer of the full pass on the residual x (b*t, H) in place; k, v go to the caches (b, nkv, t, d):
-        float64 for the BLAS products, or int16 for the SIMD row blocks (fused.attend_span).
+    def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, lengths: list[int],
+                     k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
+        """One layer of the full pass on the residual x (b*t, H) in place, row i's first lengths[i] positions;
+        k, v go to the caches (b, nkv, t, d): float64 for the BLAS products, or int16 for the SIMD row blocks
+        (fused.attend_span). A padding position is never computed: no query before it sees its key.
 
         Blocks of rows (and of attention queries) are independent tasks run on the kernel threads.
         """
         g, d, nkv = self.nh // self.nkv, self.hd, self.nkv
         q = torch.empty((b, nkv, g, t, d), dtype=torch.float64)
-        blocks = range(0, b * t, ROW_BLOCK)
+        spans = [(i * t + a, i * t + min(n, a + ROW_BLOCK)) for i, n in enumerate(lengths)
+                 for a in range(0, n, ROW_BLOCK)]
 
-        def qkv(a: int) -> None:
-            fz.qkv_rope(*self._mm(lay["qkv"], x[a: a + ROW_BLOCK]), a, t, 0, self.cos_np, self.sin_np, q.numpy(),
+        def qkv(a: int, e: int) -> None:
+            fz.qkv_rope(*self._mm(lay["qkv"], x[a:e]), a, t, 0, self.cos_np, self.sin_np, q.numpy(),
                         k_cache.numpy(), v_cache.numpy(), 0, self.k_limit)
 
-        th.parallel([lambda a=a: qkv(a) for a in blocks])
+        th.parallel([lambda a=a, e=e: qkv(a, e) for a, e in spans])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
         win = self.window or 0
         sink = self.sink
@@ -437,7 +447,7 @@ class Engine:
             th.parallel([lambda i=i: fz.weave(kn[i], vn[i], kt[i], vt[i], norms[i]) for i in range(b)])
 
         def attend(i: int, a: int) -> None:
-            e = min(t, a + QUERY_BLOCK)
+            e = min(lengths[i], a + QUERY_BLOCK)
             if k_cache.dtype == torch.int16:
                 fz.attend_span(q[i].numpy(), kn[i], kt[i], vt[i], norms[i], a, e, self.score_shift, self.exp32,
                                o.numpy(), i * t, win, sink, self.cos_np, self.sin_np, self.k_limit)
@@ -461,9 +471,10 @@ class Engine:
             fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
 
         # the longest query blocks first, so that the threads' shares even out
-        th.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)])
+        th.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)
+                     if a < lengths[i]])
 
-        th.parallel([lambda a=a: self._rest_fused(lay, x[a: a + ROW_BLOCK], o[a: a + ROW_BLOCK]) for a in blocks])
+        th.parallel([lambda a=a, e=e: self._rest_fused(lay, x[a:e], o[a:e]) for a, e in spans])
 
     def _rest_fused(self, lay: dict[str, Linear], x: torch.Tensor, o: torch.Tensor) -> None:
         """The attention output projection and the MLP on rows x (M, H), in place."""
@@ -484,9 +495,10 @@ class Engine:
         th.parallel([lambda a=a: part(a, min(m, a + step)) for a in range(0, m, step)])
         return out
 
-    def _full_fused(self, tokens: torch.Tensor, block: int,
-                    progress: Callable[[float], None] | None) -> Iterator[tuple[int, torch.Tensor]]:
-        """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads."""
+    def _full_fused(self, tokens: torch.Tensor, block: int, progress: Callable[[float], None] | None,
+                    lengths: list[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads,
+        over the positions that count."""
         b, t = tokens.shape
         x = self._embed(tokens).reshape(b * t, -1).contiguous()
         # int16 caches for the SIMD row blocks where k fits int16 (under a window), else float64 for BLAS
@@ -494,13 +506,22 @@ class Engine:
         shape = (b, self.nkv, t, self.hd)
         for n, lay in enumerate(self.layers, 1):
             k, v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
-            self._layer_fused(lay, x, b, t, k, v)
+            self._layer_fused(lay, x, b, t, lengths, k, v)
             if progress is not None:
                 progress(n / self.n_layers)
-        x = x.view(b, t, -1)
         for a in range(0, t, block):
-            xa = x[:, a: a + block]
-            yield a, self._tables_fused(xa.reshape(-1, xa.shape[-1]), th.width()).view(b, xa.shape[1], -1)
+            e = min(t, a + block)
+            rows = [(i, min(e, n) - a) for i, n in enumerate(lengths) if n > a]  # (row, positions that count)
+            tables = self._tables_fused(torch.cat([x[i * t + a: i * t + a + m] for i, m in rows]), th.width())
+            if len(rows) == b and all(m == e - a for _, m in rows):
+                yield a, tables.view(b, e - a, -1)
+                continue
+            out = torch.zeros((b, e - a, self.vocab_size), dtype=torch.long)
+            c = 0
+            for i, m in rows:
+                out[i, :m] = tables[c: c + m]
+                c += m
+            yield a, out
 
     def start(self, batch: int) -> "DecodeState":
         return DecodeState(self, batch)

@@ -37,7 +37,7 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
         seq[i, 1: 1 + len(f)] = torch.from_numpy(f)
     coders = [[_FrameCoder(len(s), flags) for s in syms] for flags in variants]
     bits = [np.zeros(1, dtype=np.int64) for _ in variants]
-    passes = engine.full_tables(seq, progress=progress)
+    passes = engine.full_tables(seq, progress=progress, lengths=[len(f) + 1 for f in fed])
     while True:
         t = time.perf_counter()
         j0, tables = next(passes, (None, None))

@@ -41,15 +41,38 @@ def seqs(model: IntModel, n: int) -> list[list[int]]:
     return [[bos] + ids[(7 * i) % 11: (7 * i) % 11 + 20 + 3 * i] for i in range(n)]
 
 
-def full(engine: Engine, rows: list[list[int]], block: int = 64) -> list[torch.Tensor]:
-    """Per row, the tables of its real positions from a padded full-sequence pass."""
+def padded(engine: Engine, rows: list[list[int]], block: int = 64, lengths: bool = False) -> torch.Tensor:
+    """The tables (B, T, V) of a full-sequence pass over rows padded with an arbitrary token; with lengths, the
+    pass is told where each row's padding starts."""
     width = max(map(len, rows))
-    x = torch.full((len(rows), width), 5, dtype=torch.long)  # padding with an arbitrary token
+    x = torch.full((len(rows), width), 5, dtype=torch.long)
     for i, r in enumerate(rows):
         x[i, : len(r)] = torch.tensor(r)
-    parts = [t for _, t in engine.full_tables(x, block=block)]
-    tables = torch.cat(parts, 1)
+    parts = [t for _, t in engine.full_tables(x, block=block, lengths=[len(r) for r in rows] if lengths else None)]
+    return torch.cat(parts, 1)
+
+
+def full(engine: Engine, rows: list[list[int]], block: int = 64) -> list[torch.Tensor]:
+    """Per row, the tables of its real positions from a padded full-sequence pass."""
+    tables = padded(engine, rows, block)
     return [tables[i, : len(r)] for i, r in enumerate(rows)]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_padding_told_is_skipped(tiny, monkeypatch, fused):
+    """Told the rows' lengths, the pass gives the same tables for every real position (row blocks that end at each
+    row's length, a table block that some rows end inside) and zeros for the padding."""
+    from lmcodec.engine import passes
+
+    monkeypatch.setattr(passes, "ROW_BLOCK", 8)
+    e = Engine(tiny, fused=fused)
+    rows = seqs(tiny, 3)
+    plain, told = padded(e, rows, block=5), padded(e, rows, block=5, lengths=True)
+    assert told.shape == plain.shape
+    for i, r in enumerate(rows):
+        assert torch.equal(told[i, : len(r)], plain[i, : len(r)])
+        assert len(r) == told.shape[1] or (told[i, len(r):] == 0).all()
+    assert min(map(len, rows)) < told.shape[1]
 
 
 def incremental(engine: Engine, rows: list[list[int]]) -> list[torch.Tensor]:
