@@ -22,6 +22,9 @@ from ..jit import available, jit
 from . import threads
 
 if available:
+    from numba import types
+    from numba.extending import overload
+
     from . import simd
 
 # The spec's fixed-point widths and clamps (§3-6), shared with the torch path in passes.py.
@@ -121,14 +124,10 @@ if available:
         lin = (mult, shift, bias, scale = mult 2**-shift as float64, acc_bound, ready). For 15-bit inputs
         acc = 128 ah + al; for 8-bit al has no rows and acc = ah. Where acc_bound f < 2**53 every value below
         is an integer under 2**53 (or one scaled by a power of two), so binary64 gives the same integers and
-        vectorizes; otherwise int64. ready: ah holds y itself (engine 2's outputs), copied.
+        vectorizes; otherwise int64. (ready: see _outputs.)
         """
-        mult, shift, bias, scale, bound, ready = lin
+        mult, shift, bias, scale, bound, _ = lin
         n = y.shape[0]
-        if ready:  # engine 2: the block kernel gave the outputs already (blocks.py)
-            for j in range(n):
-                y[j] = ah[i, j]
-            return
         halves = al.shape[0] > 0
         if bound * fi < 2**53:
             fr = np.float64(fi) * 2.0**-F_BITS
@@ -148,24 +147,45 @@ if available:
                 s = shift[j]
                 y[j] = ((t * mult[j] + (np.int64(1) << (s - 1))) >> s) + bias[j]
 
+    def _outputs(ah, al, i, fi, lin, y):
+        """Row i of a linear layer's outputs: ah's own row where the block kernel gave the outputs (lin's ready
+        flag; engine 2's int64 outputs, blocks.py), else y (N,) filled by _requant (from engine 1's int32
+        accumulators). Reading the outputs in place spares a copy of each row. Typed by overload below: a
+        compiled function returns one type, so the int32 case has no branch returning ah's row."""
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(_outputs, jit_options={"nogil": True})
+    def _outputs_typed(ah, al, i, fi, lin, y):
+        if ah.dtype == types.int64:
+            def outputs(ah, al, i, fi, lin, y):
+                if lin[5]:
+                    return ah[i]
+                _requant(ah, al, i, fi, lin, y)
+                return y
+        else:
+            def outputs(ah, al, i, fi, lin, y):
+                _requant(ah, al, i, fi, lin, y)
+                return y
+        return outputs
+
     @jit
     def _add_residual(ah, al, f, lin, x):
         """x <- clamp(x + L(.), +-(2^40 - 1)) in place (spec §4), x (M, N) int64."""
         m, n = x.shape
+        buf = np.empty(n, np.int64)
         for i in range(m):
-            y = np.empty(n, np.int64)
-            _requant(ah, al, i, f[i], lin, y)
+            y, xr = _outputs(ah, al, i, f[i], lin, buf), x[i]
             for j in range(n):
-                x[i, j] = min(max(x[i, j] + y[j], -RESID_LIMIT), RESID_LIMIT)
+                xr[j] = min(max(xr[j] + y[j], -RESID_LIMIT), RESID_LIMIT)
 
     @jit
     def _gate_up(ah, al, f, lin, silu, h):
         """MLP steps 1-3 (spec §6): h = silu(g) * u, (M, N/2) int64."""
         m, n = h.shape
         half = (silu.shape[0] - 1) // 2
+        buf = np.empty(2 * n, np.int64)
         for i in range(m):
-            y = np.empty(2 * n, np.int64)
-            _requant(ah, al, i, f[i], lin, y)
+            y, hr = _outputs(ah, al, i, f[i], lin, buf), h[i]
             for j in range(n):
                 g = min(max(y[j], -GU_LIMIT), GU_LIMIT)
                 u = min(max(y[n + j], -GU_LIMIT), GU_LIMIT)
@@ -175,13 +195,14 @@ if available:
                     s = np.int64(0)
                 else:
                     s = silu[g + half]
-                h[i, j] = s * u
+                hr[j] = s * u
 
     @jit
-    def _qkv_row(ah, al, i, fi, lin, p, cos, sin, klim, nh, nkv, d, y):
-        """Attention steps 1-2 (spec §5) for row i at position p, into y ((nh + 2 nkv) d) int64: q, k and v
-        clamped, q and k rotated, k clamped again (to fit int16 where a window is kept)."""
-        _requant(ah, al, i, fi, lin, y)
+    def _qkv_row(ah, al, i, fi, lin, p, cos, sin, klim, nh, nkv, d, buf):
+        """Attention steps 1-2 (spec §5) for row i at position p: q, k and v clamped, q and k rotated, k clamped
+        again (to fit int16 where a window is kept), in place of the layer's outputs (ah's row, or buf
+        ((nh + 2 nkv) d) int64), which it returns."""
+        y = _outputs(ah, al, i, fi, lin, buf)
         hd = d // 2
         for h in range(nh + 2 * nkv):
             base = h * d
@@ -195,6 +216,7 @@ if available:
                     if h >= nh:
                         a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
                 y[base + j], y[base + hd + j] = a, c
+        return y
 
     @jit
     def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim):
@@ -203,10 +225,10 @@ if available:
         attention products). Position = pos0 + t."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[4]
         nh = nkv * g
-        y = np.empty((nh + 2 * nkv) * d, np.int64)
+        buf = np.empty((nh + 2 * nkv) * d, np.int64)
         for i in range(f.shape[0]):
             b, t = (row0 + i) // t_len, (row0 + i) % t_len
-            _qkv_row(ah, al, i, f[i], lin, pos0 + t, cos, sin, klim, nh, nkv, d, y)
+            y = _qkv_row(ah, al, i, f[i], lin, pos0 + t, cos, sin, klim, nh, nkv, d, buf)
             for h in range(nh):
                 for j in range(d):
                     qo[b, h // g, h % g, t, j] = y[h * d + j]
@@ -221,10 +243,10 @@ if available:
         caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[3]
         nh = nkv * g
-        y = np.empty((nh + 2 * nkv) * d, np.int64)
+        buf = np.empty((nh + 2 * nkv) * d, np.int64)
         for i in range(f.shape[0]):
             b, u = crow[i], slot[i]
-            _qkv_row(ah, al, i, f[i], lin, pos[i], cos, sin, klim, nh, nkv, d, y)
+            y = _qkv_row(ah, al, i, f[i], lin, pos[i], cos, sin, klim, nh, nkv, d, buf)
             for h in range(nh):
                 for j in range(d):
                     qo[i, h // g, h % g, j] = y[h * d + j]
@@ -291,16 +313,15 @@ if available:
         last = exp_table.shape[0] - 1
         scale = np.float64(total - v)
         for i in range(m):
-            y = out[i]
-            _requant(ah, al, i, f[i], lin, y)
+            logits, y = _outputs(ah, al, i, f[i], lin, out[i]), out[i]  # logits: ah's row, or y itself
             top = 0
             for j in range(1, v):
-                if y[j] > y[top]:
+                if logits[j] > logits[top]:
                     top = j
-            best = y[top]
+            best = logits[top]
             zsum = np.int64(0)
             for j in range(v):
-                e = exp_table[min(best - y[j], last)]
+                e = exp_table[min(best - logits[j], last)]
                 y[j] = e
                 zsum += e
             # floor(e (total - v) / Z) by one binary64 division: exact since e (total - v) + Z < 2**53 (spec §8)
