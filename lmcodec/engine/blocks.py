@@ -216,6 +216,9 @@ if available:
             for g in range(c0, c1):
                 a = acc[:, (g - c0) * GROUP: (g - c0 + 1) * GROUP]
                 i = 0
+                if m >= blockdot.ROWS:  # the first rows stream the group's weights in, the others find them in L1
+                    blockdot.dot_tile_stream(q, alpha, sums, packed, scales, g, 0, a)
+                    i = blockdot.ROWS
                 while i + blockdot.ROWS <= m:
                     blockdot.dot_tile(q, alpha, sums, packed, scales, g, i, a[i:])
                     i += blockdot.ROWS
