@@ -456,7 +456,6 @@ if available:
         nb, nkv, g, d = q.shape
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")
-        last = exp_table.shape[0] - 1
         cap = kc.shape[2]
         s = np.empty((simd.QUERIES, cap), np.int64)
         wv = np.empty((2 * simd.QUERIES, cap), np.int16)
@@ -501,10 +500,8 @@ if available:
                             if seen[u] and s[c, u] > m:
                                 m = s[c, u]
                         zc = np.int64(0)
-                        for u in range(nk):
-                            w = exp_table[min(m - s[c, u], last)] if seen[u] else 0
-                            zc += w
-                            wv[c, u], wv[c + simd.QUERIES, u] = w >> simd.W_LOW_BITS, w & ((1 << simd.W_LOW_BITS) - 1)
+                        for u0 in range(0, nk, simd.QK_KEYS):
+                            zc += simd.weights16_seen(s[c], u0, seen, m, exp_table, wv[c], wv[c + simd.QUERIES])
                         z[c] = zc
                     acc[:, :] = 0
                     for u0 in range(0, nk, simd.AV_KEYS):

@@ -408,46 +408,73 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
     return types.void(wv, vt, kp0, part, acc), codegen
 
 
+def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.Value, seen: ir.Value,
+                     table_bits: int) -> ir.Value:
+    """The softmax weights of keys u0 .. u0 + 15 for one query whose keys in view are the lanes of `seen`
+    (<16 x i1>): w = table[min(m - s[u], last)], one vector gather (the lanes not seen are not read, and are 0),
+    stored as hi = w >> 10 and lo = w & 1023; returns their sum (i64). table: int32 or int64 entries."""
+    n = QK_KEYS
+    v64, v32, v16 = _vec(_i64, n), _vec(_i32, n), _vec(_i16, n)
+    tt = ir.IntType(table_bits)
+    vt = _vec(tt, n)
+
+    def at(arr, width: int, t: ir.Type) -> ir.Value:
+        addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(u0, ir.Constant(_i64, width)))
+        return builder.inttoptr(addr, t.as_pointer())
+
+    sv = builder.load(at(sa, 8, v64), align=8)
+    last = builder.sub(builder.extract_value(ta.shape, 0), ir.Constant(_i64, 1))
+    diff = builder.sub(_splat(builder, m, n), sv)
+    lastv = _splat(builder, last, n)
+    idx = builder.select(builder.icmp_signed("<", diff, lastv), diff, lastv)
+    pv = ir.VectorType(tt.as_pointer(), n)
+    ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
+                                        builder.shl(idx, ir.Constant(v64, [table_bits.bit_length() - 4] * n))), pv)
+    name = f"llvm.masked.gather.v16i{table_bits}.v16p0i{table_bits}"
+    mask_t = ir.VectorType(ir.IntType(1), n)
+    fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vt, [pv, _i32, mask_t, vt]),
+                                                          name)
+    w = builder.call(fn, [ptrs, ir.Constant(_i32, table_bits // 8), seen, ir.Constant(vt, None)])
+    w = w if table_bits == 32 else builder.trunc(w, v32)  # entries <= W_MAX
+    builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16), at(ha, 2, v16), align=2)
+    builder.store(builder.trunc(builder.and_(w, ir.Constant(v32, [(1 << W_LOW_BITS) - 1] * n)), v16),
+                  at(la, 2, v16), align=2)
+    name = "llvm.vector.reduce.add.v16i32"
+    red = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(_i32, [v32]), name)
+    return builder.zext(builder.call(red, [w]), _i64)
+
+
 @intrinsic
 def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
     """The softmax weights of keys u0 .. u0 + 15 (spec §5 step 4) for one query: w_u = table[min(m - s[u],
     last)] for the keys it sees, u < sinks or k0 <= u < k1, and 0 for the other lanes, stored as hi[u] = w >> 10
     and lo[u] = w & 1023 (the parts av_block and av_rows take); returns the sum of the 16 weights. s (keys,)
-    int64 scores, m >= every s[u] seen; table (E,) int32 with values <= W_MAX; hi, lo (keys,) int16 with room
-    for the 16. The lookups are one vector gather (lanes not seen are not read)."""
+    int64 scores, m >= every s[u] seen; table (E,) int32 or int64 with values <= W_MAX; hi, lo (keys,) int16
+    with room for the 16. The lookups are one vector gather (lanes not seen are not read)."""
     def codegen(context, builder, signature, args):
         sa, ta, ha, la = _arrays(context, builder, signature, args, (0, 6, 7, 8))
         u0, sinks, k0, k1, m = args[1:6]
-        n = QK_KEYS
-        v64, v32, v16 = _vec(_i64, n), _vec(_i32, n), _vec(_i16, n)
-
-        def at(arr, width: int, t: ir.Type) -> ir.Value:
-            addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(u0, ir.Constant(_i64, width)))
-            return builder.inttoptr(addr, t.as_pointer())
-
-        sv = builder.load(at(sa, 8, v64), align=8)
-        last = builder.sub(builder.extract_value(ta.shape, 0), ir.Constant(_i64, 1))
-        diff = builder.sub(_splat(builder, m, n), sv)
-        lastv = _splat(builder, last, n)
-        idx = builder.select(builder.icmp_signed("<", diff, lastv), diff, lastv)
-        ptr_t = _i32.as_pointer()
-        pv = ir.VectorType(ptr_t, n)
-        ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
-                                            builder.shl(idx, ir.Constant(v64, [2] * n))), pv)
-        name = "llvm.masked.gather.v16i32.v16p0i32"
-        mask_t = ir.VectorType(ir.IntType(1), n)
-        fn = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(v32, [pv, _i32, mask_t, v32]), name)
-        u = builder.add(_splat(builder, u0, n), ir.Constant(v64, list(range(n))))
-        seen = builder.or_(builder.icmp_signed("<", u, _splat(builder, sinks, n)),
-                           builder.and_(builder.icmp_signed(">=", u, _splat(builder, k0, n)),
-                                        builder.icmp_signed("<", u, _splat(builder, k1, n))))
-        w = builder.call(fn, [ptrs, ir.Constant(_i32, 4), seen, ir.Constant(v32, None)])
-        builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16), at(ha, 2, v16), align=2)
-        builder.store(builder.trunc(builder.and_(w, ir.Constant(v32, [(1 << W_LOW_BITS) - 1] * n)), v16),
-                      at(la, 2, v16), align=2)
-        name = "llvm.vector.reduce.add.v16i32"
-        red = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(_i32, [v32]), name)
-        return builder.zext(builder.call(red, [w]), _i64)
+        v64 = _vec(_i64, QK_KEYS)
+        u = builder.add(_splat(builder, u0, QK_KEYS), ir.Constant(v64, list(range(QK_KEYS))))
+        seen = builder.or_(builder.icmp_signed("<", u, _splat(builder, sinks, QK_KEYS)),
+                           builder.and_(builder.icmp_signed(">=", u, _splat(builder, k0, QK_KEYS)),
+                                        builder.icmp_signed("<", u, _splat(builder, k1, QK_KEYS))))
+        return _softmax_weights(builder, sa, ta, ha, la, u0, m, seen, signature.args[6].dtype.bitwidth)
 
     return types.int64(s, u0, sinks, k0, k1, m, table, hi, lo), codegen
+
+
+@intrinsic
+def weights16_seen(typingctx, s, u0, seen, m, table, hi, lo):
+    """weights16 with the keys in view given as a bool array seen (keys,): the decoder's, whose ring of cache
+    slots puts them in no fixed ranges."""
+    def codegen(context, builder, signature, args):
+        sa, va, ta, ha, la = _arrays(context, builder, signature, args, (0, 2, 4, 5, 6))
+        u0, m = args[1], args[3]
+        v8 = _vec(ir.IntType(8), QK_KEYS)
+        addr = builder.add(builder.ptrtoint(va.data, _i64), u0)
+        flags = builder.load(builder.inttoptr(addr, v8.as_pointer()), align=1)
+        mask = builder.icmp_unsigned("!=", flags, ir.Constant(v8, None))
+        return _softmax_weights(builder, sa, ta, ha, la, u0, m, mask, signature.args[4].dtype.bitwidth)
+
+    return types.int64(s, u0, seen, m, table, hi, lo), codegen
