@@ -21,8 +21,8 @@ LANES = 16  # outputs per group: one <16 x i32> of products
 QUADS = 8  # 32 inputs per block, 4 per dot-product lane
 CHAINS = 8  # independent product sums in flight (over all rows of a tile): hides the dot product's latency
 # The first rows of a group read its weights from memory (a decoding step streams ~100 MB of them); the stream
-# variant asks for them this many blocks ahead (measured, 8 rows: every layer 11.1 -> 7.9 ms, the head 4.4 ->
-# 2.1; 8 blocks ahead was half the gain, 48 no more), the next group's where they run past this one's
+# variant asks for them this many blocks ahead (measured, 8 rows: every layer 11.6 -> 9.3 ms, the head 4.7 ->
+# 2.6; 8 blocks ahead gave half the gain, 48 no more), the next group's where they run past this one's
 PREFETCH_BLOCKS = 24
 
 _i8, _i16, _i32, _i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
