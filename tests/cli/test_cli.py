@@ -424,11 +424,17 @@ def test_closed_stdout_is_quiet(tmp_path, cache):
     assert (tmp_path / "out").stat().st_size == 10
 
 
+_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('lmcodec', run_name='__main__', alter_sys=True)")
+
+
 @pytest.mark.parametrize("delay", [0.0, 1.0])  # 0: while torch is still importing (held until it has)
 def test_sigint_leaves_no_output(tmp_path, cache, delay):
     src = tmp_path / "big.txt"
     src.write_bytes((Path(cli.__file__).read_bytes() * 8)[:200_000])
-    p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--model", TINY, "--chunk-size", "1024", str(src)],
+    # Ctrl-C's handler as an interactive start installs it: a test run started in the background of a
+    # non-interactive shell has SIGINT ignored, children inherit that, and lmcodec rightly keeps it ignored
+    p = subprocess.Popen([sys.executable, "-c", _WITH_CTRL_C, "--model", TINY, "--chunk-size", "1024", str(src)],
                          env=env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:  # the temp output exists: working
