@@ -428,8 +428,9 @@ def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.
     lastv = _splat(builder, last, n)
     idx = builder.select(builder.icmp_signed("<", diff, lastv), diff, lastv)
     pv = ir.VectorType(tt.as_pointer(), n)
+    log2_bytes = {32: 2, 64: 3}[table_bits]  # an entry's byte offset is idx << log2_bytes
     ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
-                                        builder.shl(idx, ir.Constant(v64, [table_bits.bit_length() - 4] * n))), pv)
+                                        builder.shl(idx, ir.Constant(v64, [log2_bytes] * n))), pv)
     name = f"llvm.masked.gather.v16i{table_bits}.v16p0i{table_bits}"
     mask_t = ir.VectorType(ir.IntType(1), n)
     fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vt, [pv, _i32, mask_t, vt]),
