@@ -49,6 +49,14 @@ def _split(m: int, work: int, fn: Callable[[int, int], None]) -> None:
 
 if available:
 
+    def woven_shapes(slots: int, d: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The shapes of one KV head's key and value caches of `slots` slots (a multiple of simd.QK_KEYS) in the
+        woven layout that simd's blocks read: keys (slots/16, d/2, 32), key u's dimensions 2p, 2p + 1 at [u // 16,
+        p, 2 (u % 16) ..]; values (ceil(d/16), slots/2, 16, 2), dimension 16c + j of keys 2kp, 2kp + 1 at [c, kp,
+        j, ..] (dimensions past d are zero). The full pass weaves both (weave); a decoder keeps its keys so."""
+        return (slots // simd.QK_KEYS, d // 2, 2 * simd.QK_KEYS), (-(-d // simd.SPAN_DIMS), slots // 2,
+                                                                    simd.SPAN_DIMS, 2)
+
     @jit
     def isqrt64(v):
         r = np.int64(math.sqrt(np.float64(v)))
@@ -238,9 +246,10 @@ if available:
                     vo[b, h, k_off + t, j] = y[(nh + nkv + h) * d + j]
 
     @jit
-    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, klim):
+    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim):
         """_qkv_row for one new position of each row i (decoding): row i of the batch is row crow[i] of the
-        caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k and v to ko/vo at slot[i]."""
+        caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k to ko (rows, nkv, ...: woven_shapes)
+        and v to vo (rows, nkv, slots, d) at slot[i], and |k|**2 to kn (rows, nkv, slots) float64."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[3]
         nh = nkv * g
         buf = np.empty((nh + 2 * nkv) * d, np.int64)
@@ -251,8 +260,8 @@ if available:
                 for j in range(d):
                     qo[i, h // g, h % g, j] = y[h * d + j]
             for h in range(nkv):
+                kn[b, h, u] = _weave_key(ko[b, h], u, y[(nh + h) * d: (nh + h + 1) * d])
                 for j in range(d):
-                    ko[b, h, u, j] = y[(nh + h) * d + j]
                     vo[b, h, u, j] = y[(nh + nkv + h) * d + j]
 
     @jit
@@ -336,7 +345,7 @@ if available:
     @jit
     def _far_sink(k, delta, cos, sin, klim, out):
         """A sink key seen by a query past the window (spec §5): the rotated k (d,) rotated again by the rows of
-        position delta and clamped, into out (d,) float64."""
+        position delta and clamped, into out (d,) float64 (which may be k itself)."""
         hd = k.shape[0] // 2
         cs_all, sn_all = cos[delta], sin[delta]
         for j in range(hd):
@@ -373,9 +382,9 @@ if available:
     def _attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
         """Attention steps 3-5 for new positions (decoding), reading each row's cache once per entry.
 
-        q (B, nkv, g, d) float64; kc, vc (rows, nkv, cap, d) integer caches; entry i is at position pos[i] of
-        cache row crow[i]; it attends to those of slots 0 .. ends[i]-1 whose position spos[row, u] it sees (spec
-        §5: u <= p, and with a window win > 0 a sink position or one of the latest win - sink; the sums and the
+        q (B, nkv, g, d) float64; kc (rows, nkv, ...) the integer keys of cap slots in the woven layout
+        (woven_shapes), vc (rows, nkv, cap, d) the values; entry i is at position pos[i] of cache row crow[i]; it attends to those of slots 0 ..
+        ends[i]-1 whose position spos[row, u] it sees (spec §5: u <= p, and with a window win > 0 a sink position or one of the latest win - sink; the sums and the
         maximum do not depend on the order); sink keys are in slots 0 .. sink-1; o (B, nh*d) int64. Dot
         products and weighted sums in binary64 are exact: every partial sum is an integer below 2**53
         (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
@@ -384,7 +393,7 @@ if available:
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")
         last = exp_table.shape[0] - 1
-        cap = kc.shape[2]
+        cap = kc.shape[2] * simd.QK_KEYS
         s = np.empty((3, cap), np.int64)
         acc = np.empty((3, d), np.float64)
         kk = np.empty(d, np.float64)  # one key row in binary64
@@ -407,12 +416,9 @@ if available:
                     qa, qb, qc = q[b, kv, g0], q[b, kv, g1], q[b, kv, g2]
                     for i in range(n):
                         u = seen[i]
+                        _key_row(kc[row, kv], u, kk)
                         if far and u < sink:  # a sink key, seen from past the window
-                            _far_sink(kc[row, kv, u], p - win + 1, cos, sin, klim, kk)
-                        else:
-                            kr = kc[row, kv, u]
-                            for j in range(d):
-                                kk[j] = kr[j]
+                            _far_sink(kk, p - win + 1, cos, sin, klim, kk)
                         t0, t1, t2 = 0.0, 0.0, 0.0
                         for j in range(d):
                             x = kk[j]
@@ -447,19 +453,22 @@ if available:
                             o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
     @jit
-    def _attend_rows_simd(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
-        """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's blocks: every slot below
-        ends[i], rounded up to a whole block (the caches hold a multiple of simd.AV_KEYS slots), is scored, and
-        the slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (q' split into
-        q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and w & 1023,
-        w <= 2**20), and o the round-half-up quotient of exact integers."""
+    def _attend_rows_simd(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
+        """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's step blocks, with kn (rows,
+        nkv, cap) float64 each slot's |k|**2: every slot below ends[i], rounded up to a whole block of
+        simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the slots an entry does not see get
+        weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where the queries fit int16 and the
+        norms bound every score of the block below 2**31, as in _attend_span, else q' split into q' >> 8 and
+        q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and w & 1023, w <= 2**20), and o
+        the round-half-up quotient of exact integers."""
         nb, nkv, g, d = q.shape
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")
-        cap = kc.shape[2]
+        cap = kc.shape[2] * simd.QK_KEYS
         s = np.empty((simd.QUERIES, cap), np.int64)
         wv = np.empty((2 * simd.QUERIES, cap), np.int16)
         qv = np.empty((2 * simd.QUERIES, d), np.int16)
+        qf = np.empty((simd.QUERIES, d), np.int16)
         acc = np.empty((simd.QUERIES, d), np.int64)
         z = np.empty(simd.QUERIES, np.int64)
         kk = np.empty(d, np.float64)
@@ -468,35 +477,47 @@ if available:
             row, end, p = crow[b], ends[b], pos[b]
             far = win > 0 and p >= win
             lo = p - win + sink + 1 if win > 0 else 0
-            nk = (end + simd.AV_KEYS - 1) // simd.AV_KEYS * simd.AV_KEYS
+            nk = (end + simd.SPAN_KEYS - 1) // simd.SPAN_KEYS * simd.SPAN_KEYS
             for u in range(nk):
                 at = spos[row, u]
                 seen[u] = u < end and 0 <= at <= p and (at < sink or at >= lo)
             for kv in range(nkv):
-                kr, vr = kc[row, kv], vc[row, kv]
+                kr, vr, norms = kc[row, kv], vc[row, kv], kn[row, kv]
                 for g0 in range(0, g, simd.QUERIES):
                     heads = (g0, min(g0 + 1, g - 1), min(g0 + 2, g - 1))  # as in _attend_rows
+                    fits, qnorm = True, 0.0  # whether every query fits int16, and their largest squared norm
                     for c in range(simd.QUERIES):
+                        norm = 0.0
                         for j in range(d):
                             x = np.int64(q[b, kv, heads[c], j])
                             if abs(x) >= 1 << 16:  # spec §5 bounds |q'| by about 46,400
                                 raise ValueError("a rotated query beyond 2**16")
                             qv[c, j], qv[c + simd.QUERIES, j] = x >> simd.Q_LOW_BITS, x & ((1 << simd.Q_LOW_BITS) - 1)
-                    for u0 in range(0, nk, simd.QK_KEYS):
-                        simd.qk_block(qv, kr, u0, s)
+                            qf[c, j] = x
+                            fits = fits and abs(x) < 1 << 15
+                            norm += np.float64(x) * np.float64(x)
+                        qnorm = max(qnorm, norm)
+                    for kb in range(nk // simd.QK_KEYS):
+                        kmax = 0.0
+                        for u in range(kb * simd.QK_KEYS, (kb + 1) * simd.QK_KEYS):
+                            kmax = max(kmax, norms[u])
+                        if fits and qnorm * kmax < FIT_NORMS:
+                            simd.qk_step_fit(qf, kr, kb, shift, s)
+                        else:
+                            simd.qk_step(qv, kr, kb, shift, s)
                     if far:
                         for u in range(sink):
                             if seen[u]:
-                                _far_sink(kr[u], p - win + 1, cos, sin, klim, kk)
+                                _key_row(kr, u, kk)
+                                _far_sink(kk, p - win + 1, cos, sin, klim, kk)
                                 for c in range(simd.QUERIES):
                                     t = 0.0
                                     for j in range(d):
                                         t += q[b, kv, heads[c], j] * kk[j]
-                                    s[c, u] = np.int64(t)
+                                    s[c, u] = np.int64(t) >> shift
                     for c in range(simd.QUERIES):
                         m = np.int64(-(1 << 62))
                         for u in range(nk):
-                            s[c, u] >>= shift
                             if seen[u] and s[c, u] > m:
                                 m = s[c, u]
                         zc = np.int64(0)
@@ -512,25 +533,39 @@ if available:
                             o[b, col + j] = (2 * acc[c, j] + z[c]) // (2 * z[c])
 
     @jit
+    def _weave_key(kt, u, k):
+        """Slot u's key k (d,) into one KV head's woven key cache kt (woven_shapes); returns |k|**2 (float64, exact:
+        below 2**37)."""
+        b, l = u // simd.QK_KEYS, u % simd.QK_KEYS
+        norm = 0.0
+        for j in range(k.shape[0]):
+            kt[b, j // 2, 2 * l + j % 2] = k[j]
+            norm += np.float64(k[j]) * np.float64(k[j])
+        return norm
+
+    @jit
+    def _key_row(kt, u, out):
+        """Slot u's key from one KV head's woven key cache kt into out (d,)."""
+        b, l = u // simd.QK_KEYS, u % simd.QK_KEYS
+        for j in range(out.shape[0]):
+            out[j] = kt[b, j // 2, 2 * l + j % 2]
+
+    @jit
     def weave(kc, vc, kt, vt, kn):
         """The full pass's copies of one row's int16 caches kc, vc (nkv, slots, d) for simd.qk_rows and av_rows:
         kt (nkv, blocks, d/2, 32) with kt[h, b, p, 2 l + e] = kc[h, 16 b + l, 2 p + e], and vt (nkv, d/16, pairs,
-        16, 2) with vt[h, c, kp, j, e] = vc[h, 2 kp + e, 16 c + j]; slots past the caches' are zero. kn (nkv,
-        blocks) float64: each block's largest squared norm |k|**2 (an exact integer)."""
+        16, 2) with vt[h, c, kp, j, e] = vc[h, 2 kp + e, 16 c + j] (woven_shapes); slots past the caches' are
+        zero. kn (nkv, blocks) float64: each block's largest squared norm |k|**2 (an exact integer)."""
         nkv, n, d = kc.shape
         kt[:] = 0
         vt[:] = 0
         kn[:] = 0
         for h in range(nkv):
             for u in range(n):
-                b, l, kp, e = u // simd.QK_KEYS, u % simd.QK_KEYS, u // 2, u % 2
-                norm = 0.0
+                b, kp, e = u // simd.QK_KEYS, u // 2, u % 2
+                kn[h, b] = max(kn[h, b], _weave_key(kt[h], u, kc[h, u]))
                 for j in range(d):
-                    x = kc[h, u, j]
-                    norm += np.float64(x) * np.float64(x)
-                    kt[h, b, j // 2, 2 * l + j % 2] = x
                     vt[h, j // simd.SPAN_DIMS, kp, j % simd.SPAN_DIMS, e] = vc[h, u, j]
-                kn[h, b] = max(kn[h, b], norm)
 
     @jit
     def _attend_span(q, kc, kt, vt, kn, a, e, shift, exp_table, o, orow, win, sink, cos, sin, klim):
@@ -624,15 +659,15 @@ if available:
 
     def simd_fits(kc, vc, exp_table) -> bool:
         """Whether _attend_rows_simd takes these caches (else _attend_rows does)."""
-        return (kc.dtype == np.int16 and vc.dtype == np.int16 and kc.shape[-1] in simd.HEAD_DIMS
-                and kc.shape[2] % simd.AV_KEYS == 0 and kc.flags.c_contiguous and vc.flags.c_contiguous
+        return (kc.dtype == np.int16 and vc.dtype == np.int16 and vc.shape[-1] in simd.HEAD_DIMS
+                and vc.shape[2] % simd.SPAN_KEYS == 0 and kc.flags.c_contiguous and vc.flags.c_contiguous
                 and 0 <= exp_table.min() and exp_table.max() <= simd.W_MAX)
 
-    def attend_rows(q, kc, vc, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
+    def attend_rows(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
                     use_simd: bool = True) -> None:
         work = int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3]
         if use_simd and simd_fits(kc, vc, exp_table):
-            _split(q.shape[0], work, lambda a, b: _attend_rows_simd(q[a:b], kc, vc, crow[a:b], ends[a:b], shift,
+            _split(q.shape[0], work, lambda a, b: _attend_rows_simd(q[a:b], kc, vc, kn, crow[a:b], ends[a:b], shift,
                                                                     exp_table, o[a:b], pos[a:b], win, sink, cos,
                                                                     sin, klim, spos))
             return
@@ -665,11 +700,11 @@ if available:
         _split(scores.shape[0], scores.shape[1],
                lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, band, win, sink))
 
-    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, klim) -> None:
+    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim) -> None:
         ah, al = acc
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope_rows(ah[a:b], al[a:b], f[a:b], lin, crow[a:b],
                                                                      pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo,
-                                                                     klim))
+                                                                     kn, klim))
 
     def tables(acc, f, lin, exp_table, total, out) -> None:
         ah, al = acc

@@ -31,7 +31,8 @@ QUERY_BLOCK = 64  # attention queries per block in the full-sequence pass
 ROW_BLOCK = 256  # positions per block in the projections and the MLP
 K_UNCLAMPED = 1 << 20  # above any rotated k (|k'| <= 2**15.5): no clamp
 SPEC_SLOTS = 8  # with a window, ring slots beyond it: positions a decoder may feed ahead and take back
-SLOT_BLOCK = 32  # a windowed cache's slots come in whole blocks of the fused attention (simd.AV_KEYS)
+# a decoder cache's slots come in whole blocks of the SIMD attention (simd.SPAN_KEYS; the woven keys need 16)
+SLOT_BLOCK = 64
 CACHE_STEP = 512  # KV cache positions to start with and at least to add when it is full (it grows by 1.5x)
 HEAD_ELEMENTS = 1 << 20  # table entries computed at once by the full-sequence pass
 _TIME_DIM = (3, 2, 2)  # time axis of q (B, kv, g, T, d), k and v (B, kv, T, d)
@@ -440,8 +441,8 @@ class Engine:
         sink = self.sink
         if k_cache.dtype == torch.int16:  # the caches rearranged once for the SIMD row blocks
             slots = -(-t // fz.simd.SPAN_KEYS) * fz.simd.SPAN_KEYS
-            kt = np.empty((b, nkv, slots // fz.simd.QK_KEYS, d // 2, 2 * fz.simd.QK_KEYS), np.int16)
-            vt = np.empty((b, nkv, d // fz.simd.SPAN_DIMS, slots // 2, fz.simd.SPAN_DIMS, 2), np.int16)
+            ks, vs = fz.woven_shapes(slots, d)
+            kt, vt = np.empty((b, nkv) + ks, np.int16), np.empty((b, nkv) + vs, np.int16)
             norms = np.empty((b, nkv, slots // fz.simd.QK_KEYS))
             kn, vn = k_cache.numpy(), v_cache.numpy()
             th.parallel([lambda i=i: fz.weave(kn[i], vn[i], kt[i], vt[i], norms[i]) for i in range(b)])
@@ -527,9 +528,14 @@ class Engine:
         return DecodeState(self, batch)
 
 
+def _whole_blocks(slots: int) -> int:
+    """slots rounded up to a multiple of SLOT_BLOCK."""
+    return -(-slots // SLOT_BLOCK) * SLOT_BLOCK
+
+
 def ring_slots(window: int) -> int:
     """Slots of a decoder's cache under an attention window: the window, SPEC_SLOTS, rounded up to SLOT_BLOCK."""
-    return -(-(window + SPEC_SLOTS) // SLOT_BLOCK) * SLOT_BLOCK
+    return _whole_blocks(window + SPEC_SLOTS)
 
 
 class DecodeState:
@@ -554,9 +560,11 @@ class DecodeState:
         self.v_np: list[np.ndarray] = []
         self.k_all: torch.Tensor | None = None
         self.v_all: torch.Tensor | None = None
+        self.kn_all: torch.Tensor | None = None  # engine 2 on the CPU: each slot's |k|**2, for the SIMD blocks
+        self.kn_np: list[np.ndarray] = []
         self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
         self.cap = 0
-        self._grow(batch, ring_slots(engine.window) if engine.window else CACHE_STEP)
+        self._grow(batch, ring_slots(engine.window) if engine.window else _whole_blocks(CACHE_STEP))
 
     def _grow(self, batch: int, cap: int) -> None:
         """Give the caches room for cap slots.
@@ -568,16 +576,19 @@ class DecodeState:
         its BLAS products.
         """
         e = self.e
-        shape = (e.n_layers, batch, e.nkv, cap, e.hd)
         kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
-        kt, vt = (kt, torch.int16) if e.fused else (torch.float64, torch.float64)
-        self.k, self.v, self.k_np, self.v_np = [], [], [], []  # drop the views, so that each old block is freed
-        # as soon as it is copied
-        for name, dtype in (("k_all", kt), ("v_all", vt)):
-            new = torch.zeros(shape, dtype=dtype, device=e.device)
+        if e.fused:  # keys in the woven layout of the SIMD attention blocks, with their squared norms
+            caches = (("k_all", kt, fz.woven_shapes(cap, e.hd)[0]), ("v_all", torch.int16, (cap, e.hd)),
+                      ("kn_all", torch.float64, (cap,)))
+        else:
+            caches = (("k_all", torch.float64, (cap, e.hd)), ("v_all", torch.float64, (cap, e.hd)))
+        self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # drop the views, so that each old
+        # block is freed as soon as it is copied
+        for name, dtype, tail in caches:
+            new = torch.zeros((e.n_layers, batch, e.nkv) + tail, dtype=dtype, device=e.device)
             old = getattr(self, name)
-            if old is not None:
-                new[:, :, :, : self.cap] = old
+            if old is not None:  # slots (or blocks of them) along axis 3
+                new.narrow(3, 0, old.shape[3]).copy_(old)
             setattr(self, name, new)
             del old
         slot_pos = np.full((batch, cap), -1, dtype=np.int64)
@@ -591,13 +602,18 @@ class DecodeState:
         self.k, self.v = list(self.k_all.unbind(0)), list(self.v_all.unbind(0))
         if self.e.device.type == "cpu":
             self.k_np, self.v_np = [k.numpy() for k in self.k], [v.numpy() for v in self.v]
+        if self.kn_all is not None:
+            self.kn_np = [kn.numpy() for kn in self.kn_all.unbind(0)]
 
     def keep(self, rows: list[int]) -> None:
         """Drop finished rows from the batch (their caches go; the others are unchanged and renumbered)."""
         idx = torch.tensor(rows, device=self.e.device)
-        self.k, self.v, self.k_np, self.v_np = [], [], [], []  # as in _grow: one old block alive at a time
+        self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # as in _grow: one old block alive
+        # at a time
         self.k_all = self.k_all.index_select(1, idx)
         self.v_all = self.v_all.index_select(1, idx)
+        if self.kn_all is not None:
+            self.kn_all = self.kn_all.index_select(1, idx)
         self.pos = self.pos[rows]
         self.slot_pos = self.slot_pos[rows]
         self._views()
@@ -633,7 +649,7 @@ class DecodeState:
         rows = np.arange(len(self.pos)) if rows is None else np.asarray(rows, dtype=np.int64)
         pos = self._positions(rows)
         if e.window is None and int(pos.max()) >= self.cap:
-            self._grow(len(self.pos), max(int(pos.max()) + 1, self.cap + max(CACHE_STEP, self.cap // 2)))
+            self._grow(len(self.pos), _whole_blocks(max(int(pos.max()) + 1, self.cap + max(CACHE_STEP, self.cap // 2))))
         e._rope_rows(int(pos.max()) + 1)
         slot, end = self._slots(pos)
         self.slot_pos[rows, slot] = pos
@@ -665,16 +681,16 @@ class DecodeState:
                 if self._one_call():
                     h = np.empty((n, e.cfg["intermediate"]), np.int64)
                     xn, qn, on = x.numpy(), q.numpy(), o.numpy()
-                    for (lins, epilogues), kc, vc in zip(e.layer_kernels, self.k_np, self.v_np):
+                    for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k_np, self.v_np, self.kn_np):
                         layerstep.layer(xn, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows,
-                                        pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, e.k_limit, e.score_shift,
+                                        pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, kn, e.k_limit, e.score_shift,
                                         e.exp_np, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
                     np.add.at(self.pos, rows, 1)
                     return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):
                     fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
-                                     self.k[i].numpy(), self.v[i].numpy(), e.k_limit)
-                    fz.attend_rows(q.numpy(), self.k[i].numpy(), self.v[i].numpy(), rows, end, e.score_shift,
+                                     self.k_np[i], self.v_np[i], self.kn_np[i], e.k_limit)
+                    fz.attend_rows(q.numpy(), self.k_np[i], self.v_np[i], self.kn_np[i], rows, end, e.score_shift,
                                    e.exp_np, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit,
                                    self.slot_pos)
                     e._rest_fused(lay, x, o)

@@ -1,12 +1,14 @@
 """Explicit SIMD blocks for attention on int16 caches: LLVM vector IR emitted through numba intrinsics.
-qk_block and av_block serve decoding (a few queries, keys as the cache holds them); qk_rows and av_rows the full
-pass, where every key is read by hundreds of queries and so is rearranged once per layer (fused.weave).
+qk_rows and av_rows serve the full pass (12 query rows a call) on its copies of the caches in the woven layout
+(fused.weave: a block of 16 keys as pairs of dimensions, one key a lane; the values as pairs of keys, 16
+dimensions a vector); qk_step and av_block a decoding step (the 3 queries of one KV head), on a decoder's keys,
+which it keeps woven, and its values as they come (a key is written once and read every step after).
 
 Attention reads every key and value row in view for a handful of queries. Written as numba loops
 (fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these blocks
 use pairwise int16 multiply-add (x86 pmaddwd, fused into AVX-512 VNNI vpdpwssd by LLVM) on whole blocks of
-keys: the scores with one key a lane (a block of 16 key rows transposed in registers), the weighted values two
-keys a lane pair. tools/profile_decode.py times them against the loops in one run.
+keys, each operand vector loaded once for all the rows of a call: the scores with one key a lane, the
+weighted values two keys a lane pair. tools/profile_decode.py times them against the loops in one run.
 
 Exactness: operands are int16 and each function states the bounds that keep every int32 partial sum below
 2**31, so the results are the exact integers whatever the instruction set. The instruction set is numba's
@@ -21,13 +23,13 @@ from numba.core import config
 from numba.extending import intrinsic
 
 QUERIES = 3  # queries per call: the query heads of one KV head are taken three at a time (SmolLM2 has 3)
-QK_KEYS = 16  # keys scored per qk_block call (the int32 lanes of one result vector)
+QK_KEYS = 16  # keys scored per qk_rows / qk_step call (the int32 lanes of one result vector)
 AV_KEYS = 32  # keys summed per av_block call: 16 pairs of products < 2**26 stay below 2**31
 HEAD_DIMS = (16, 32, 64, 128)  # head sizes the blocks take (powers of two; 128: |qh . k| < 2**30)
 Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x int16 products, exact int32 sums
 W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
 W_MAX = 1 << 20
-PREFETCH_KEYS = 128  # qk_block asks for the key rows this far ahead (prefetch)
+STEP_AHEAD = 8  # key blocks qk_step prefetches ahead: a decoder's caches are read once a step, mostly from memory
 SPAN_QUERIES = 12  # query rows per full-pass block call: up to 24 int32 sums (high and low parts) + 1 operand vector
 SPAN_PAIRS = 32  # key pairs per av_rows call: a lane sums 64 products |w part| * |v| <= 1024 * 32767, below 2**31
 SPAN_KEYS = 2 * SPAN_PAIRS  # keys per av_rows call: the full pass's copies of the caches hold whole blocks of them
@@ -139,60 +141,6 @@ def _codegen(emit):
     return codegen
 
 
-@intrinsic
-def qk_block(typingctx, qv, kc, u0, s):
-    """s[c, u0 + r] = sum_j (256 qv[c, j] + qv[c + 3, j]) kc[u0 + r, j] for r < 16 and the 3 queries c.
-
-    d = kc.shape[1], one of HEAD_DIMS (code for each is built; the caller checks). qv (6, d) int16: each
-    query's high parts q >> 8 (|.| <= 256), then its low parts q & 255; kc (keys, d)
-    int16 (|k| <= 32767), rows contiguous; s (3, keys) int64. Every int32 partial sum is below
-    d * 256 * 32767 <= 2**30 (d <= 128).
-    """
-    return types.void(qv, kc, u0, s), _codegen(_scores)
-
-
-def _transpose_masks() -> list[tuple[int, int, list[int]]]:
-    """The 16 x 16 transpose of 32-bit lanes as four stages of two-input shuffles (AVX-512's unpack and
-    128-bit-lane shuffle patterns, so LLVM emits one instruction each): per stage, (a, b, mask) for each of the
-    16 new vectors, indices into the previous stage's vectors and into the concatenation a ++ b."""
-    def unpack(width: int, hi: bool) -> list[int]:  # unpack{lo,hi}_epi{32,64} within each 128-bit lane
-        out = []
-        for lane in range(4):
-            base = 4 * lane + (2 if hi else 0)
-            pair = [base, base + 1]
-            out += [x for i in pair for x in (i, 16 + i)] if width == 32 else pair + [16 + i for i in pair]
-        return out
-
-    def lanes128(sel: tuple[int, ...]) -> list[int]:  # two 128-bit lanes of a, then two of b
-        return [16 * (k >= 2) + 4 * s + j for k, s in enumerate(sel) for j in range(4)]
-
-    stages: list[list[tuple[int, int, list[int]]]] = [[] for _ in range(4)]
-    for i in range(8):
-        stages[0] += [(2 * i, 2 * i + 1, unpack(32, hi)) for hi in (False, True)]
-    for i in range(4):
-        for a, b in ((4 * i, 4 * i + 2), (4 * i + 1, 4 * i + 3)):
-            stages[1] += [(a, b, unpack(64, hi)) for hi in (False, True)]
-    order = [(8 * i + j, 8 * i + j + 4) for i in range(2) for j in range(4)]
-    stages[2] = [None] * 16
-    for a, b in order:
-        stages[2][a], stages[2][b] = (a, b, lanes128((0, 2, 0, 2))), (a, b, lanes128((1, 3, 1, 3)))
-    stages[3] = [None] * 16
-    for j in range(8):
-        stages[3][j], stages[3][j + 8] = (j, j + 8, lanes128((0, 2, 0, 2))), (j, j + 8, lanes128((1, 3, 1, 3)))
-    return stages
-
-
-_TRANSPOSE = _transpose_masks()
-
-
-def _transpose16(builder: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
-    """16 vectors <16 x i32> (rows) -> 16 vectors (columns): out[c][r] = rows[r][c]."""
-    v = rows
-    for stage in _TRANSPOSE:
-        v = [builder.shuffle_vector(v[a], v[b], ir.Constant(_vec(_i32, QK_KEYS), mask)) for a, b, mask in stage]
-    return v
-
-
 def prefetch(builder: ir.IRBuilder, addr: ir.Value, nbytes: int) -> None:
     """Ask for the cache lines of nbytes from address addr (an i64) into L2: a hint, which never faults. The
     blocks load a block's data at once and then compute; the hardware's own prefetching left a step over data
@@ -206,51 +154,11 @@ def prefetch(builder: ir.IRBuilder, addr: ir.Value, nbytes: int) -> None:
                           ir.Constant(_i32, 0), ir.Constant(_i32, 2), ir.Constant(_i32, 1)])
 
 
-def _scores(builder: ir.IRBuilder, qa, ka, sa, u0: ir.Value, hd: int, level: str) -> None:
-    """qk_block's code for head size hd: the 16 keys' rows, as pairs of int16 (one i32 lane each), transposed
-    so that each vector holds one pair of dimensions of all 16 keys; then per query part and pair, one
-    multiply-add of that vector with the part's pair broadcast, summing into a vector of the 16 keys' scores.
-    No horizontal sums: a lane is one key throughout."""
-    pairs = hd // 2
-    width = max(pairs, QK_KEYS)  # rows padded to whole 16-lane vectors (hd 16: 8 pairs)
-    cols = []
-    keys = []
-    ahead = builder.add(u0, ir.Constant(_i64, PREFETCH_KEYS))
-    prefetch(builder, builder.add(builder.ptrtoint(ka.data, _i64), builder.mul(ahead, builder.extract_value(
-        ka.strides, 0))), QK_KEYS * hd * 2)
-    for r in range(QK_KEYS):
-        k = builder.bitcast(_row(builder, ka, builder.add(u0, ir.Constant(_i64, r)), hd), _vec(_i32, pairs))
-        if pairs < width:
-            k = builder.shuffle_vector(k, ir.Constant(_vec(_i32, pairs), None),
-                                       ir.Constant(_vec(_i32, width), list(range(pairs)) + [pairs] * (width - pairs)))
-        keys.append(k)
-    for c0 in range(0, width, QK_KEYS):
-        cols += _transpose16(builder, [_lanes(builder, k, c0, QK_KEYS) for k in keys])
-    cols = [builder.bitcast(col, _vec(_i16, 2 * QK_KEYS)) for col in cols[:pairs]]
-    qbase = builder.ptrtoint(qa.data, _i64)
-    qrow = builder.extract_value(qa.strides, 0)
-    sums = []
-    for c in range(2 * QUERIES):
-        acc = None
-        for p, col in enumerate(cols):
-            addr = builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))), ir.Constant(_i64, 4 * p))
-            prod = _pmadd(builder, col, _splat32(builder, addr), level)  # dims 2p, 2p + 1 of part c
-            acc = prod if acc is None else builder.add(acc, prod)
-        sums.append(acc)
-    v64 = _vec(_i64, QK_KEYS)
-    base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(u0, ir.Constant(_i64, 8)))
-    for c in range(QUERIES):
-        hi, lo = (builder.sext(sums[i], v64) for i in (c, c + QUERIES))
-        out = builder.add(builder.shl(hi, ir.Constant(v64, [8] * QK_KEYS)), lo)
-        addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, c)))
-        builder.store(out, builder.inttoptr(addr, v64.as_pointer()), align=8)
-
-
 @intrinsic
 def av_block(typingctx, wv, vc, u0, acc):
     """acc[c, j] += sum_r (1024 wv[c, u] + wv[c + 3, u]) vc[u, j] over u = u0 + r, r < 32, for the 3 queries c.
 
-    d = vc.shape[1], one of HEAD_DIMS as for qk_block. wv (6, keys) int16: each query's weights split into
+    d = vc.shape[1], one of HEAD_DIMS (code for each is built; the caller checks). wv (6, keys) int16: each query's weights split into
     w >> 10 and w & 1023 (w <= 2**20, so both <= 1024);
     vc (keys, d) int16 (|v| <= 32767), rows contiguous; acc (3, d) int64 contiguous. Keys go in pairs (the
     multiply-add's two lanes): a pair's sum is below 2 * 1024 * 32767 < 2**26, 16 pairs below 2**30.
@@ -306,8 +214,9 @@ def _block_sums(builder: ir.IRBuilder, operand, weights, level: str, rows: int) 
     return sums
 
 
-def _qk_rows(parts: int):
-    """qk_rows (parts = 2: each query row as its high and low parts) or qk_rows_fit (parts = 1: as it is)."""
+def _qk_codegen(parts: int, rows: int, ahead: int = 0):
+    """The code of qk_rows and its kin: `rows` query rows, each as its high and low parts (parts = 2) or as it
+    is (parts = 1); with ahead > 0, the key block that many blocks on is prefetched."""
     level = isa()
 
     def codegen(context, builder, signature, args):
@@ -318,6 +227,10 @@ def _qk_rows(parts: int):
         vt = _vec(_i16, 2 * QK_KEYS)
 
         def emit(hd: int) -> None:
+            if ahead:
+                prefetch(builder, builder.add(kbase, builder.mul(ir.Constant(_i64, ahead),
+                                                                 builder.extract_value(ka.strides, 0))), 2 * hd * QK_KEYS)
+
             def operand(p: int):
                 if p == hd // 2:
                     return None
@@ -328,14 +241,14 @@ def _qk_rows(parts: int):
                 return builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))),
                                    ir.Constant(_i64, 4 * p))
 
-            sums = _block_sums(builder, operand, weights, level, parts * SPAN_QUERIES)
+            sums = _block_sums(builder, operand, weights, level, parts * rows)
             v64 = _vec(_i64, QK_KEYS)
             shv = _splat(builder, sh, QK_KEYS)
             base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(kb, ir.Constant(_i64, 8 * QK_KEYS)))
-            for r in range(SPAN_QUERIES):
+            for r in range(rows):
                 total = builder.sext(sums[r], v64)
                 if parts == 2:
-                    lo = builder.sext(sums[r + SPAN_QUERIES], v64)
+                    lo = builder.sext(sums[r + rows], v64)
                     total = builder.add(builder.shl(total, ir.Constant(v64, [Q_LOW_BITS] * QK_KEYS)), lo)
                 addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, r)))
                 builder.store(builder.ashr(total, shv), builder.inttoptr(addr, v64.as_pointer()), align=8)
@@ -349,12 +262,12 @@ def _qk_rows(parts: int):
 @intrinsic
 def qk_rows(typingctx, qv, kt, kb, shift, s):
     """s[r, 16 kb + l] = (sum_j (256 qv[r, j] + qv[r + 12, j]) k[16 kb + l, j]) >> shift for l < 16 and the 12
-    query rows r (fused.weave's layout: kt[b, p, 2 l + e] = k[16 b + l, 2 p + e]).
+    query rows r (the woven layout, fused.weave: kt[b, p, 2 l + e] = k[16 b + l, 2 p + e]).
 
     kt (blocks, d/2, 32) int16 C-contiguous, d one of HEAD_DIMS (code for each is built; the caller checks);
     qv (24, d) int16 with rows contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
     q & 255; s (12, keys) int64, rows contiguous. Every int32 partial sum is below d * 256 * 32767 <= 2**30."""
-    return types.void(qv, kt, kb, shift, s), _qk_rows(2)
+    return types.void(qv, kt, kb, shift, s), _qk_codegen(2, SPAN_QUERIES)
 
 
 @intrinsic
@@ -363,7 +276,20 @@ def qk_rows_fit(typingctx, qv, kt, kb, shift, s):
     >> shift, half the multiply-adds. qv (12, d) int16 (|q| <= 32767). The int32 sums wrap modulo 2**32, so
     they are the exact scores only where every |q_r . k_u| < 2**31: the caller makes sure, by Cauchy-Schwarz
     (|q . k| <= |q| |k|, fused.FIT_NORMS)."""
-    return types.void(qv, kt, kb, shift, s), _qk_rows(1)
+    return types.void(qv, kt, kb, shift, s), _qk_codegen(1, SPAN_QUERIES)
+
+
+@intrinsic
+def qk_step(typingctx, qv, kt, kb, shift, s):
+    """qk_rows for the 3 queries of one KV head at a decoding step: qv (6, d), the high parts then the low
+    parts; s (3, keys)."""
+    return types.void(qv, kt, kb, shift, s), _qk_codegen(2, QUERIES, STEP_AHEAD)
+
+
+@intrinsic
+def qk_step_fit(typingctx, qv, kt, kb, shift, s):
+    """qk_rows_fit for the 3 queries of one KV head at a decoding step: qv (3, d), s (3, keys)."""
+    return types.void(qv, kt, kb, shift, s), _qk_codegen(1, QUERIES, STEP_AHEAD)
 
 
 @intrinsic
@@ -449,7 +375,7 @@ def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.
 def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
     """The softmax weights of keys u0 .. u0 + 15 (spec §5 step 4) for one query: w_u = table[min(m - s[u],
     last)] for the keys it sees, u < sinks or k0 <= u < k1, and 0 for the other lanes, stored as hi[u] = w >> 10
-    and lo[u] = w & 1023 (the parts av_block and av_rows take); returns the sum of the 16 weights. s (keys,)
+    and lo[u] = w & 1023 (the parts av_rows and av_step take); returns the sum of the 16 weights. s (keys,)
     int64 scores, m >= every s[u] seen; table (E,) int32 or int64 with values <= W_MAX; hi, lo (keys,) int16
     with room for the 16. The lookups are one vector gather (lanes not seen are not read)."""
     def codegen(context, builder, signature, args):

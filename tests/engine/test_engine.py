@@ -104,7 +104,8 @@ def test_tables_are_valid(tiny):
 def test_full_equals_incremental(tiny, monkeypatch, fused):
     from lmcodec.engine import passes
 
-    monkeypatch.setattr(passes, "CACHE_STEP", 8)  # the KV caches grow several times on these short rows
+    monkeypatch.setattr(passes, "CACHE_STEP", 8)  # the KV caches grow on these short rows (16, then 32 slots)
+    monkeypatch.setattr(passes, "SLOT_BLOCK", 16)
     e = Engine(tiny, fused=fused)
     rows = seqs(tiny, 3)
     a, b = full(e, rows), incremental(e, rows)
@@ -279,6 +280,15 @@ def test_default_model_window_full_equals_incremental():
     state = e.start(1)
     assert fz.simd_fits(state.k[0].numpy(), state.v[0].numpy(), e.exp_np)
     assert torch.equal(full(e, [ids])[0], incremental(e, [ids])[0])
+    for t in ids:
+        state.step(torch.tensor([t]))
+    # the keys as the decoder keeps them (woven: fused.woven_shapes) and the squared norms that choose the
+    # scores' path: a norm below its key's would take int32 sums that can wrap
+    layers, rows, nkv, blocks, pairs, lanes = state.k_all.shape
+    k = state.k_all.view(layers, rows, nkv, blocks, pairs, lanes // 2, 2).permute(0, 1, 2, 3, 5, 4, 6)
+    k = k.reshape(layers, rows, nkv, blocks * lanes // 2, 2 * pairs).double()
+    assert torch.equal(state.kn_all, (k * k).sum(-1))
+    assert (state.kn_all > 0).sum() == layers * nkv * min(len(ids), state.cap)
 
 
 # ---- attention windows, rows at their own pace, positions past the model's RoPE table (coder 1 version 2) ----

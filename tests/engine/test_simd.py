@@ -20,9 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @numba.njit
-def _scores(qv, kc, s):
-    for u0 in range(0, kc.shape[0], simd.QK_KEYS):
-        simd.qk_block(qv, kc, u0, s)
+def _step_scores(qv, kt, shift, s):
+    for kb in range(kt.shape[0]):
+        simd.qk_step(qv, kt, kb, shift, s)
+
+
+@numba.njit
+def _step_scores_fit(qv, kt, shift, s):
+    for kb in range(kt.shape[0]):
+        simd.qk_step_fit(qv, kt, kb, shift, s)
 
 
 @numba.njit
@@ -99,8 +105,18 @@ def row_blocks_digest(rng, h, d: int) -> None:
     h.update(s.tobytes() + sf.tobytes() + acc.tobytes() + hi.tobytes() + lo.tobytes())
 
 
+def woven_keys(kc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A decoder's keys (rows, nkv, slots, d) as it keeps them: woven (fused.woven_shapes), and each slot's |k|**2."""
+    rows, nkv, n, d = kc.shape
+    kt = np.zeros((rows, nkv) + fused.woven_shapes(n, d)[0], np.int16)
+    for r in range(rows):
+        fused.weave(kc[r], kc[r], kt[r], np.zeros((nkv,) + fused.woven_shapes(n, d)[1], np.int16),
+                    np.zeros((nkv, n // 16)))
+    return kt, (kc.astype(np.float64) ** 2).sum(-1)
+
+
 def blocks_digest(seed: int = 0) -> str:
-    """Both blocks at every head size, operands at their limits, checked against int64 numpy; a digest of it all."""
+    """The blocks at every head size, operands at their limits, checked against int64 numpy; a digest of it all."""
     rng = np.random.default_rng(seed)
     h = hashlib.sha256()
     for d in simd.HEAD_DIMS:
@@ -109,25 +125,33 @@ def blocks_digest(seed: int = 0) -> str:
         q[0], q[1] = 65535, -65535
         kc = rng.integers(-32767, 32768, (n, d)).astype(np.int16)
         kc[:16], kc[16:32] = 32767, -32767
+        kt = woven_keys(kc[None, None])[0][0, 0]
         s = np.zeros((3, n), np.int64)
-        _scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kc, s)
-        assert (s == q @ kc.astype(np.int64).T).all(), d
+        _step_scores(np.concatenate([q >> 8, q & 255]).astype(np.int16), kt, 5, s)
+        assert (s == (q @ kc.astype(np.int64).T) >> 5).all(), d
+        qf = rng.integers(-100, 101, (3, d))
+        qf[0] = 32767  # with the keys at +-32767 a row of int32 partial sums wraps, and its score does not
+        kf = np.concatenate([np.ones((n, 1)), -np.ones((n, 1))], 1).repeat(d // 2, 1).astype(np.int16) * 32767
+        sf = np.zeros((3, n), np.int64)
+        _step_scores_fit(qf.astype(np.int16), woven_keys(kf[None, None])[0][0, 0], 5, sf)
+        assert (sf == (qf @ kf.astype(np.int64).T) >> 5).all(), d
         w = rng.integers(0, 2**20 + 1, (3, n))
         w[0] = 2**20
         acc = np.full((3, d), 7, np.int64)  # the blocks add to what is there
         _weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), kc, acc)
         assert (acc == 7 + w @ kc.astype(np.int64)).all(), d
-        h.update(s.tobytes() + acc.tobytes())
+        h.update(s.tobytes() + sf.tobytes() + acc.tobytes())
         row_blocks_digest(rng, h, d)
     return h.hexdigest()
 
 
-def decoding_case(d: int, g: int, seed: int):
-    """Arguments of fused.attend_rows for a windowed decoder: 3 cache rows in rings of 96 slots (window 40, sink
+def decoding_case(d: int, g: int, seed: int, small: bool = False):
+    """Arguments of fused.attend_rows for a windowed decoder: 3 cache rows in rings of 128 slots (window 40, sink
     4), positions well past the window (sinks seen from afar), a row fed two positions at once, caches and
-    queries at their limits. Returns (args, o)."""
+    queries at their limits; or, small, scaled down so that most key blocks take qk_step_fit and one does not.
+    Returns (args, o)."""
     rng = np.random.default_rng(seed)
-    nkv, cap, win, sink = 2, 96, 40, 4
+    nkv, cap, win, sink = 2, 128, 40, 4
     kc = rng.integers(-32767, 32768, (3, nkv, cap, d)).astype(np.int16)
     vc = rng.integers(-32767, 32768, (3, nkv, cap, d)).astype(np.int16)
     kc[0, 0, 5:9], vc[1, 1, 9:20] = 32767, -32767
@@ -141,17 +165,22 @@ def decoding_case(d: int, g: int, seed: int):
     ends = np.minimum(pos + 1, cap)
     q = rng.integers(-46400, 46401, (4, nkv, g, d)).astype(np.float64)
     q[0, 0, 0] = 46400
+    if small:
+        q, kc = np.floor(q / 64), kc // 8
+        kc[1, :, 48:52] = 32767  # a block whose norm leaves it to qk_step: row 1's queries
+        q[1:3, :, 0] = 32767  # fit int16 but not int32 (64 * 32767**2)
     theta = np.arange(200)[:, None] * 10000.0 ** (-np.arange(d // 2) / (d // 2))
     cos, sin = np.rint(16384 * np.cos(theta)).astype(np.int32), np.rint(16384 * np.sin(theta)).astype(np.int32)
     exp_table = np.rint(2.0**20 * np.exp(-np.arange(600) / 40.0)).astype(np.int64)
     o = np.zeros((4, nkv * g * d), np.int64)
-    return (q, kc, vc, crow, ends, 22, exp_table, o, pos, win, sink, cos, sin, 32767, spos), o
+    kt, kn = woven_keys(kc)
+    return (q, kt, vc, kn, crow, ends, 22, exp_table, o, pos, win, sink, cos, sin, 32767, spos), o
 
 
 def attention_digest(use_simd: bool) -> str:
     h = hashlib.sha256()
-    for d, g, seed in ((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 3, 4)):
-        args, o = decoding_case(d, g, seed)
+    for (d, g, seed), small in itertools.product(((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 3, 4)), (False, True)):
+        args, o = decoding_case(d, g, seed, small)
         fused.attend_rows(*args, use_simd=use_simd)
         h.update(o.tobytes())
     return h.hexdigest()
@@ -164,9 +193,10 @@ def full_pass_digest(use_simd: bool) -> str:
     h = hashlib.sha256()
     for (d, g, seed), small in itertools.product(((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 5, 4)), (False, True)):
         args, _ = decoding_case(d, g, seed)
-        _, kc, vc, _, _, shift, exp_table, _, _, win, sink, cos, sin, klim, _ = args
-        t, nkv = 150, kc.shape[1]
-        k, v = kc[0, :, :64].repeat(3, axis=1)[:, :t], vc[0, :, :64].repeat(3, axis=1)[:, :t]
+        _, _, vc, _, _, _, shift, exp_table, _, _, win, sink, cos, sin, klim, _ = args
+        t, nkv = 150, vc.shape[1]
+        rng = np.random.default_rng(seed)
+        k, v = rng.integers(-32767, 32768, (nkv, t, d)).astype(np.int16), vc[0, :, :64].repeat(3, axis=1)[:, :t]
         q = np.random.default_rng(seed).integers(-46400, 46401, (nkv, g, t, d)).astype(np.float64)
         if small:
             q, k = np.floor(q / 64), k // 8
@@ -184,7 +214,11 @@ def full_pass_digest(use_simd: bool) -> str:
                                   sink, cos, sin, klim)
         else:
             pos = np.arange(t)
-            fused.attend_rows(np.ascontiguousarray(q.transpose(2, 0, 1, 3)), k[None], v[None], np.zeros(t, np.int64),
+            slots = -(-t // simd.SPAN_KEYS) * simd.SPAN_KEYS
+            kp = np.zeros((1, nkv, slots, d), np.int16)
+            kp[0, :, :t] = k
+            kt, kn = woven_keys(kp)
+            fused.attend_rows(np.ascontiguousarray(q.transpose(2, 0, 1, 3)), kt, v[None], kn, np.zeros(t, np.int64),
                               pos + 1, shift, exp_table, o, pos, win, sink, cos, sin, klim, pos[None], use_simd=False)
         h.update(o.tobytes())
     return h.hexdigest()
@@ -196,7 +230,7 @@ def test_blocks_are_exact_at_their_bounds():
 
 def test_decoding_attention_equals_the_loop_kernel():
     args, _ = decoding_case(64, 3, 2)
-    assert fused.simd_fits(args[1], args[2], args[6])
+    assert fused.simd_fits(args[1], args[2], args[7])
     assert attention_digest(use_simd=True) == attention_digest(use_simd=False)
 
 
@@ -206,10 +240,10 @@ def test_full_pass_row_blocks_equal_the_loop_kernel():
 
 def test_caches_the_blocks_do_not_take_go_to_the_loop_kernel():
     args, _ = decoding_case(64, 3, 2)
-    kc, vc, exp_table = args[1], args[2], args[6]
+    kc, vc, exp_table = args[1], args[2], args[7]
     assert not fused.simd_fits(kc.astype(np.int32), vc, exp_table)  # k of a stream without a window
-    assert not fused.simd_fits(kc[:, :, :80], vc[:, :, :80], exp_table)  # not whole blocks of slots
-    assert not fused.simd_fits(kc[..., :48], vc[..., :48], exp_table)  # a head size they are not built for
+    assert not fused.simd_fits(kc[:, :, :5], vc[:, :, :80], exp_table)  # not whole blocks of slots
+    assert not fused.simd_fits(kc, vc[..., :48], exp_table)  # a head size they are not built for
     assert not fused.simd_fits(kc, vc, exp_table * 2)  # weights past 2**20
 
 
