@@ -678,20 +678,21 @@ class DecodeState:
                 g, d, nkv = e.nh // e.nkv, e.hd, e.nkv
                 q = torch.empty((n, nkv, g, d), dtype=torch.float64)
                 o = torch.empty((n, e.nh * d), dtype=torch.long)
+                exp = e.exp_np if e.exp32 is None else e.exp32  # int32 entries: one gather of 16 (simd.py)
                 if self._one_call():
                     h = np.empty((n, e.cfg["intermediate"]), np.int64)
                     xn, qn, on = x.numpy(), q.numpy(), o.numpy()
                     for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k_np, self.v_np, self.kn_np):
                         layerstep.layer(xn, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows,
                                         pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, kn, e.k_limit, e.score_shift,
-                                        e.exp_np, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
+                                        exp, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
                     np.add.at(self.pos, rows, 1)
                     return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):
                     fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
                                      self.k_np[i], self.v_np[i], self.kn_np[i], e.k_limit)
                     fz.attend_rows(q.numpy(), self.k_np[i], self.v_np[i], self.kn_np[i], rows, end, e.score_shift,
-                                   e.exp_np, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit,
+                                   exp, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit,
                                    self.slot_pos)
                     e._rest_fused(lay, x, o)
                 np.add.at(self.pos, rows, 1)

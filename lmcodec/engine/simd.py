@@ -223,7 +223,7 @@ def _qk_codegen(parts: int, rows: int, ahead: int = 0):
         qa, ka, sa = _arrays(context, builder, signature, args, (0, 1, 4))
         kb, sh = args[2], args[3]
         kbase = builder.add(builder.ptrtoint(ka.data, _i64), builder.mul(kb, builder.extract_value(ka.strides, 0)))
-        qbase, qrow = builder.ptrtoint(qa.data, _i64), builder.extract_value(qa.strides, 0)
+        qbase = builder.ptrtoint(qa.data, _i64)
         vt = _vec(_i16, 2 * QK_KEYS)
 
         def emit(hd: int) -> None:
@@ -237,9 +237,10 @@ def _qk_codegen(parts: int, rows: int, ahead: int = 0):
                 addr = builder.add(kbase, ir.Constant(_i64, p * 4 * QK_KEYS))
                 return builder.load(builder.inttoptr(addr, vt.as_pointer()), align=2)
 
-            def weights(c: int, p: int) -> ir.Value:
-                return builder.add(builder.add(qbase, builder.mul(qrow, ir.Constant(_i64, c))),
-                                   ir.Constant(_i64, 4 * p))
+            def weights(c: int, p: int) -> ir.Value:  # qv C-contiguous: one base register, constant offsets (a
+                # register per row, taken from qv's strides, spilled the rows' pointers: 0.69 multiply-adds a cycle
+                # against 0.94, measured with the operands in L1)
+                return builder.add(qbase, ir.Constant(_i64, 2 * hd * c + 4 * p))
 
             sums = _block_sums(builder, operand, weights, level, parts * rows)
             v64 = _vec(_i64, QK_KEYS)
@@ -265,7 +266,7 @@ def qk_rows(typingctx, qv, kt, kb, shift, s):
     query rows r (the woven layout, fused.weave: kt[b, p, 2 l + e] = k[16 b + l, 2 p + e]).
 
     kt (blocks, d/2, 32) int16 C-contiguous, d one of HEAD_DIMS (code for each is built; the caller checks);
-    qv (24, d) int16 with rows contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
+    qv (24, d) int16 C-contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
     q & 255; s (12, keys) int64, rows contiguous. Every int32 partial sum is below d * 256 * 32767 <= 2**30."""
     return types.void(qv, kt, kb, shift, s), _qk_codegen(2, SPAN_QUERIES)
 
@@ -273,7 +274,7 @@ def qk_rows(typingctx, qv, kt, kb, shift, s):
 @intrinsic
 def qk_rows_fit(typingctx, qv, kt, kb, shift, s):
     """qk_rows for query rows that fit int16 as they are: s[r, 16 kb + l] = (sum_j qv[r, j] k[16 kb + l, j])
-    >> shift, half the multiply-adds. qv (12, d) int16 (|q| <= 32767). The int32 sums wrap modulo 2**32, so
+    >> shift, half the multiply-adds. qv (12, d) int16 C-contiguous (|q| <= 32767). The int32 sums wrap modulo 2**32, so
     they are the exact scores only where every |q_r . k_u| < 2**31: the caller makes sure, by Cauchy-Schwarz
     (|q . k| <= |q| |k|, fused.FIT_NORMS)."""
     return types.void(qv, kt, kb, shift, s), _qk_codegen(1, SPAN_QUERIES)
@@ -282,13 +283,13 @@ def qk_rows_fit(typingctx, qv, kt, kb, shift, s):
 @intrinsic
 def qk_step(typingctx, qv, kt, kb, shift, s):
     """qk_rows for the 3 queries of one KV head at a decoding step: qv (6, d), the high parts then the low
-    parts; s (3, keys)."""
+    parts (C-contiguous); s (3, keys)."""
     return types.void(qv, kt, kb, shift, s), _qk_codegen(2, QUERIES, STEP_AHEAD)
 
 
 @intrinsic
 def qk_step_fit(typingctx, qv, kt, kb, shift, s):
-    """qk_rows_fit for the 3 queries of one KV head at a decoding step: qv (3, d), s (3, keys)."""
+    """qk_rows_fit for the 3 queries of one KV head at a decoding step: qv (3, d) C-contiguous, s (3, keys)."""
     return types.void(qv, kt, kb, shift, s), _qk_codegen(1, QUERIES, STEP_AHEAD)
 
 
@@ -335,7 +336,7 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
 
 
 def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.Value, seen: ir.Value,
-                     table_bits: int) -> ir.Value:
+                     table_bits: int, level: str) -> ir.Value:
     """The softmax weights of keys u0 .. u0 + 15 for one query whose keys in view are the lanes of `seen`
     (<16 x i1>): w = table[min(m - s[u], last)], one vector gather (the lanes not seen are not read, and are 0),
     stored as hi = w >> 10 and lo = w & 1023; returns their sum (i64). table: int32 or int64 entries."""
@@ -353,16 +354,25 @@ def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.
     diff = builder.sub(_splat(builder, m, n), sv)
     lastv = _splat(builder, last, n)
     idx = builder.select(builder.icmp_signed("<", diff, lastv), diff, lastv)
-    pv = ir.VectorType(tt.as_pointer(), n)
-    log2_bytes = {32: 2, 64: 3}[table_bits]  # an entry's byte offset is idx << log2_bytes
-    ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
-                                        builder.shl(idx, ir.Constant(v64, [log2_bytes] * n))), pv)
-    name = f"llvm.masked.gather.v16i{table_bits}.v16p0i{table_bits}"
     mask_t = ir.VectorType(ir.IntType(1), n)
-    fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vt, [pv, _i32, mask_t, vt]),
-                                                          name)
-    w = builder.call(fn, [ptrs, ir.Constant(_i32, table_bits // 8), seen, ir.Constant(vt, None)])
-    w = w if table_bits == 32 else builder.trunc(w, v32)  # entries <= W_MAX
+    if level == "avx512" and table_bits == 32:  # 32-bit indices: 16 lanes one instruction (LLVM's generic
+        # gather of 64-bit addresses takes two: the full pass's attention took 1.85 s against 1.79 over 8 KiB)
+        name = "llvm.x86.avx512.mask.gather.dpi.512"
+        i8p = ir.IntType(8).as_pointer()
+        fn = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(v32, [v32, i8p, v32, mask_t, _i32]), name)
+        w = builder.call(fn, [ir.Constant(v32, None), builder.bitcast(ta.data, i8p), builder.trunc(idx, v32), seen,
+                              ir.Constant(_i32, 4)])
+    else:
+        pv = ir.VectorType(tt.as_pointer(), n)
+        log2_bytes = {32: 2, 64: 3}[table_bits]  # an entry's byte offset is idx << log2_bytes
+        ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
+                                            builder.shl(idx, ir.Constant(v64, [log2_bytes] * n))), pv)
+        name = f"llvm.masked.gather.v16i{table_bits}.v16p0i{table_bits}"
+        fn = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(vt, [pv, _i32, mask_t, vt]), name)
+        w = builder.call(fn, [ptrs, ir.Constant(_i32, table_bits // 8), seen, ir.Constant(vt, None)])
+        w = w if table_bits == 32 else builder.trunc(w, v32)  # entries <= W_MAX
     builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16), at(ha, 2, v16), align=2)
     builder.store(builder.trunc(builder.and_(w, ir.Constant(v32, [(1 << W_LOW_BITS) - 1] * n)), v16),
                   at(la, 2, v16), align=2)
@@ -375,7 +385,7 @@ def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.
 def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
     """The softmax weights of keys u0 .. u0 + 15 (spec §5 step 4) for one query: w_u = table[min(m - s[u],
     last)] for the keys it sees, u < sinks or k0 <= u < k1, and 0 for the other lanes, stored as hi[u] = w >> 10
-    and lo[u] = w & 1023 (the parts av_rows and av_step take); returns the sum of the 16 weights. s (keys,)
+    and lo[u] = w & 1023 (the parts av_rows and av_block take); returns the sum of the 16 weights. s (keys,)
     int64 scores, m >= every s[u] seen; table (E,) int32 or int64 with values <= W_MAX; hi, lo (keys,) int16
     with room for the 16. The lookups are one vector gather (lanes not seen are not read)."""
     def codegen(context, builder, signature, args):
@@ -386,7 +396,7 @@ def weights16(typingctx, s, u0, sinks, k0, k1, m, table, hi, lo):
         seen = builder.or_(builder.icmp_signed("<", u, _splat(builder, sinks, QK_KEYS)),
                            builder.and_(builder.icmp_signed(">=", u, _splat(builder, k0, QK_KEYS)),
                                         builder.icmp_signed("<", u, _splat(builder, k1, QK_KEYS))))
-        return _softmax_weights(builder, sa, ta, ha, la, u0, m, seen, signature.args[6].dtype.bitwidth)
+        return _softmax_weights(builder, sa, ta, ha, la, u0, m, seen, signature.args[6].dtype.bitwidth, isa())
 
     return types.int64(s, u0, sinks, k0, k1, m, table, hi, lo), codegen
 
@@ -402,6 +412,6 @@ def weights16_seen(typingctx, s, u0, seen, m, table, hi, lo):
         addr = builder.add(builder.ptrtoint(va.data, _i64), u0)
         flags = builder.load(builder.inttoptr(addr, v8.as_pointer()), align=1)
         mask = builder.icmp_unsigned("!=", flags, ir.Constant(v8, None))
-        return _softmax_weights(builder, sa, ta, ha, la, u0, m, mask, signature.args[4].dtype.bitwidth)
+        return _softmax_weights(builder, sa, ta, ha, la, u0, m, mask, signature.args[4].dtype.bitwidth, isa())
 
     return types.int64(s, u0, seen, m, table, hi, lo), codegen

@@ -27,5 +27,8 @@ def test_an_edit_in_any_source_changes_the_folder(tmp_path, monkeypatch):
     before = jit.sources_digest()
     assert before == jit.sources_digest()
     simd = copy / "engine" / "simd.py"
-    simd.write_text(simd.read_text().replace("PREFETCH_KEYS = 128", "PREFETCH_KEYS = 64"))
+    text = simd.read_text()
+    edited = text.replace("STEP_AHEAD = 8", "STEP_AHEAD = 4")
+    assert edited != text
+    simd.write_text(edited)
     assert jit.sources_digest() != before
