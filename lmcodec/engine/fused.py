@@ -383,9 +383,10 @@ if available:
         """Attention steps 3-5 for new positions (decoding), reading each row's cache once per entry.
 
         q (B, nkv, g, d) float64; kc (rows, nkv, ...) the integer keys of cap slots in the woven layout
-        (woven_shapes), vc (rows, nkv, cap, d) the values; entry i is at position pos[i] of cache row crow[i]; it attends to those of slots 0 ..
-        ends[i]-1 whose position spos[row, u] it sees (spec §5: u <= p, and with a window win > 0 a sink position or one of the latest win - sink; the sums and the
-        maximum do not depend on the order); sink keys are in slots 0 .. sink-1; o (B, nh*d) int64. Dot
+        (woven_shapes), vc (rows, nkv, cap, d) the values; entry i is at position pos[i] of cache row crow[i];
+        it attends to those of slots 0 .. ends[i]-1 whose position spos[row, u] it sees (spec §5: u <= p, and
+        with a window win > 0 a sink position or one of the latest win - sink; the sums and the maximum do not
+        depend on the order); sink keys are in slots 0 .. sink-1; o (B, nh*d) int64. Dot
         products and weighted sums in binary64 are exact: every partial sum is an integer below 2**53
         (|S| < 2**37, sum w |v| < 2**35 end, spec §5).
         """

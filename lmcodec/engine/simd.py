@@ -158,10 +158,10 @@ def prefetch(builder: ir.IRBuilder, addr: ir.Value, nbytes: int) -> None:
 def av_block(typingctx, wv, vc, u0, acc):
     """acc[c, j] += sum_r (1024 wv[c, u] + wv[c + 3, u]) vc[u, j] over u = u0 + r, r < 32, for the 3 queries c.
 
-    d = vc.shape[1], one of HEAD_DIMS (code for each is built; the caller checks). wv (6, keys) int16: each query's weights split into
-    w >> 10 and w & 1023 (w <= 2**20, so both <= 1024);
-    vc (keys, d) int16 (|v| <= 32767), rows contiguous; acc (3, d) int64 contiguous. Keys go in pairs (the
-    multiply-add's two lanes): a pair's sum is below 2 * 1024 * 32767 < 2**26, 16 pairs below 2**30.
+    d = vc.shape[1], one of HEAD_DIMS (code for each is built; the caller checks). wv (6, keys) int16: each
+    query's weights split into w >> 10 and w & 1023 (w <= 2**20, so both <= 1024); vc (keys, d) int16
+    (|v| <= 32767), rows contiguous; acc (3, d) int64 contiguous. Keys go in pairs (the multiply-add's two
+    lanes): a pair's sum is below 2 * 1024 * 32767 < 2**26, 16 pairs below 2**30.
     """
     return types.void(wv, vc, u0, acc), _codegen(_weights)
 
@@ -228,8 +228,8 @@ def _qk_codegen(parts: int, rows: int, ahead: int = 0):
 
         def emit(hd: int) -> None:
             if ahead:
-                prefetch(builder, builder.add(kbase, builder.mul(ir.Constant(_i64, ahead),
-                                                                 builder.extract_value(ka.strides, 0))), 2 * hd * QK_KEYS)
+                block = builder.extract_value(ka.strides, 0)
+                prefetch(builder, builder.add(kbase, builder.mul(ir.Constant(_i64, ahead), block)), 2 * hd * QK_KEYS)
 
             def operand(p: int):
                 if p == hd // 2:
