@@ -19,34 +19,23 @@ from lmcodec.engine import fused, simd
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@numba.njit
-def _step_scores(qv, kt, shift, s):
-    for kb in range(kt.shape[0]):
-        simd.qk_step(qv, kt, kb, shift, s)
+def _over_key_blocks(block):
+    """A compiled loop of one of simd's score blocks (qk_rows and its kin) over every key block of kt."""
+    @numba.njit
+    def scores(qv, kt, shift, s):
+        for kb in range(kt.shape[0]):
+            block(qv, kt, kb, shift, s)
+    return scores
 
 
-@numba.njit
-def _step_scores_fit(qv, kt, shift, s):
-    for kb in range(kt.shape[0]):
-        simd.qk_step_fit(qv, kt, kb, shift, s)
+_step_scores, _step_scores_fit = _over_key_blocks(simd.qk_step), _over_key_blocks(simd.qk_step_fit)
+_row_scores, _row_scores_fit = _over_key_blocks(simd.qk_rows), _over_key_blocks(simd.qk_rows_fit)
 
 
 @numba.njit
 def _weighted(wv, vc, acc):
     for u0 in range(0, vc.shape[0], simd.AV_KEYS):
         simd.av_block(wv, vc, u0, acc)
-
-
-@numba.njit
-def _row_scores(qv, kt, shift, s):
-    for kb in range(kt.shape[0]):
-        simd.qk_rows(qv, kt, kb, shift, s)
-
-
-@numba.njit
-def _row_scores_fit(qv, kt, shift, s):
-    for kb in range(kt.shape[0]):
-        simd.qk_rows_fit(qv, kt, kb, shift, s)
 
 
 @numba.njit
