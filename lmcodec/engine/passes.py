@@ -133,7 +133,8 @@ class Engine:
         if self.fused:
             self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
             self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
-            # the full pass's SIMD attention looks the weights up in 32 bits (simd.weights16), where they fit
+            # the SIMD attention of both passes looks the weights up in 32 bits (simd.weights16, weights16_seen),
+            # where they fit: one gather of 16 on AVX-512
             span = self.exp_np.min() >= 0 and self.exp_np.max() <= fz.simd.W_MAX and self.hd in fz.simd.HEAD_DIMS
             self.exp32 = self.exp_np.astype(np.int32) if span else None
         # per layer, layerstep.layer's (kernels, epilogues) of (qkv, o, gate_up, down): engine 2 on CPU

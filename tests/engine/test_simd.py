@@ -97,10 +97,10 @@ def row_blocks_digest(rng, h, d: int) -> None:
 def woven_keys(kc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A decoder's keys (rows, nkv, slots, d) as it keeps them: woven (fused.woven_shapes), and each slot's |k|**2."""
     rows, nkv, n, d = kc.shape
-    kt = np.zeros((rows, nkv) + fused.woven_shapes(n, d)[0], np.int16)
-    for r in range(rows):
-        fused.weave(kc[r], kc[r], kt[r], np.zeros((nkv,) + fused.woven_shapes(n, d)[1], np.int16),
-                    np.zeros((nkv, n // 16)))
+    ks, vs = fused.woven_shapes(n, d)
+    kt = np.zeros((rows, nkv) + ks, np.int16)
+    for r in range(rows):  # weave's woven values and block norms are not what a decoder keeps: left aside
+        fused.weave(kc[r], kc[r], kt[r], np.zeros((nkv,) + vs, np.int16), np.zeros((nkv, ks[0])))
     return kt, (kc.astype(np.float64) ** 2).sum(-1)
 
 
@@ -190,7 +190,7 @@ def full_pass_digest(use_simd: bool) -> str:
         t, nkv = 150, vc.shape[1]
         rng = np.random.default_rng(seed)
         k, v = rng.integers(-32767, 32768, (nkv, t, d)).astype(np.int16), vc[0, :, :64].repeat(3, axis=1)[:, :t]
-        q = np.random.default_rng(seed).integers(-46400, 46401, (nkv, g, t, d)).astype(np.float64)
+        q = rng.integers(-46400, 46401, (nkv, g, t, d)).astype(np.float64)
         if small:
             q, k = np.floor(q / 64), k // 8
             k[:, 100:104] = 32767  # a block whose norm leaves it to qk_rows: position 120's scores
