@@ -246,10 +246,10 @@ if available:
                     vo[b, h, k_off + t, j] = y[(nh + nkv + h) * d + j]
 
     @jit
-    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim):
+    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, norms, klim):
         """_qkv_row for one new position of each row i (decoding): row i of the batch is row crow[i] of the
         caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k to ko (rows, nkv, ...: woven_shapes)
-        and v to vo (rows, nkv, slots, d) at slot[i], and |k|**2 to kn (rows, nkv, slots) float64."""
+        and v to vo (rows, nkv, slots, d) at slot[i], and |k|**2 to norms (B, nkv) float64 (for _keep_norms)."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[3]
         nh = nkv * g
         buf = np.empty((nh + 2 * nkv) * d, np.int64)
@@ -260,9 +260,19 @@ if available:
                 for j in range(d):
                     qo[i, h // g, h % g, j] = y[h * d + j]
             for h in range(nkv):
-                kn[b, h, u] = _weave_key(ko[b, h], u, y[(nh + h) * d: (nh + h + 1) * d])
+                norms[i, h] = _weave_key(ko[b, h], u, y[(nh + h) * d: (nh + h + 1) * d])
                 for j in range(d):
                     vo[b, h, u, j] = y[(nh + nkv + h) * d + j]
+
+    @jit
+    def _keep_norms(kn, crow, slot, norms):
+        """kn (rows, nkv, slots / simd.QK_KEYS) float64 keeps for each block of a decoder's key slots the largest
+        |k|**2 written to it, a bound on its keys' norms (as weave's kn): the new keys' norms (B, nkv), row i's at
+        slot[i] of cache row crow[i], taken in. One thread: entries of one row may share a block."""
+        for i in range(norms.shape[0]):
+            kb = slot[i] // simd.QK_KEYS
+            for h in range(norms.shape[1]):
+                kn[crow[i], h, kb] = max(kn[crow[i], h, kb], norms[i, h])
 
     @jit
     def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, band, win, sink):
@@ -456,7 +466,7 @@ if available:
     @jit
     def _attend_rows_simd(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
         """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's step blocks, with kn (rows,
-        nkv, cap) float64 each slot's |k|**2: every slot below ends[i], rounded up to a whole block of
+        nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys: every slot below ends[i], rounded up to a whole block of
         simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the slots an entry does not see get
         weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where the queries fit int16 and the
         norms bound every score of the block below 2**31, as in _attend_span, else q' split into q' >> 8 and
@@ -499,10 +509,7 @@ if available:
                             norm += np.float64(x) * np.float64(x)
                         qnorm = max(qnorm, norm)
                     for kb in range(nk // simd.QK_KEYS):
-                        kmax = 0.0
-                        for u in range(kb * simd.QK_KEYS, (kb + 1) * simd.QK_KEYS):
-                            kmax = max(kmax, norms[u])
-                        if fits and qnorm * kmax < FIT_NORMS:
+                        if fits and qnorm * norms[kb] < FIT_NORMS:
                             simd.qk_step_fit(qf, kr, kb, shift, s)
                         else:
                             simd.qk_step(qv, kr, kb, shift, s)
@@ -703,9 +710,11 @@ if available:
 
     def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim) -> None:
         ah, al = acc
+        norms = np.empty(qo.shape[:2])
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope_rows(ah[a:b], al[a:b], f[a:b], lin, crow[a:b],
                                                                      pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo,
-                                                                     kn, klim))
+                                                                     norms[a:b], klim))
+        _keep_norms(kn, crow, slot, norms)
 
     def tables(acc, f, lin, exp_table, total, out) -> None:
         ah, al = acc

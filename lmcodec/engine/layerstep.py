@@ -35,7 +35,9 @@ if available:
         fused.attend_rows (int16 caches) and fused.gate_up take them; o (M, H) and h (M, I) are scratch."""
         f = np.zeros(x.shape[0], np.int64)  # engine 2's epilogues take the kernel's outputs as they are
         y = _linear(x, RMS_NORM, eps, lins[0])
-        fused._qkv_rope_rows(y, y[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, kn, klim)
+        norms = np.empty(q.shape[:2])
+        fused._qkv_rope_rows(y, y[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, norms, klim)
+        fused._keep_norms(kn, crow, slot, norms)
         fused._attend_rows_simd(q, kc, vc, kn, crow, end, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos)
         y = _linear(o, v_bits, eps, lins[1])
         fused._add_residual(y, y[:0], f, epilogues[1], x)

@@ -561,7 +561,7 @@ class DecodeState:
         self.v_np: list[np.ndarray] = []
         self.k_all: torch.Tensor | None = None
         self.v_all: torch.Tensor | None = None
-        self.kn_all: torch.Tensor | None = None  # engine 2 on the CPU: each slot's |k|**2, for the SIMD blocks
+        self.kn_all: torch.Tensor | None = None  # engine 2 on the CPU: a bound on each key block's |k|**2
         self.kn_np: list[np.ndarray] = []
         self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
         self.cap = 0
@@ -578,9 +578,9 @@ class DecodeState:
         """
         e = self.e
         kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
-        if e.fused:  # keys in the woven layout of the SIMD attention blocks, with their squared norms
-            caches = (("k_all", kt, fz.woven_shapes(cap, e.hd)[0]), ("v_all", torch.int16, (cap, e.hd)),
-                      ("kn_all", torch.float64, (cap,)))
+        if e.fused:  # keys in the woven layout of the SIMD attention blocks, a squared norm for each block of them
+            woven = fz.woven_shapes(cap, e.hd)[0]
+            caches = (("k_all", kt, woven), ("v_all", torch.int16, (cap, e.hd)), ("kn_all", torch.float64, woven[:1]))
         else:
             caches = (("k_all", torch.float64, (cap, e.hd)), ("v_all", torch.float64, (cap, e.hd)))
         self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # drop the views, so that each old

@@ -29,9 +29,10 @@ def parse_size(text: str) -> int:
 
 def kv_bytes_per_slot(n_layers: int, n_kv_heads: int, head_dim: int, fused: bool = True, k_bytes: int = 2) -> int:
     """Bytes of one cache slot (one position) over all layers: k (int16 with a window, int32 without) + int16 v
-    and the key's float64 squared norm, float64 k and v on the torch path."""
+    and a share of its key block's float64 squared norm (8 bytes a block of 16 slots: 1 counted), float64 k and
+    v on the torch path."""
     if fused:
-        return n_layers * n_kv_heads * (head_dim * (k_bytes + 2) + 8)
+        return n_layers * n_kv_heads * (head_dim * (k_bytes + 2) + 1)
     return n_layers * n_kv_heads * head_dim * 16
 
 

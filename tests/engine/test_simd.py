@@ -95,13 +95,14 @@ def row_blocks_digest(rng, h, d: int) -> None:
 
 
 def woven_keys(kc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A decoder's keys (rows, nkv, slots, d) as it keeps them: woven (fused.woven_shapes), and each slot's |k|**2."""
+    """A decoder's keys (rows, nkv, slots, d) as it keeps them: woven (fused.woven_shapes), and each block's
+    largest |k|**2."""
     rows, nkv, n, d = kc.shape
     ks, vs = fused.woven_shapes(n, d)
-    kt = np.zeros((rows, nkv) + ks, np.int16)
-    for r in range(rows):  # weave's woven values and block norms are not what a decoder keeps: left aside
-        fused.weave(kc[r], kc[r], kt[r], np.zeros((nkv,) + vs, np.int16), np.zeros((nkv, ks[0])))
-    return kt, (kc.astype(np.float64) ** 2).sum(-1)
+    kt, kn = np.zeros((rows, nkv) + ks, np.int16), np.zeros((rows, nkv, ks[0]))
+    for r in range(rows):  # weave's woven values are not what a decoder keeps: left aside
+        fused.weave(kc[r], kc[r], kt[r], np.zeros((nkv,) + vs, np.int16), kn[r])
+    return kt, kn
 
 
 def blocks_digest(seed: int = 0) -> str:
