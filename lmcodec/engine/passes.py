@@ -619,6 +619,20 @@ class DecodeState:
         self.slot_pos = self.slot_pos[rows]
         self._views()
 
+    def take(self, rows: list[int]) -> "DecodeState":
+        """A new state of these rows (renumbered in this order), their caches copied; this one is unchanged."""
+        other = DecodeState.__new__(DecodeState)
+        other.e, other.cap, other._simd = self.e, self.cap, self._simd
+        idx = torch.tensor(rows, device=self.e.device)
+        other.k_all = self.k_all.index_select(1, idx)
+        other.v_all = self.v_all.index_select(1, idx)
+        other.kn_all = None if self.kn_all is None else self.kn_all.index_select(1, idx)
+        other.kn_np = []
+        other.pos = self.pos[rows]
+        other.slot_pos = self.slot_pos[rows]
+        other._views()
+        return other
+
     def rewind(self, rows: np.ndarray, pos: np.ndarray) -> None:
         """Take back positions: row rows[i] has fed pos[i] positions again (at most SPEC_SLOTS fewer than now);
         its later positions are fed anew by the next steps."""

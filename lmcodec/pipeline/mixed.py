@@ -7,6 +7,7 @@ frame at its own pace (a frame in a run of repeats or raw bytes needs no model s
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,8 @@ import lmz
 
 from ..coding import mixer as mx
 from ..coding import rangecoder
-from ..engine import SPEC_SLOTS, Engine
+from ..engine import SPEC_SLOTS, DecodeState, Engine
+from ..engine import threads as th
 from .tokens import ByteTokenizer
 
 
@@ -68,79 +70,214 @@ class _FrameCoder:
         return bytes(self.out[: rangecoder.finish(self.enc, self.out)])
 
 
+class _Frame:
+    """One lm frame being decoded: its online models, range decoder, the model's table for its next symbol, and
+    the guesses fed to the model after that symbol (each with its table)."""
+
+    def __init__(self, index: int, frame: lmz.Frame) -> None:
+        self.index, self.frame = index, frame
+        self.st = mx.new_frame(frame.raw_length)
+        self.payload = np.frombuffer(frame.payload, dtype=np.uint8)
+        self.dec = rangecoder.decoder_state()
+        rangecoder.start(self.dec, self.payload)
+        self.current: np.ndarray | None = None
+        self.ahead: list[tuple[int, np.ndarray]] = []
+
+    def content(self, tokenizer: ByteTokenizer) -> bytes | lmz.LmzError:
+        """The decoded bytes (not yet verified against the frame's checks), or the error that says they are not
+        the frame's length."""
+        raw = tokenizer.decode(self.st.hist[: self.st.sc[mx.S_T]].tolist())
+        return raw if len(raw) == self.frame.raw_length else lmz.ChecksumError(
+            f"{self.frame.where}: lm payload does not decode to {self.frame.raw_length} bytes")
+
+
+class _Group:
+    """Frames decoded side by side over one DecodeState, frame self.frames[r] in its row r; self.todo: the rows
+    whose frames await a model step (all but the complete ones)."""
+
+    def __init__(self, engine: Engine, frames: list[_Frame], state: DecodeState | None = None) -> None:
+        self.engine, self.frames = engine, frames
+        self.state = state
+        self.todo = list(range(len(frames))) if state is not None else []
+        self.seconds = {"engine": 0.0, "coding": 0.0}
+        self.counts = {"steps": 0, "guessed": 0, "kept": 0}
+
+    def split(self) -> "_Group":
+        """A new group of the later half of the frames that await steps, with their rows of the caches; this one
+        keeps the others. Frames are independent, so where a frame decodes does not change its tables."""
+        half = len(self.todo) // 2
+        give, keep = self.todo[half:], self.todo[:half]
+        other = _Group(self.engine, [self.frames[r] for r in give], self.state.take(give))
+        self.state.keep(keep)
+        self.frames, self.todo = [self.frames[r] for r in keep], list(range(len(keep)))
+        return other
+
+    def run(self, tokenizer: ByteTokenizer, speculate: bool, report: Callable[["_Group"], None] | None = None,
+            offer: Callable[["_Group"], None] | None = None) -> None:
+        """Decode until every frame is complete. Between steps, report(self) (if given) sees the bytes decoded,
+        and offer(self) (if given) may split frames off (split()); it returns False when the decoding failed in
+        another group, and this one stops."""
+        e, frames = self.engine, self.frames
+        nv, lens = e.vocab_size, tokenizer.symbol_lengths
+        if self.state is None:  # a new group: every frame starts with the model's table after BOS
+            n = len(frames)
+            self.state = e.start(n)
+            t = time.perf_counter()
+            tables = self.state.step(torch.full((n,), e.bos_id, dtype=torch.long)).cpu().numpy()
+            self.seconds["engine"] += time.perf_counter() - t
+            for r, f in enumerate(frames):
+                f.current = tables[r]
+            self.todo = list(range(n))
+        guess = np.zeros(SPEC_SLOTS, dtype=np.int64)
+        while self.todo:
+            if offer is not None:
+                if not offer(self):
+                    return
+                frames = self.frames
+            t = time.perf_counter()
+            ent_rows, ent_toks, back_rows, back_pos = [], [], [], []
+            for i in self.todo:
+                f = frames[i]
+                st = f.st
+                while mx.decode_run(f.current, nv, f.payload, f.dec, lens, f.frame.raw_length, st):
+                    tok = int(st.hist[st.sc[mx.S_T] - 1])  # fed to the model: its table comes next
+                    if f.ahead and f.ahead[0][0] == tok:
+                        f.current = f.ahead.pop(0)[1]  # guessed right: that table is the one
+                        self.counts["kept"] += 1
+                        continue
+                    if f.ahead:  # guessed wrong: the positions from this one on are fed again
+                        back_rows.append(i)
+                        back_pos.append(int(self.state.pos[i]) - len(f.ahead))
+                        f.ahead = []
+                    k = mx.draft(st, nv, guess) if speculate else 0
+                    ent_rows += [i] * (1 + k)
+                    ent_toks += [tok] + guess[:k].tolist()
+                    break
+            if report is not None:
+                report(self)
+            self.seconds["coding"] += time.perf_counter() - t
+            if not ent_rows:
+                break
+            t = time.perf_counter()
+            if back_rows:
+                self.state.rewind(np.array(back_rows), np.array(back_pos))
+            tables = self.state.step(torch.tensor(ent_toks, dtype=torch.long), np.array(ent_rows)).cpu().numpy()
+            self.seconds["engine"] += time.perf_counter() - t
+            self.counts["steps"] += 1
+            self.todo = list(dict.fromkeys(ent_rows))
+            j = 0
+            for i in self.todo:
+                k = ent_rows.count(i) - 1
+                frames[i].current = tables[j]
+                frames[i].ahead = list(zip(ent_toks[j + 1: j + 1 + k], tables[j + 1: j + 1 + k]))
+                self.counts["guessed"] += k
+                j += 1 + k
+        self.todo, self.state = [], None  # the caches go now, not when the last group is done
+
+
+class _Board:
+    """Where the threads decoding groups side by side meet: a thread whose group is complete waits here, and a
+    group with two frames or more to go, offered between its steps, splits off half of them for it (else one
+    core would idle while the last group finishes its longest frames)."""
+
+    WAIT = 0.05  # seconds an idle thread sleeps between looks at the groups still running
+
+    def __init__(self, groups: list[_Group]) -> None:
+        self.cond = threading.Condition()
+        self.idle = 0
+        self.waiting: list[_Group] = []  # split off, not yet taken
+        self.running = set(groups)
+        self.failed = False
+
+    def offer(self, group: _Group) -> bool:
+        """_Group.run's offer: a thread waits, so the group splits; False once a group has failed."""
+        if self.idle > len(self.waiting) and len(group.todo) >= 2:  # the lock only when it may split
+            with self.cond:
+                if self.idle > len(self.waiting) and not self.failed:
+                    new = group.split()
+                    self.waiting.append(new)
+                    self.running.add(new)
+                    self.cond.notify_all()
+        return not self.failed
+
+    def next(self, done: _Group | None) -> _Group | None:
+        """The group a thread takes once `done` is complete (or failed: None): one split off for it, or None when
+        no running group can split any more."""
+        with self.cond:
+            self.running.discard(done)
+            if done is None:
+                self.failed = True
+            self.idle += 1
+            self.cond.notify_all()
+            try:
+                while not self.failed:
+                    if self.waiting:
+                        return self.waiting.pop()
+                    if not any(len(g.todo) >= 2 for g in self.running):
+                        return None
+                    self.cond.wait(self.WAIT)
+                return None
+            finally:
+                self.idle -= 1
+
+
 def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Frame],
                  seconds: dict[str, float], progress: Callable[[int], None] | None = None,
-                 speculate: bool = True, counts: dict[str, int] | None = None) -> list[bytes | lmz.LmzError]:
+                 speculate: bool = True, counts: dict[str, int] | None = None,
+                 groups: int = 1) -> list[bytes | lmz.LmzError]:
     """The content of lm frames decoded side by side (not yet verified against their checks); in place of a
     frame whose payload does not decode to its length, the error that says so (the others are still given).
+
+    With groups > 1 the frames decode in that many groups, each on a thread of the kernel pool (the caller's
+    th.scope gives their number), a thread whose group is complete taking over half of another's frames that
+    remain (_Board). Frames are independent, so the groups and their splits change no table.
 
     With speculate, a frame whose match model is following a repeat it trusts (mixer.draft) feeds the model the
     tokens the repeat goes on with, as guesses, in the same step as its next token: each right guess's table is
     then at hand without a step of its own. The tables are the same either way (the engine's passes agree on
     every position), so the output is too; only the number of steps changes (counts, if given, gets the model
-    steps, the guesses fed and the guesses kept added to "steps", "guessed" and "kept")."""
-    nv = engine.vocab_size
-    lens = tokenizer.symbol_lengths
-    n = len(frames)
-    states = [mx.new_frame(f.raw_length) for f in frames]
-    payloads = [np.frombuffer(f.payload, dtype=np.uint8) for f in frames]
-    decs = [rangecoder.decoder_state() for _ in frames]
-    for d, p in zip(decs, payloads):
-        rangecoder.start(d, p)
-    need = [f.raw_length for f in frames]
-    state = engine.start(n)
-    t = time.perf_counter()
-    tables = state.step(torch.full((n,), engine.bos_id, dtype=torch.long)).cpu().numpy()
-    seconds["engine"] += time.perf_counter() - t
-    current = [tables[i] for i in range(n)]  # each frame's model table for its next symbol
-    ahead: list[list[tuple[int, np.ndarray]]] = [[] for _ in frames]  # guesses fed, with their tables
-    guess = np.zeros(SPEC_SLOTS, dtype=np.int64)
-    steps = guessed = kept = 0
-    todo = list(range(n))
-    while todo:
-        t = time.perf_counter()
-        ent_rows, ent_toks, back_rows, back_pos = [], [], [], []
-        for i in todo:
-            st = states[i]
-            while mx.decode_run(current[i], nv, payloads[i], decs[i], lens, need[i], st):
-                tok = int(st.hist[st.sc[mx.S_T] - 1])  # fed to the model: its table comes next
-                if ahead[i] and ahead[i][0][0] == tok:
-                    current[i] = ahead[i].pop(0)[1]  # guessed right: that table is the one
-                    kept += 1
-                    continue
-                if ahead[i]:  # guessed wrong: the positions from this one on are fed again
-                    back_rows.append(i)
-                    back_pos.append(int(state.pos[i]) - len(ahead[i]))
-                    ahead[i] = []
-                k = mx.draft(st, nv, guess) if speculate else 0
-                ent_rows += [i] * (1 + k)
-                ent_toks += [tok] + guess[:k].tolist()
-                break
-        if progress is not None:
-            progress(sum(int(st.sc[mx.S_BYTES]) for st in states))
-        seconds["coding"] += time.perf_counter() - t
-        if not ent_rows:
-            break
-        t = time.perf_counter()
-        if back_rows:
-            state.rewind(np.array(back_rows), np.array(back_pos))
-        tables = state.step(torch.tensor(ent_toks, dtype=torch.long), np.array(ent_rows)).cpu().numpy()
-        seconds["engine"] += time.perf_counter() - t
-        steps += 1
-        todo = list(dict.fromkeys(ent_rows))
-        j = 0
-        for i in todo:
-            k = ent_rows.count(i) - 1
-            current[i] = tables[j]
-            ahead[i] = list(zip(ent_toks[j + 1: j + 1 + k], tables[j + 1: j + 1 + k]))
-            guessed += k
-            j += 1 + k
-    if counts is not None:
-        for key, v in (("steps", steps), ("guessed", guessed), ("kept", kept)):
-            counts[key] = counts.get(key, 0) + v
-    out: list[bytes | lmz.LmzError] = []
-    for f, st in zip(frames, states):
-        raw = tokenizer.decode(st.hist[: st.sc[mx.S_T]].tolist())
-        out.append(raw if len(raw) == f.raw_length else lmz.ChecksumError(
-            f"{f.where}: lm payload does not decode to {f.raw_length} bytes"))
-    return out
+    steps, the guesses fed and the guesses kept added to "steps", "guessed" and "kept").
+
+    progress, if given, is called after every step of a group with the bytes of these frames decoded so far."""
+    todo = [_Frame(i, f) for i, f in enumerate(frames)]
+    groups = max(1, min(groups, len(todo)))
+    cuts = [len(todo) * g // groups for g in range(groups + 1)]
+    parts = [_Group(engine, todo[cuts[g]: cuts[g + 1]]) for g in range(groups)]
+    done_bytes = np.zeros(len(todo), dtype=np.int64)
+    lock = threading.Lock()
+    reported = [0]
+
+    def report(group: _Group) -> None:
+        with lock:  # so that the total only grows
+            for f in group.frames:
+                done_bytes[f.index] = f.st.sc[mx.S_BYTES]
+            total = int(done_bytes.sum())
+            if total > reported[0]:
+                reported[0] = total
+                progress(total)
+
+    board = _Board(parts) if groups > 1 else None
+    ran: list[_Group] = []
+
+    def decode(g: int) -> None:
+        group: _Group | None = parts[g]
+        while group is not None:
+            with lock:
+                ran.append(group)
+            try:
+                group.run(tokenizer, speculate, report if progress is not None else None,
+                          board.offer if board is not None else None)
+            except BaseException:
+                if board is not None:
+                    board.next(None)
+                raise
+            group = board.next(group) if board is not None else None
+
+    th.parallel([lambda g=g: decode(g) for g in range(groups)])
+    for group in ran:
+        for k, v in group.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+        if counts is not None:
+            for k, v in group.counts.items():
+                counts[k] = counts.get(k, 0) + v
+    return [f.content(tokenizer) for f in todo]

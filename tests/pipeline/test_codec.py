@@ -226,6 +226,61 @@ def test_frames_decoded_in_groups_on_threads(tiny):
         assert seen == sorted(seen) and seen[-1] == sum(f.raw_length for f in frames)
 
 
+def test_frames_handed_between_groups(tiny, monkeypatch):
+    """A thread whose group is done takes over frames of another (mixed._Board): the frames move with their
+    caches, so the bytes are the same however often they move, and the measures and progress cover them all."""
+    data = english(2500)
+    blob = lmcodec.compress(data, model=tiny, chunk_size=256, batch_size=4)
+    header = lmz.read_index(io.BytesIO(blob)).streams[0].header
+    frames = lm_frames(blob)
+    splits = []
+    split = mixed._Group.split
+
+    def every_fifth_step(board, group):  # split whether or not a thread waits: the next one free takes it
+        if len(group.todo) >= 2 and group.counts["steps"] % 5 == 4:
+            with board.cond:
+                new = split(group)
+                board.waiting.append(new)
+                board.running.add(new)
+            splits.append(len(new.frames))
+        return True
+
+    for offer in (mixed._Board.offer, every_fifth_step):
+        monkeypatch.setattr(mixed._Board, "offer", offer)
+        codec = get_codec(tiny, chunk_size=256, threads=2)
+        codec.measures, seen = Measures(), []
+        try:
+            got = codec.decode(header, frames, seen.append, batch=len(frames))
+            steps = codec.measures.counts["steps"]
+        finally:
+            codec.measures = None
+        assert b"".join(got) == data
+        assert steps >= max(f.raw_length for f in frames) // 8
+        assert seen == sorted(seen) and seen[-1] == sum(f.raw_length for f in frames)
+    assert len(splits) >= 3
+
+
+def test_a_failing_group_stops_the_others(tiny, monkeypatch):
+    """An error in one group's thread comes out of decode, and the other groups stop at their next step."""
+    data = english(2500)
+    blob = lmcodec.compress(data, model=tiny, chunk_size=256, batch_size=4)
+    header = lmz.read_index(io.BytesIO(blob)).streams[0].header
+    frames = lm_frames(blob)
+    run, others = mixed._Group.run, []
+
+    def fails_first(group, *a, **k):
+        if group.frames[0].index == 0:
+            raise MemoryError("no room")
+        others.append(group)
+        return run(group, *a, **k)
+
+    monkeypatch.setattr(mixed._Group, "run", fails_first)
+    with pytest.raises(MemoryError):
+        get_codec(tiny, chunk_size=256, threads=2).decode(header, frames, batch=len(frames))
+    assert others and all(g.counts["steps"] <= 3 for g in others)  # stopped at one of its first offers
+    assert max(f.raw_length for f in frames) > 3 * 8  # where going on would have taken more steps
+
+
 def test_output_identical_in_another_process(tiny, tmp_path):
     data = english(2500)
     ref = lmcodec.compress(data, model=tiny, chunk_size=512, batch_size=4)
