@@ -466,9 +466,9 @@ if available:
     @jit
     def _attend_rows_simd(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
         """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's step blocks, with kn (rows,
-        nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys: every slot below ends[i], rounded up to a whole block of
-        simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the slots an entry does not see get
-        weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where the queries fit int16 and the
+        nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys: every slot below ends[i],
+        rounded up to a whole block of simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the
+        slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where the queries fit int16 and the
         norms bound every score of the block below 2**31, as in _attend_span, else q' split into q' >> 8 and
         q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and w & 1023, w <= 2**20), and o
         the round-half-up quotient of exact integers."""
