@@ -204,35 +204,40 @@ def test_output_independent_of_batch_and_threads(tiny, torch_threads_unchanged):
         assert lmcodec.decompress(ref, batch_size=batch, threads=threads) == data
 
 
-def test_frames_decoded_in_groups_on_threads(tiny):
-    """Frames decoded side by side go to the kernel threads in groups: the same bytes, the measures of every
-    group, and progress that only grows to the whole."""
+def _grouped_frames(tiny) -> tuple[bytes, lmz.StreamHeader, list[lmz.Frame]]:
+    """2,500 bytes of English in lm frames of 256 bytes: the data, its stream header and its frames."""
     data = english(2500)
     blob = lmcodec.compress(data, model=tiny, chunk_size=256, batch_size=4)
-    header = lmz.read_index(io.BytesIO(blob)).streams[0].header
-    frames = lm_frames(blob)
+    return data, lmz.read_index(io.BytesIO(blob)).streams[0].header, lm_frames(blob)
+
+
+def _decodes_whole(tiny, threads: int, data: bytes, header: lmz.StreamHeader, frames: list[lmz.Frame]) -> None:
+    """The frames decoded side by side on `threads` give the data, the measures of every group, and progress
+    that only grows to the whole."""
+    codec = get_codec(tiny, chunk_size=256, threads=threads)
+    codec.measures, seen = Measures(), []
+    try:
+        got = codec.decode(header, frames, seen.append, batch=len(frames))
+        steps = codec.measures.counts["steps"]
+    finally:
+        codec.measures = None
+    assert b"".join(got) == data
+    assert steps >= max(f.raw_length for f in frames) // 8  # every group's steps were added up
+    assert seen == sorted(seen) and seen[-1] == sum(f.raw_length for f in frames)
+
+
+def test_frames_decoded_in_groups_on_threads(tiny):
+    """Frames decoded side by side go to the kernel threads in groups, with the same bytes as on one thread."""
+    data, header, frames = _grouped_frames(tiny)
     assert len(frames) >= 6
-    want = [lmcodec.decompress(blob, threads=1)]
     for threads in (1, 2, 3):
-        codec = get_codec(tiny, chunk_size=256, threads=threads)
-        codec.measures, seen = Measures(), []
-        try:
-            got = codec.decode(header, frames, seen.append, batch=len(frames))
-            steps = codec.measures.counts["steps"]
-        finally:
-            codec.measures = None
-        assert b"".join(got) == want[0] == data
-        assert steps >= max(f.raw_length for f in frames) // 8  # every group's steps were added up
-        assert seen == sorted(seen) and seen[-1] == sum(f.raw_length for f in frames)
+        _decodes_whole(tiny, threads, data, header, frames)
 
 
 def test_frames_handed_between_groups(tiny, monkeypatch):
     """A thread whose group is done takes over frames of another (mixed._Board): the frames move with their
     caches, so the bytes are the same however often they move, and the measures and progress cover them all."""
-    data = english(2500)
-    blob = lmcodec.compress(data, model=tiny, chunk_size=256, batch_size=4)
-    header = lmz.read_index(io.BytesIO(blob)).streams[0].header
-    frames = lm_frames(blob)
+    data, header, frames = _grouped_frames(tiny)
     splits = []
     split = mixed._Group.split
 
@@ -247,25 +252,13 @@ def test_frames_handed_between_groups(tiny, monkeypatch):
 
     for offer in (mixed._Board.offer, every_fifth_step):
         monkeypatch.setattr(mixed._Board, "offer", offer)
-        codec = get_codec(tiny, chunk_size=256, threads=2)
-        codec.measures, seen = Measures(), []
-        try:
-            got = codec.decode(header, frames, seen.append, batch=len(frames))
-            steps = codec.measures.counts["steps"]
-        finally:
-            codec.measures = None
-        assert b"".join(got) == data
-        assert steps >= max(f.raw_length for f in frames) // 8
-        assert seen == sorted(seen) and seen[-1] == sum(f.raw_length for f in frames)
+        _decodes_whole(tiny, 2, data, header, frames)
     assert len(splits) >= 3
 
 
 def test_a_failing_group_stops_the_others(tiny, monkeypatch):
     """An error in one group's thread comes out of decode, and the other groups stop at their next step."""
-    data = english(2500)
-    blob = lmcodec.compress(data, model=tiny, chunk_size=256, batch_size=4)
-    header = lmz.read_index(io.BytesIO(blob)).streams[0].header
-    frames = lm_frames(blob)
+    _, header, frames = _grouped_frames(tiny)
     run, others = mixed._Group.run, []
 
     def fails_first(group, *a, **k):
