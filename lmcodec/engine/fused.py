@@ -468,10 +468,10 @@ if available:
         """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's step blocks, with kn (rows,
         nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys: every slot below ends[i],
         rounded up to a whole block of simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the
-        slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where the queries fit int16 and the
-        norms bound every score of the block below 2**31, as in _attend_span, else q' split into q' >> 8 and
-        q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and w & 1023, w <= 2**20), and o
-        the round-half-up quotient of exact integers."""
+        slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where
+        the queries fit int16 and the norms bound every score of the block below 2**31, as in _attend_span, else
+        q' split into q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and
+        w & 1023, w <= 2**20), and o the round-half-up quotient of exact integers."""
         nb, nkv, g, d = q.shape
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")

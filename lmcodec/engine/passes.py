@@ -580,7 +580,8 @@ class DecodeState:
         kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
         if e.fused:  # keys in the woven layout of the SIMD attention blocks, a squared norm for each block of them
             woven = fz.woven_shapes(cap, e.hd)[0]
-            caches = (("k_all", kt, woven), ("v_all", torch.int16, (cap, e.hd)), ("kn_all", torch.float64, woven[:1]))
+            caches = (("k_all", kt, woven), ("v_all", torch.int16, (cap, e.hd)),
+                      ("kn_all", torch.float64, woven[:1]))
         else:
             caches = (("k_all", torch.float64, (cap, e.hd)), ("v_all", torch.float64, (cap, e.hd)))
         self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # drop the views, so that each old
@@ -608,30 +609,26 @@ class DecodeState:
 
     def keep(self, rows: list[int]) -> None:
         """Drop finished rows from the batch (their caches go; the others are unchanged and renumbered)."""
-        idx = torch.tensor(rows, device=self.e.device)
         self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # as in _grow: one old block alive
         # at a time
-        self.k_all = self.k_all.index_select(1, idx)
-        self.v_all = self.v_all.index_select(1, idx)
-        if self.kn_all is not None:
-            self.kn_all = self.kn_all.index_select(1, idx)
-        self.pos = self.pos[rows]
-        self.slot_pos = self.slot_pos[rows]
-        self._views()
+        self._rows_into(self, rows)
 
     def take(self, rows: list[int]) -> "DecodeState":
         """A new state of these rows (renumbered in this order), their caches copied; this one is unchanged."""
         other = DecodeState.__new__(DecodeState)
-        other.e, other.cap, other._simd = self.e, self.cap, self._simd
-        idx = torch.tensor(rows, device=self.e.device)
-        other.k_all = self.k_all.index_select(1, idx)
-        other.v_all = self.v_all.index_select(1, idx)
-        other.kn_all = None if self.kn_all is None else self.kn_all.index_select(1, idx)
-        other.kn_np = []
-        other.pos = self.pos[rows]
-        other.slot_pos = self.slot_pos[rows]
-        other._views()
+        other.e, other.cap, other._simd, other.kn_np = self.e, self.cap, self._simd, []
+        self._rows_into(other, rows)
         return other
+
+    def _rows_into(self, state: "DecodeState", rows: list[int]) -> None:
+        """state's caches, positions and views: these rows of this state's, in this order."""
+        idx = torch.tensor(rows, device=self.e.device)
+        for name in ("k_all", "v_all", "kn_all"):
+            cache = getattr(self, name)
+            setattr(state, name, None if cache is None else cache.index_select(1, idx))
+        state.pos = self.pos[rows]
+        state.slot_pos = self.slot_pos[rows]
+        state._views()
 
     def rewind(self, rows: np.ndarray, pos: np.ndarray) -> None:
         """Take back positions: row rows[i] has fed pos[i] positions again (at most SPEC_SLOTS fewer than now);

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
-from numba.core import config
+from numba.core import config, errors
 from numba.extending import intrinsic
 
 QUERIES = 3  # queries per call: the query heads of one KV head are taken three at a time (SmolLM2 has 3)
@@ -214,6 +214,13 @@ def _block_sums(builder: ir.IRBuilder, operand, weights, level: str, rows: int) 
     return sums
 
 
+def _query_rows(qv) -> None:
+    """The score blocks address each query row at a constant offset from the first (a register per row spilled
+    them), so they take C-contiguous rows only: refused when compiling, anything else would read other rows."""
+    if not (isinstance(qv, types.Array) and qv.layout == "C"):
+        raise errors.TypingError(f"the query rows must be a C-contiguous array, not {qv}")
+
+
 def _qk_codegen(parts: int, rows: int, ahead: int = 0):
     """The code of qk_rows and its kin: `rows` query rows, each as its high and low parts (parts = 2) or as it
     is (parts = 1); with ahead > 0, the key block that many blocks on is prefetched."""
@@ -268,15 +275,17 @@ def qk_rows(typingctx, qv, kt, kb, shift, s):
     kt (blocks, d/2, 32) int16 C-contiguous, d one of HEAD_DIMS (code for each is built; the caller checks);
     qv (24, d) int16 C-contiguous: the rows' high parts q >> 8 (|.| <= 256), then their low parts
     q & 255; s (12, keys) int64, rows contiguous. Every int32 partial sum is below d * 256 * 32767 <= 2**30."""
+    _query_rows(qv)
     return types.void(qv, kt, kb, shift, s), _qk_codegen(2, SPAN_QUERIES)
 
 
 @intrinsic
 def qk_rows_fit(typingctx, qv, kt, kb, shift, s):
     """qk_rows for query rows that fit int16 as they are: s[r, 16 kb + l] = (sum_j qv[r, j] k[16 kb + l, j])
-    >> shift, half the multiply-adds. qv (12, d) int16 C-contiguous (|q| <= 32767). The int32 sums wrap modulo 2**32, so
-    they are the exact scores only where every |q_r . k_u| < 2**31: the caller makes sure, by Cauchy-Schwarz
-    (|q . k| <= |q| |k|, fused.FIT_NORMS)."""
+    >> shift, half the multiply-adds. qv (12, d) int16 C-contiguous (|q| <= 32767). The int32 sums wrap modulo
+    2**32, so they are the exact scores only where every |q_r . k_u| < 2**31: the caller makes sure, by
+    Cauchy-Schwarz (|q . k| <= |q| |k|, fused.FIT_NORMS)."""
+    _query_rows(qv)
     return types.void(qv, kt, kb, shift, s), _qk_codegen(1, SPAN_QUERIES)
 
 
@@ -284,12 +293,14 @@ def qk_rows_fit(typingctx, qv, kt, kb, shift, s):
 def qk_step(typingctx, qv, kt, kb, shift, s):
     """qk_rows for the 3 queries of one KV head at a decoding step: qv (6, d), the high parts then the low
     parts (C-contiguous); s (3, keys)."""
+    _query_rows(qv)
     return types.void(qv, kt, kb, shift, s), _qk_codegen(2, QUERIES, STEP_AHEAD)
 
 
 @intrinsic
 def qk_step_fit(typingctx, qv, kt, kb, shift, s):
     """qk_rows_fit for the 3 queries of one KV head at a decoding step: qv (3, d) C-contiguous, s (3, keys)."""
+    _query_rows(qv)
     return types.void(qv, kt, kb, shift, s), _qk_codegen(1, QUERIES, STEP_AHEAD)
 
 

@@ -32,6 +32,16 @@ _step_scores, _step_scores_fit = _over_key_blocks(simd.qk_step), _over_key_block
 _row_scores, _row_scores_fit = _over_key_blocks(simd.qk_rows), _over_key_blocks(simd.qk_rows_fit)
 
 
+def test_score_blocks_take_c_contiguous_query_rows_only():
+    """The score blocks read each query row at a constant offset from the first: rows strided otherwise are
+    refused when compiling, not read wrong."""
+    kt, s = np.zeros((1, 32, 32), np.int16), np.zeros((3, 16), np.int64)
+    with pytest.raises(numba.core.errors.TypingError, match="C-contiguous"):
+        _step_scores_fit(np.zeros((3, 128), np.int16)[:, :64], kt, 0, s)
+    _step_scores_fit(np.zeros((3, 64), np.int16), kt, 0, s)
+    assert not s.any()
+
+
 @numba.njit
 def _weighted(wv, vc, acc):
     for u0 in range(0, vc.shape[0], simd.AV_KEYS):
