@@ -6,10 +6,12 @@ Nothing here imports torch until a model is needed, so listing and stored/zstd-o
 from __future__ import annotations
 
 import builtins
+import gc
 import io
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import lmz
@@ -22,13 +24,31 @@ from .interrupts import held_signals
 from .settings import ModelSource, Settings, settings_for
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Around importing torch and numba and loading a model, the cycle collector paused: what they create lives
+    until the process ends, so its full passes over the growing heap find nothing (they cost ~0.3 s a start)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 _models: dict[str, Any] = {}  # the loaded model, by the name it was asked for and by its sha256
 _codecs: dict[tuple, Any] = {}
 
 
 def load_model(spec: Any = None, sha256: str | None = None, model_id: str = "") -> Any:
     """One loaded model at a time (a few hundred MB), reused across calls."""
-    with held_signals():  # numpy imports here
+    with _collector_paused():
+        return _load_model(spec, sha256, model_id)
+
+
+def _load_model(spec: Any, sha256: str | None, model_id: str) -> Any:
+    with held_signals():  # numpy imports here, and must not be interrupted half way
         from .. import models
 
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
@@ -49,17 +69,18 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
               device: str = "cpu", threads: int | None = None, window: int | None = None):
     """A Codec for these options, reused across calls (loading a model costs a few hundred ms). window: the
     attention window new streams are coded with (None: the default)."""
-    with held_signals():  # torch and numba import here, and must not be interrupted half way
-        from ..pipeline.codec import Codec
+    with _collector_paused():
+        with held_signals():  # torch and numba import here
+            from ..pipeline.codec import Codec
 
-    m = load_model(model)
-    window = window or DEFAULT_WINDOW
-    key = (m.sha256, chunk_size, batch_size, device, threads, window)
-    if key not in _codecs:
-        _codecs.clear()
-        _codecs[key] = Codec(m, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
-                             window=window)
-    return _codecs[key]
+        m = load_model(model)
+        window = window or DEFAULT_WINDOW
+        key = (m.sha256, chunk_size, batch_size, device, threads, window)
+        if key not in _codecs:
+            _codecs.clear()
+            _codecs[key] = Codec(m, chunk_size=chunk_size, batch_size=batch_size, device=device, threads=threads,
+                                 window=window)
+        return _codecs[key]
 
 
 def codec_for(settings: Settings):

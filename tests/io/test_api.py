@@ -2,6 +2,7 @@
 atomic writes to paths, and the errors for foreign models, corruption, truncation and garbage."""
 from __future__ import annotations
 
+import gc
 import io
 import os
 import random
@@ -354,6 +355,21 @@ def test_loaded_codec_refuses_a_stream_for_another_model(tiny, version):
     with pytest.raises(ModelError, match="01010101") as e:  # both names and hashes
         codec.decode(frames[0].header, frames)
     assert codec.model.sha256 in str(e.value) and codec.model.model_id in str(e.value)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loading_leaves_the_collector_as_it_was(tiny, tmp_path, enabled):
+    """Loading pauses the cycle collector (what it creates lives on): after, loaded or failed, it is as before."""
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        get_codec(tiny, chunk_size=2048 if enabled else 4096)  # a new codec each time
+        assert gc.isenabled() == enabled
+        with pytest.raises(ModelError):
+            get_codec(str(tmp_path / "missing.gguf"))
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_corrupted_lm_payload(tiny):
