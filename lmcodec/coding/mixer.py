@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..jit import jit
+from ..scan import SCAN, first_max
 from ..tables import TOTAL, TOTAL_BITS
 from . import rangecoder as rc
 
@@ -389,10 +390,7 @@ def predict(P, nv, st):
     model, changes none: update() learns."""
     stretch, squash = STRETCH_G, SQUASH_G
     cand, mass, x, pc, ws, orders = st.cand, st.mass, st.x, st.pc, st.ws, st.orders
-    top = 0  # the model's top choice: the first index with the largest frequency
-    for s in range(1, nv):
-        if P[s] > P[top]:
-            top = s
+    top = first_max(P, nv)  # the model's top choice
     cand[0] = top
     mpred = match_predict(st)
     n = _add_candidate(cand, 1, mpred) if mpred >= 0 else 1
@@ -442,8 +440,9 @@ def _raw_share(b, esc, raw, nraw):
 def _base_sum(P, nv, a, b, ratio, esc, raw, nraw):
     """Sum over symbols a .. b-1 (none of them a candidate) of their share of the rest, plus 1 each."""
     tot = b - a
-    for s in range(a, min(b, nv)):
-        tot += (P[s] * ratio) >> 32
+    model = P[a: max(a, min(b, nv))]  # a slice: the loop vectorizes (lmcodec.scan)
+    for i in range(model.shape[0]):
+        tot += (model[i] * ratio) >> 32
     for s in range(max(a, nv), b):
         tot += _raw_share(s - nv, esc, raw, nraw)
     return tot
@@ -514,7 +513,13 @@ def find(P, nv, value, n, ratio, esc, st):
     m = nv + RAW_SYMBOLS
     while s < m:
         nxt = cand[order[i]] if i < n else m
-        # the symbols before the next candidate, one model table entry at a time
+        # the symbols before the next candidate: whole blocks while the value lies past them, then one at a time
+        while s + SCAN <= nxt:
+            f = _base_sum(P, nv, s, s + SCAN, ratio, esc, raw, nraw)
+            if value < cum + f:
+                break
+            cum += f
+            s += SCAN
         while s < nxt:
             f = _base(P, nv, s, ratio, esc, raw, nraw)
             if value < cum + f:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import scan
 from ..jit import available, jit
 from . import threads
 
@@ -333,10 +334,7 @@ if available:
         scale = np.float64(total - v)
         for i in range(m):
             logits, y = _outputs(ah, al, i, f[i], lin, out[i]), out[i]  # logits: ah's row, or y itself
-            top = 0
-            for j in range(1, v):
-                if logits[j] > logits[top]:
-                    top = j
+            top = scan.first_max(logits, v)
             best = logits[top]
             zsum = np.int64(0)
             for j in range(v):
@@ -644,8 +642,9 @@ if available:
                     m = np.int64(-(1 << 62))
                     for u in range(sink if band > 0 else 0):
                         m = max(m, s[r, u])
-                    for u in range(band, p + 1):
-                        m = max(m, s[r, u])
+                    seen = s[r, band: p + 1]  # a slice, so that the loop runs from 0 and vectorizes
+                    for u in range(seen.shape[0]):
+                        m = max(m, seen[u])
                     zc = np.int64(0)
                     sinks = sink if band > 0 else 0
                     head = (sinks + simd.QK_KEYS - 1) // simd.QK_KEYS * simd.QK_KEYS  # the sinks' blocks

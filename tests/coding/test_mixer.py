@@ -7,6 +7,7 @@ import pytest
 
 from lmcodec.coding import mixer as mx
 from lmcodec.coding import rangecoder
+from lmcodec.scan import SCAN, first_max
 from lmcodec.tables import TOTAL
 
 NV = 300
@@ -100,6 +101,23 @@ def test_tables_are_valid_and_search_agrees():
             q, c, f = mx.find(P, NV, v, n, ratio, esc, st)
             assert cum[q] <= v < cum[q + 1] and (c, f) == (cum[q], F[q])
         mx.update(s, P, NV, n, st)
+
+
+def test_first_max_is_the_first_largest():
+    """The table scans' block search (the engine's top entry, the mixer's top candidate) against numpy's argmax
+    (the first index of the largest), over ties, block edges and a length short of the array."""
+    rng = np.random.default_rng(5)
+    cases = [np.zeros(1, np.int64), np.arange(3 * SCAN, dtype=np.int64), np.arange(3 * SCAN, dtype=np.int64)[::-1]]
+    for n in (SCAN - 1, SCAN, SCAN + 1, 5 * SCAN + 7):
+        x = rng.integers(0, 4, n).astype(np.int64)  # many ties
+        cases.append(x)
+        y = x.copy()
+        y[-1] = 9  # the largest in the last, short block
+        cases.append(y)
+    for x in cases:
+        assert first_max(x, len(x)) == int(np.argmax(x))
+        if len(x) > 2:
+            assert first_max(x, len(x) - 1) == int(np.argmax(x[:-1]))
 
 
 def test_compiled_equals_interpreted():
