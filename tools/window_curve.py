@@ -25,7 +25,9 @@ def step_ms(codec, window: int, ids: list[int], steps: int) -> float:
     import numpy as np
     import torch
 
-    e = codec.engine_for(window)
+    from lmcodec.coding import versions
+
+    e = codec.engine_for(window, versions.kv8_of(versions.CODER_VERSION))
     st = e.start(1)
     fill = 256  # positions fed per step while filling: timing only, so slot reuse within a step does not matter
     pos = 0

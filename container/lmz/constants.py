@@ -19,7 +19,7 @@ METHOD_NAMES = {METHOD_STORED: "stored", METHOD_ZSTD: "zstd", METHOD_LM: "lm"}
 CODER_NONE = 0
 CODER_LMCODEC = 1  # "lmcodec range coder", spec/coder.md
 # coder id -> coder versions this container accepts (whether an lm decoder can decode them is its business)
-SUPPORTED_CODERS: dict[int, frozenset[int]] = {CODER_NONE: frozenset({0}), CODER_LMCODEC: frozenset({1, 2})}
+SUPPORTED_CODERS: dict[int, frozenset[int]] = {CODER_NONE: frozenset({0}), CODER_LMCODEC: frozenset({1, 2, 3})}
 FLAGS_KNOWN = 0  # no flag bits are defined in versions 1 and 2
 
 MAX_MODEL_ID = 64  # bytes of UTF-8

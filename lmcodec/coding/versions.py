@@ -4,6 +4,9 @@ Coder 1 version 1: each lm frame codes the model's tokens with the bare model, f
 Coder 1 version 2: symbols (tokens and raw bytes) with the model's table mixed with online models per symbol
 (spec/mixer.md), and attention to the first SINK positions and the latest W - SINK; the header's coder
 parameters are W as a varint.
+Coder 1 version 3: version 2 with the model's keys and values rounded to 8-bit codes and a power-of-two scale
+each (spec/engine.md §5 step 2), so that a decoder's cache holds a byte per element: decoding reads half the
+memory a step. Same parameters.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from lmz import LmzError, varint
 CODER_ID = 1
 VERSION_PLAIN = 1
 VERSION_MIXED = 2
-CODER_VERSION = VERSION_MIXED  # what the writer writes
+VERSION_KV8 = 3
+VERSIONS = (VERSION_PLAIN, VERSION_MIXED, VERSION_KV8)
+CODER_VERSION = VERSION_KV8  # what the writer writes
 DEFAULT_WINDOW = 2048
 MAX_WINDOW = 1 << 16
 # Version 2's window keeps the first SINK positions in view: the model uses them as attention sinks, and without
@@ -23,6 +28,11 @@ SINK = 4
 
 def encode_params(window: int) -> bytes:
     return varint.encode(window)
+
+
+def kv8_of(version: int) -> bool:
+    """Whether a stream's engine rounds keys and values to 8-bit codes (spec/engine.md §5 step 2)."""
+    return version >= VERSION_KV8
 
 
 def window_of(version: int, params: bytes) -> int | None:
@@ -48,6 +58,7 @@ def describe(coder_id: int, version: int, params: bytes) -> str:
     if version == VERSION_PLAIN:
         return "the model alone, full attention"
     try:
-        return f"model mixed with online models, attention window {window_of(version, params):,} positions"
+        cache = ", 8-bit attention cache" if kv8_of(version) else ""
+        return f"model mixed with online models, attention window {window_of(version, params):,} positions{cache}"
     except ValueError as e:
         return str(e)

@@ -10,6 +10,8 @@ import threading
 
 import torch
 
+from .fused import KV_CODE_BITS, KV_CODE_MAX
+
 # Largest integer magnitude a float64 holds exactly, with every smaller integer also representable.
 F64_EXACT = 2**53
 
@@ -88,6 +90,13 @@ def isqrt(v: torch.Tensor) -> torch.Tensor:
 def bitlength(v: torch.Tensor) -> torch.Tensor:
     """Bit lengths of int64 values 0 <= v < 2**53 (exact through binary64's exponent)."""
     return torch.frexp(v.double())[1].long()
+
+
+def kv_round(z: torch.Tensor) -> torch.Tensor:
+    """Spec §5 step 2's rounding (coder 1 version 3) of key or value vectors z (..., d) int64, each to codes c
+    (|c| <= KV_CODE_MAX) times 2**s, s = max(0, bitlength(max |z|) - KV_CODE_BITS); as fused.kv_round."""
+    s = (bitlength(z.abs().amax(-1, keepdim=True)) - KV_CODE_BITS).clamp(min=0)
+    return ((z + ((torch.ones_like(s) << s) >> 1)) >> s).clamp(-KV_CODE_MAX, KV_CODE_MAX) << s
 
 
 def rms(x: torch.Tensor, amax: torch.Tensor, eps: int) -> torch.Tensor:

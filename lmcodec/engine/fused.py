@@ -36,6 +36,8 @@ RMS_NORM = -1  # in_bits of a linear layer's input that is RMS-normalized first 
 RESID_LIMIT = (1 << 40) - 1  # |residual| bound, in units of 2**-resid_bits
 QKV_LIMIT = (1 << 15) - 1  # |q|, |k|, |v| bound before RoPE
 GU_LIMIT = (1 << 20) - 1  # |gate|, |up| bound: keeps the down projection's products below 2**63
+KV_CODE_BITS = 7  # coder 1 version 3 (spec §5 step 2): each key and value vector as codes |c| < 2**7 times 2**s
+KV_CODE_MAX = (1 << KV_CODE_BITS) - 1
 
 # |q|**2 |k|**2 below this (products of binary64 integers < 2**40, rounded by far less than the margin) bounds
 # every |q . k| of a query row and key block by Cauchy-Schwarz below 2**30.5, so that int32 sums are exact
@@ -207,10 +209,25 @@ if available:
                 hr[j] = s * u
 
     @jit
-    def _qkv_row(ah, al, i, fi, lin, p, cos, sin, klim, nh, nkv, d, buf):
+    def kv_round(z):
+        """Spec §5 step 2's rounding of one key or value vector z (d,) int64 in place, to codes c (|c| <=
+        KV_CODE_MAX) times 2**s with s = max(0, bitlength(max |z|) - KV_CODE_BITS); returns s (the same s
+        that z's new values give again, so rounding twice changes nothing)."""
+        m = 0
+        for j in range(z.shape[0]):
+            m = max(m, abs(z[j]))
+        s = max(0, bitlength(m) - KV_CODE_BITS)
+        if s > 0:
+            half = np.int64(1) << (s - 1)
+            for j in range(z.shape[0]):
+                z[j] = min(max((z[j] + half) >> s, -KV_CODE_MAX), KV_CODE_MAX) << s
+        return s
+
+    @jit
+    def _qkv_row(ah, al, i, fi, lin, p, cos, sin, klim, kv8, nh, nkv, d, buf):
         """Attention steps 1-2 (spec §5) for row i at position p: q, k and v clamped, q and k rotated, k clamped
-        again (to fit int16 where a window is kept), in place of the layer's outputs (ah's row, or buf
-        ((nh + 2 nkv) d) int64), which it returns."""
+        again (to fit int16 where a window is kept), k and v rounded to 8-bit codes if kv8 (coder 1 version 3),
+        in place of the layer's outputs (ah's row, or buf ((nh + 2 nkv) d) int64), which it returns."""
         y = _outputs(ah, al, i, fi, lin, buf)
         hd = d // 2
         for h in range(nh + 2 * nkv):
@@ -225,10 +242,12 @@ if available:
                     if h >= nh:
                         a, c = min(max(a, -klim), klim), min(max(c, -klim), klim)
                 y[base + j], y[base + hd + j] = a, c
+            if kv8 and h >= nh:
+                kv_round(y[base: base + d])
         return y
 
     @jit
-    def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim):
+    def _qkv_rope(ah, al, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim, kv8):
         """_qkv_row for flattened rows row0.. of a (B, t_len) batch (the full pass): rotated q to qo (B, nkv, g,
         t_len, d) and k, v to ko/vo (B, nkv, cap, d) at time k_off + t, as float64 (exact integers, for the BLAS
         attention products). Position = pos0 + t."""
@@ -237,7 +256,7 @@ if available:
         buf = np.empty((nh + 2 * nkv) * d, np.int64)
         for i in range(f.shape[0]):
             b, t = (row0 + i) // t_len, (row0 + i) % t_len
-            y = _qkv_row(ah, al, i, f[i], lin, pos0 + t, cos, sin, klim, nh, nkv, d, buf)
+            y = _qkv_row(ah, al, i, f[i], lin, pos0 + t, cos, sin, klim, kv8, nh, nkv, d, buf)
             for h in range(nh):
                 for j in range(d):
                     qo[b, h // g, h % g, t, j] = y[h * d + j]
@@ -247,7 +266,7 @@ if available:
                     vo[b, h, k_off + t, j] = y[(nh + nkv + h) * d + j]
 
     @jit
-    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, norms, klim):
+    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, norms, klim, kv8):
         """_qkv_row for one new position of each row i (decoding): row i of the batch is row crow[i] of the
         caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k to ko (rows, nkv, ...: woven_shapes)
         and v to vo (rows, nkv, slots, d) at slot[i], and |k|**2 to norms (B, nkv) float64 (for _keep_norms)."""
@@ -256,7 +275,7 @@ if available:
         buf = np.empty((nh + 2 * nkv) * d, np.int64)
         for i in range(f.shape[0]):
             b, u = crow[i], slot[i]
-            y = _qkv_row(ah, al, i, f[i], lin, pos[i], cos, sin, klim, nh, nkv, d, buf)
+            y = _qkv_row(ah, al, i, f[i], lin, pos[i], cos, sin, klim, kv8, nh, nkv, d, buf)
             for h in range(nh):
                 for j in range(d):
                     qo[i, h // g, h % g, j] = y[h * d + j]
@@ -698,21 +717,21 @@ if available:
         ah, al = acc
         _split(h.shape[0], h.shape[1], lambda a, b: _gate_up(ah[a:b], al[a:b], f[a:b], lin, silu, h[a:b]))
 
-    def qkv_rope(acc, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim) -> None:
+    def qkv_rope(acc, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim, kv8) -> None:
         ah, al = acc
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope(ah[a:b], al[a:b], f[a:b], lin, row0 + a, t_len,
-                                                                pos0, cos, sin, qo, ko, vo, k_off, klim))
+                                                                pos0, cos, sin, qo, ko, vo, k_off, klim, kv8))
 
     def softmax(scores, q0, tq, shift, exp_table, z, k0=0, band=0, win=0, sink=0) -> None:
         _split(scores.shape[0], scores.shape[1],
                lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, band, win, sink))
 
-    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim) -> None:
+    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim, kv8) -> None:
         ah, al = acc
         norms = np.empty(qo.shape[:2])
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope_rows(ah[a:b], al[a:b], f[a:b], lin, crow[a:b],
                                                                      pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo,
-                                                                     norms[a:b], klim))
+                                                                     norms[a:b], klim, kv8))
         _keep_norms(kn, crow, slot, norms)
 
     def tables(acc, f, lin, exp_table, total, out) -> None:

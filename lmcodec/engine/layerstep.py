@@ -28,7 +28,7 @@ if available:
         return y
 
     @jit
-    def layer(x, eps, lins, epilogues, v_bits, down_bits, crow, pos, slot, end, cos, sin, q, kc, vc, kn, klim, shift,
+    def layer(x, eps, lins, epilogues, v_bits, down_bits, crow, pos, slot, end, cos, sin, q, kc, vc, kn, klim, kv8, shift,
               exp_table, win, sink, spos, silu, o, h):
         """Engine._layer_fused's decoding counterpart for rows x (M, H) in place: lins and epilogues are the
         (qkv, o, gate_up, down) layers' `kernel` and `fused_args` tuples; the rest as fused.qkv_rope_rows,
@@ -36,7 +36,7 @@ if available:
         f = np.zeros(x.shape[0], np.int64)  # engine 2's epilogues take the kernel's outputs as they are
         y = _linear(x, RMS_NORM, eps, lins[0])
         norms = np.empty(q.shape[:2])
-        fused._qkv_rope_rows(y, y[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, norms, klim)
+        fused._qkv_rope_rows(y, y[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, norms, klim, kv8)
         fused._keep_norms(kn, crow, slot, norms)
         fused._attend_rows_simd(q, kc, vc, kn, crow, end, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos)
         y = _linear(o, v_bits, eps, lins[1])

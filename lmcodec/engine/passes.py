@@ -21,7 +21,7 @@ from . import blocks
 from . import fused as fz
 from . import layerstep
 from . import threads as th
-from .exact import F64_EXACT, div_round, matmul_i8, rms, rshift_round
+from .exact import F64_EXACT, div_round, kv_round, matmul_i8, rms, rshift_round
 from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, RMS_NORM, ROPE_BITS
 from .intmodel import IntModel
 
@@ -77,16 +77,21 @@ class Engine:
     """Exact integer forward passes of one converted model on one device."""
 
     def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
-                 fast: bool = True, fused: bool | None = None, window: int | None = None, sink: int = 0) -> None:
+                 fast: bool = True, fused: bool | None = None, window: int | None = None, sink: int = 0,
+                 kv8: bool = False) -> None:
         """threads: CPU threads for this engine's work (None or 0: every available CPU; see threads.py: the
         process's torch settings are not changed). fast: use torch._int_mm where proven exact (else float64
         GEMM). fused: on CPU, do the element-wise steps in the numba kernels of fused.py (default: when available
         and fast); same integers either way.
         window, sink: each position attends to `window` positions: the first `sink` ones of the sequence (which
         the model uses as attention sinks) and the latest window - sink up to itself (spec §5); window None:
-        to every earlier position."""
+        to every earlier position. kv8: keys and values rounded to 8-bit codes (coder 1 version 3, spec §5 step 2),
+        which needs a window."""
         if window is not None and not 0 <= sink < window:
             raise ValueError("an attention window needs more positions than its sink")
+        if kv8 and window is None:
+            raise ValueError("8-bit keys and values need an attention window")
+        self.kv8 = kv8
         self.window = window
         self.sink = sink if window is not None else 0
         # With a window (coder version 2) rotated k is clamped to int16 (spec §5), so the decoder's cache holds
@@ -308,6 +313,8 @@ class Engine:
         v = qkv[..., (nh + nkv) * d:].clamp(-lim, lim).view(b, t, nkv, d)
         q = self._rope(q, pos)
         k = self._rope(k, pos).clamp_(-self.k_limit, self.k_limit)
+        if self.kv8:
+            k, v = kv_round(k), kv_round(v)
         # (B, kv, g, T, d): the g query heads sharing one kv head sit together.
         q = q.view(b, t, nkv, nh // nkv, d).permute(0, 2, 3, 1, 4)
         return q, k.transpose(1, 2), v.transpose(1, 2)
@@ -434,7 +441,7 @@ class Engine:
 
         def qkv(a: int, e: int) -> None:
             fz.qkv_rope(*self._mm(lay["qkv"], x[a:e]), a, t, 0, self.cos_np, self.sin_np, q.numpy(),
-                        k_cache.numpy(), v_cache.numpy(), 0, self.k_limit)
+                        k_cache.numpy(), v_cache.numpy(), 0, self.k_limit, self.kv8)
 
         th.parallel([lambda a=a, e=e: qkv(a, e) for a, e in spans])
         o = torch.empty((b * t, self.nh * d), dtype=torch.long)
@@ -696,13 +703,14 @@ class DecodeState:
                     xn, qn, on = x.numpy(), q.numpy(), o.numpy()
                     for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k_np, self.v_np, self.kn_np):
                         layerstep.layer(xn, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows,
-                                        pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, kn, e.k_limit, e.score_shift,
+                                        pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, kn, e.k_limit, e.kv8,
+                                        e.score_shift,
                                         exp, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
                     np.add.at(self.pos, rows, 1)
                     return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):
                     fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
-                                     self.k_np[i], self.v_np[i], self.kn_np[i], e.k_limit)
+                                     self.k_np[i], self.v_np[i], self.kn_np[i], e.k_limit, e.kv8)
                     fz.attend_rows(q.numpy(), self.k_np[i], self.v_np[i], self.kn_np[i], rows, end, e.score_shift,
                                    exp, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit,
                                    self.slot_pos)

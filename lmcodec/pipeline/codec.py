@@ -90,17 +90,19 @@ class Codec:
         self.window = window
         self.speculate = True  # decoding feeds guesses from repeats (mixed.decode_batch); the output is the same
         self._device, self._threads, self._fast = device, threads, fast
-        self._engines: dict[int | None, Engine] = {}
-        self.engine = self.engine_for(window)
+        self._engines: dict[tuple[int | None, bool], Engine] = {}
+        self.engine = self.engine_for(window, versions.kv8_of(versions.CODER_VERSION))
         self.tokenizer = ByteTokenizer(self.model)
         self.measures: Measures | None = None  # set by the measurement tools
 
-    def engine_for(self, window: int | None) -> Engine:
-        """The engine for an attention window (None: full attention, coder version 1), made once."""
-        if window not in self._engines:
-            self._engines[window] = Engine(self.model, device=self._device, threads=self._threads, fast=self._fast,
-                                           window=window, sink=versions.SINK if window else 0)
-        return self._engines[window]
+    def engine_for(self, window: int | None, kv8: bool) -> Engine:
+        """The engine for an attention window (None: full attention, coder version 1) and cache rounding (kv8:
+        version 3), made once."""
+        if (window, kv8) not in self._engines:
+            self._engines[window, kv8] = Engine(self.model, device=self._device, threads=self._threads,
+                                                fast=self._fast, window=window, sink=versions.SINK if window else 0,
+                                                kv8=kv8)
+        return self._engines[window, kv8]
 
     @property
     def header(self) -> lmz.StreamHeader:
@@ -146,8 +148,7 @@ class Codec:
         an error in place of a frame that does not decode.
 
         progress, if given, is called after every decoding step with the bytes of these frames decoded so far."""
-        window = self.check_header(header)
-        engine = self.engine_for(window)
+        engine = self.engine_of(header)
         m = self.measures or Measures()
         step = batch or self.batch_size
         out: list[bytes | lmz.LmzError] = []
@@ -195,25 +196,24 @@ class Codec:
 
     def frames_within(self, memory: int, header: lmz.StreamHeader) -> int:
         """lm frames of this stream that decode side by side within `memory` bytes (lmcodec.pipeline.budget)."""
-        window = self.check_header(header)
-        e = self.engine_for(window)
-        slots = ring_slots(window) if window else header.chunk_size + 1
+        e = self.engine_of(header)
+        slots = ring_slots(e.window) if e.window else header.chunk_size + 1
         return budget.frames_within(memory, self.model.path.stat().st_size,
                                     budget.kv_bytes_per_slot(e.n_layers, e.nkv, e.hd, e.fused,
-                                                              2 if window else 4), slots)
+                                                              2 if e.window else 4), slots)
 
-    def check_header(self, header: lmz.StreamHeader) -> int | None:
-        """The stream's attention window, if this codec's model and coder can decode it (else ModelError or
-        UnsupportedError)."""
+    def engine_of(self, header: lmz.StreamHeader) -> Engine:
+        """The engine that decodes the stream's lm frames, if this codec's model and coder can (else ModelError,
+        UnsupportedError or FormatError)."""
         if not header.names_model(self.model.sha256):
             need = header.model_sha256.hex()
             raise ModelError(
                 f"this stream needs model {header.model_id or models.model_name(need) or '(unknown id)'} "
                 f"(sha256 {need}), but {self.model.model_id} (sha256 {self.model.sha256}) is loaded")
-        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version not in (versions.VERSION_PLAIN,
-                                                                                versions.VERSION_MIXED):
+        if header.coder_id != lmz.CODER_LMCODEC or header.coder_version not in versions.VERSIONS:
             raise lmz.UnsupportedError(f"coder {header.coder_id} version {header.coder_version} is not supported")
         try:
-            return versions.window_of(header.coder_version, header.params)
+            window = versions.window_of(header.coder_version, header.params)
         except ValueError as e:
             raise lmz.FormatError(f"stream header: {e}") from None
+        return self.engine_for(window, versions.kv8_of(header.coder_version))

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Generate the lm conformance vectors of the current format and engine (spec/vectors/*-lm-v3-e2-*.lmz) with the
-tiny test model, and merge their entries into spec/vectors/manifest.json (needs_lm: true, with the model they need
-and its engine). Earlier lm vectors ("frozen" in the manifest: *-lm-1-*, *-lm-2-* by lmcodec 0.1.0, *-lm-v2-* by
-lmcodec 0.2.0 in format 2, *-lm-v3-* by lmcodec 0.3.0 with an engine-1 model) are kept as they are, so that files
+"""Generate the lm conformance vectors of the current format, coder and engine (spec/vectors/*-lm-v3-e2-kv8-*.lmz:
+format 3, coder 1 version 3, engine 2) with the tiny test model, and merge their entries into
+spec/vectors/manifest.json (needs_lm: true, with the model they need and its engine). Earlier lm vectors ("frozen"
+in the manifest: *-lm-1-*, *-lm-2-* by lmcodec 0.1.0, *-lm-v2-* by lmcodec 0.2.0 in format 2, *-lm-v3-* by lmcodec
+0.3.0 with an engine-1 model, *-lm-v3-e2-* with coder 1 version 2 on engine 2) are kept as they are, so that files
 written by earlier versions keep decoding.
 
 Usage: python -m spec.vectors.make_lm_vectors [OUTDIR]      (after spec.vectors.make_vectors)
@@ -48,20 +49,20 @@ def build(tiny: str | Path = TINY) -> tuple[dict[str, bytes], list[dict]]:
 
     english = ENGLISH * 2
     e_blob = lmcodec.compress(english, model=tiny, chunk_size=128, batch_size=8)
-    good("good-lm-v3-e2-1-english.lmz", e_blob, english, "English prose in lm frames of chunk size 128")
+    good("good-lm-v3-e2-kv8-1-english.lmz", e_blob, english, "English prose in lm frames of chunk size 128")
     noise = random.Random(0).randbytes(150)
     mixed = MIXED_TEXT + noise + MIXED_TEXT + b"\x00" * 70
     m_blob = lmcodec.compress(mixed, model=tiny, chunk_size=64, batch_size=8)
-    good("good-lm-v3-e2-2-mixed-concat.lmz", m_blob + e_blob, mixed + english,
+    good("good-lm-v3-e2-kv8-2-mixed-concat.lmz", m_blob + e_blob, mixed + english,
          "UTF-8 text cut at chunk size 64 (lm), random bytes (stored), zeros (zstd); then a second stream")
 
     entry = next(e for e in lmz.read_index(io.BytesIO(e_blob)).entries if e.method == lmz.METHOD_LM and e.number)
     frame = lmz.read_frame_at(io.BytesIO(e_blob), entry)
     bad = bytearray(e_blob)
     bad[frame.payload_offset + len(frame.payload) // 2] ^= 0x04
-    files["bad-lm-v3-e2-1-payload-bitflip.lmz"] = bytes(bad)
-    meta.append({"file": "bad-lm-v3-e2-1-payload-bitflip.lmz", "kind": "bad", **ref, "error": "ChecksumError",
-                 "description": f"good-lm-v3-e2-1-english with one bit flipped in the lm payload of frame {entry.number}"})
+    files["bad-lm-v3-e2-kv8-1-payload-bitflip.lmz"] = bytes(bad)
+    meta.append({"file": "bad-lm-v3-e2-kv8-1-payload-bitflip.lmz", "kind": "bad", **ref, "error": "ChecksumError",
+                 "description": f"good-lm-v3-e2-kv8-1-english with one bit flipped in the lm payload of frame {entry.number}"})
     for v in meta:
         v["size"] = len(files[v["file"]])
         v["sha256"] = hashlib.sha256(files[v["file"]]).hexdigest()

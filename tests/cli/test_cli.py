@@ -362,7 +362,8 @@ def test_list_and_models(files, cache):
     assert r.stdout.splitlines()[1].split()[5] == "1024"  # the chunk size asked for, not the bulk-frame limit
     r = invoke("-lv", str(files / "t.txt.lmz"))
     assert f"sha256 (first 128 bits) {sha}\n" in r.stdout and "chunk size   1,024 bytes" in r.stdout
-    assert "coder        1 version 2: model mixed with online models, attention window 2,048 positions" in r.stdout
+    assert ("coder        1 version 3: model mixed with online models, attention window 2,048 positions, 8-bit "
+            "attention cache") in r.stdout
     frames = lmz.summary(open(files / "t.txt.lmz", "rb"))[0].frames
     assert f"{frames} frame{'s' if frames != 1 else ''} (" in r.stdout
     r = invoke("-l", "/etc/passwd")

@@ -98,7 +98,7 @@ def test_file_magic_entry(tree, cache):
     a = tree / "d" / "a.txt"
     assert run(cache, "lmcodec", "-k", str(a)).returncode == 0
     out = subprocess.run(["file", "-m", str(MAGIC), str(a) + ".lmz"], capture_output=True, text=True).stdout
-    assert "lmcodec .lmz compressed data, format 3, language-model coder 1 version 2" in out
+    assert "lmcodec .lmz compressed data, format 3, language-model coder 1 version 3" in out
     mime = subprocess.run(["file", "-m", str(MAGIC), "--mime-type", "-b", str(a) + ".lmz"],
                           capture_output=True, text=True).stdout
     assert mime.strip() == "application/x-lmz"

@@ -272,11 +272,36 @@ def test_default_model_full_equals_incremental():
     assert bits / len(TEXT[: len(ByteTokenizer(m).decode(ids[1:]))]) < 2.0  # bits per byte
 
 
+def test_kv_round_is_the_spec_rounding():
+    """Spec §5 step 2's 8-bit rounding of key and value vectors, the kernel's and the reference's, against the
+    spec's words in Python integers, at the edges of each scale; rounding twice changes nothing."""
+    from lmcodec.engine.exact import kv_round
+
+    def spec(z: list[int]) -> list[int]:
+        s = max(0, max(abs(x) for x in z).bit_length() - 7)
+        return z if s == 0 else [min(max((x + (1 << (s - 1))) >> s, -127), 127) << s for x in z]
+
+    rnd = random.Random(5)
+    edges = [0, 1, -1, 63, 64, 127, -127, 128, -128, 129, 255, -255, 256, 383, -383, 16383, 16384, 32767, -32767]
+    vecs = [[rnd.choice(edges) for _ in range(8)] for _ in range(300)]
+    vecs += [[rnd.randint(-(1 << b), 1 << b) for _ in range(64)] for b in range(1, 16) for _ in range(20)]
+    for z in vecs:
+        want = spec(z)
+        assert kv_round(torch.tensor([z]))[0].tolist() == want
+        got = np.array(z, np.int64)
+        s = fz.kv_round(got)
+        assert got.tolist() == want and s == max(0, max(map(abs, z)).bit_length() - 7)
+        assert spec(want) == want
+        assert all(x % (1 << s) == 0 and abs(x >> s) <= 127 for x in want)
+
+
 def test_default_model_window_full_equals_incremental():
     """The real model's head size (64) under a window: decoding goes through the SIMD attention blocks."""
     m = models.resolve("default")
     e = Engine(m, window=16, sink=4)
     ids = [m.config["bos_id"]] + ByteTokenizer(m).encode(TEXT)[:40]
+    e8 = Engine(m, window=16, sink=4, kv8=True)  # coder 1 version 3
+    assert torch.equal(full(e8, [ids])[0], incremental(e8, [ids])[0])
     state = e.start(1)
     assert fz.simd_fits(state.k[0].numpy(), state.v[0].numpy(), e.exp_np)
     assert torch.equal(full(e, [ids])[0], incremental(e, [ids])[0])
@@ -318,20 +343,24 @@ def uneven(engine: Engine, rows: list[list[int]], seed: int = 0) -> list[torch.T
 
 @pytest.mark.parametrize("window, sink", [(1, 0), (2, 1), (5, 0), (5, 4), (16, 4)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_window_full_equals_incremental(tiny, window, sink, fused):
-    e = Engine(tiny, fused=fused, window=window, sink=sink)
+@pytest.mark.parametrize("kv8", [False, True], ids=["kv16", "kv8"])
+def test_window_full_equals_incremental(tiny, window, sink, fused, kv8):
+    e = Engine(tiny, fused=fused, window=window, sink=sink, kv8=kv8)
     rows = long_rows(tiny, 3)
     a = full(e, rows, block=7)
     b = uneven(e, rows)
     assert digest(a) == digest(b)
     assert digest(a) != digest(full(Engine(tiny, fused=fused), rows))  # the window does change the tables
+    if kv8 and window > 1:  # and so does rounding the keys and values (one key alone has weight 1 whatever it is)
+        assert digest(a) != digest(full(Engine(tiny, fused=fused, window=window, sink=sink), rows))
 
 
 def test_window_fused_equals_torch_and_wide_window_is_none(tiny):
     rows = long_rows(tiny, 2)
     for sink in (0, 1, 3):
-        assert digest(full(Engine(tiny, fused=True, window=6, sink=sink), rows)) == \
-            digest(full(Engine(tiny, fused=False, window=6, sink=sink), rows))
+        for kv8 in (False, True):
+            assert digest(full(Engine(tiny, fused=True, window=6, sink=sink, kv8=kv8), rows)) == \
+                digest(full(Engine(tiny, fused=False, window=6, sink=sink, kv8=kv8), rows))
     longest = max(map(len, rows))
     assert digest(full(Engine(tiny, window=longest), rows)) == digest(full(Engine(tiny), rows))
 
@@ -410,19 +439,20 @@ def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[torch.
     return [torch.stack(g) for g in got]
 
 
-@pytest.mark.parametrize("window, sink", [(None, 0), (5, 4), (16, 4)])
+@pytest.mark.parametrize("window, sink, kv8", [(None, 0, False), (5, 4, False), (16, 4, False), (16, 4, True)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_speculative_steps_give_the_incremental_tables(tiny, window, sink, fused):
+def test_speculative_steps_give_the_incremental_tables(tiny, window, sink, kv8, fused):
     """Several positions of a row in one step, and positions taken back, leave every kept table as the full
     pass has it: guesses can speed decoding up, never change it."""
-    e = Engine(tiny, fused=fused, window=window, sink=sink)
+    e = Engine(tiny, fused=fused, window=window, sink=sink, kv8=kv8)
     rows = long_rows(tiny, 3)
     want = digest(full(e, rows))
     for seed in range(3):
         assert digest(speculative(e, rows, seed)) == want
 
 
-def test_one_call_layers_give_the_same_tables(tiny, monkeypatch, torch_threads_unchanged):
+@pytest.mark.parametrize("kv8", [False, True], ids=["kv16", "kv8"])
+def test_one_call_layers_give_the_same_tables(tiny, monkeypatch, torch_threads_unchanged, kv8):
     """Engine 2's decoding step with each layer one compiled call (layerstep.py) gives the tables of the layer
     run piece by piece, for plain and speculative steps; with engine 1 it is never used."""
     from lmcodec.engine import layerstep, passes
@@ -430,7 +460,7 @@ def test_one_call_layers_give_the_same_tables(tiny, monkeypatch, torch_threads_u
     calls = []
     layer = layerstep.layer
     monkeypatch.setattr(layerstep, "layer", lambda *a: (calls.append(1), layer(*a)))
-    e = Engine(tiny, threads=1, window=16, sink=4)
+    e = Engine(tiny, threads=1, window=16, sink=4, kv8=kv8)
     rows = long_rows(tiny, 3)
     one = digest(uneven(e, rows)), digest(speculative(e, rows, 0))
     assert bool(calls) == (tiny.engine >= 2)
