@@ -266,10 +266,11 @@ if available:
                     vo[b, h, k_off + t, j] = y[(nh + nkv + h) * d + j]
 
     @jit
-    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, norms, klim, kv8):
+    def _qkv_rope_rows(ah, al, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, side, norms, klim, kv8):
         """_qkv_row for one new position of each row i (decoding): row i of the batch is row crow[i] of the
         caches, at position pos[i]; rotated q goes to qo (B, nkv, g, d), k to ko (rows, nkv, ...: woven_shapes)
-        and v to vo (rows, nkv, slots, d) at slot[i], and |k|**2 to norms (B, nkv) float64 (for _keep_norms)."""
+        and v to vo (rows, nkv, slots, d) at slot[i] (_store_kv: int16, or 8-bit codes with their exponents in
+        side (rows, nkv, blocks, 2, 16)), and |k|**2 to norms (B, nkv) float64 (for _keep_norms)."""
         nkv, g, d = qo.shape[1], qo.shape[2], qo.shape[3]
         nh = nkv * g
         buf = np.empty((nh + 2 * nkv) * d, np.int64)
@@ -280,19 +281,60 @@ if available:
                 for j in range(d):
                     qo[i, h // g, h % g, j] = y[h * d + j]
             for h in range(nkv):
-                norms[i, h] = _weave_key(ko[b, h], u, y[(nh + h) * d: (nh + h + 1) * d])
-                for j in range(d):
-                    vo[b, h, u, j] = y[(nh + nkv + h) * d + j]
+                norms[i, h] = _store_kv(ko[b, h], vo[b, h], side[b, h], u, y[(nh + h) * d: (nh + h + 1) * d],
+                                        y[(nh + nkv + h) * d: (nh + nkv + h + 1) * d])
+
+    def _store_kv(kt, vt, side, u, k, v):
+        """Slot u of one KV head's decoder caches gets key k and value v (d,) int64: int16 caches (kt woven,
+        woven_shapes) take them as they are and the key's |k|**2 is returned (for _keep_norms); caches of 8-bit
+        codes (coder 1 version 3: kt woven int8, vt (slots, d) int8, side (blocks, 2, 16) int8 the exponents of
+        the slot's key and value at [u // 16, 0 or 1, u % 16]) take codes and exponents of the rounded k, v."""
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(_store_kv, jit_options={"nogil": True})
+    def _store_kv_typed(kt, vt, side, u, k, v):
+        if kt.dtype == types.int8:
+            def store(kt, vt, side, u, k, v):
+                b, l = u // simd.QK_KEYS, u % simd.QK_KEYS
+                e = kv_round(k)  # the rounded k again: its own exponent, values unchanged
+                for j in range(k.shape[0]):
+                    kt[b, j // 2, 2 * l + j % 2] = k[j] >> e
+                side[b, 0, l] = e
+                e = kv_round(v)
+                for j in range(v.shape[0]):
+                    vt[u, j] = v[j] >> e
+                side[b, 1, l] = e
+                return 0.0
+        else:
+            def store(kt, vt, side, u, k, v):
+                for j in range(v.shape[0]):
+                    vt[u, j] = v[j]
+                return _weave_key(kt, u, k)
+        return store
+
+    def _keep_norms(kn, crow, slot, norms):
+        """kn (rows, nkv, slots / simd.QK_KEYS) float64 keeps for each block of a decoder's int16 key slots the
+        largest |k|**2 written to it, a bound on its keys' norms (as weave's kn): the new keys' norms (B, nkv), row
+        i's at slot[i] of cache row crow[i], taken in. One thread: entries of one row may share a block. Caches
+        of 8-bit codes need no bound (their side holds exponents): nothing to do."""
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(_keep_norms, jit_options={"nogil": True})
+    def _keep_norms_typed(kn, crow, slot, norms):
+        if kn.dtype == types.int8:
+            def keep(kn, crow, slot, norms):
+                pass
+        else:
+            def keep(kn, crow, slot, norms):
+                for i in range(norms.shape[0]):
+                    kb = slot[i] // simd.QK_KEYS
+                    for h in range(norms.shape[1]):
+                        kn[crow[i], h, kb] = max(kn[crow[i], h, kb], norms[i, h])
+        return keep
 
     @jit
-    def _keep_norms(kn, crow, slot, norms):
-        """kn (rows, nkv, slots / simd.QK_KEYS) float64 keeps for each block of a decoder's key slots the largest
-        |k|**2 written to it, a bound on its keys' norms (as weave's kn): the new keys' norms (B, nkv), row i's at
-        slot[i] of cache row crow[i], taken in. One thread: entries of one row may share a block."""
-        for i in range(norms.shape[0]):
-            kb = slot[i] // simd.QK_KEYS
-            for h in range(norms.shape[1]):
-                kn[crow[i], h, kb] = max(kn[crow[i], h, kb], norms[i, h])
+    def _keep_side(kn, crow, slot, norms):
+        _keep_norms(kn, crow, slot, norms)
 
     @jit
     def _softmax(scores, r0, q0, tq, shift, exp_table, z, k0, band, win, sink):
@@ -480,15 +522,76 @@ if available:
                         for j in range(d):
                             o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
+    def _score_blocks(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+        """Scores of keys 0 .. nk-1 (whole blocks of simd.QK_KEYS) of one KV head's decoder cache kr for the
+        queries qv (their high and low parts) / qf (as they are, when `fits`: all below 2**15), into s. int16
+        keys: by qk_step_fit where the norms (side) also bound every score of the block below 2**31, else qk_step;
+        8-bit codes: qk_step8_fit whenever the queries fit (no sum can reach 2**31), else qk_step8."""
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(_score_blocks, jit_options={"nogil": True})
+    def _score_blocks_typed(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+        if kr.dtype == types.int8:
+            def scores(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+                for kb in range(nk // simd.QK_KEYS):
+                    if fits:
+                        simd.qk_step8_fit(qf, kr, side, kb, shift, s)
+                    else:
+                        simd.qk_step8(qv, kr, side, kb, shift, s)
+        else:
+            def scores(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+                for kb in range(nk // simd.QK_KEYS):
+                    if fits and qnorm * side[kb] < FIT_NORMS:
+                        simd.qk_step_fit(qf, kr, kb, shift, s)
+                    else:
+                        simd.qk_step(qv, kr, kb, shift, s)
+        return scores
+
+    def _value_blocks(wv, vr, side, nk, acc):
+        """acc += the weighted values of slots 0 .. nk-1 (whole blocks of simd.AV_KEYS) of one KV head's decoder
+        cache vr: simd.av_block on int16 values, av_block8 on 8-bit codes (their exponents in side)."""
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(_value_blocks, jit_options={"nogil": True})
+    def _value_blocks_typed(wv, vr, side, nk, acc):
+        if vr.dtype == types.int8:
+            def values(wv, vr, side, nk, acc):
+                for u0 in range(0, nk, simd.AV_KEYS):
+                    simd.av_block8(wv, vr, side, u0, acc)
+        else:
+            def values(wv, vr, side, nk, acc):
+                for u0 in range(0, nk, simd.AV_KEYS):
+                    simd.av_block(wv, vr, u0, acc)
+        return values
+
+    def _cache_key(kt, side, u, out):
+        """Slot u's key from one KV head's woven decoder cache kt into out (d,): int16 keys as they are, 8-bit
+        codes times 2**e (e in side)."""
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(_cache_key, jit_options={"nogil": True})
+    def _cache_key_typed(kt, side, u, out):
+        if kt.dtype == types.int8:
+            def key(kt, side, u, out):
+                _key_row(kt, u, out)
+                e = side[u // simd.QK_KEYS, 0, u % simd.QK_KEYS]
+                for j in range(out.shape[0]):
+                    out[j] *= 1 << e
+        else:
+            def key(kt, side, u, out):
+                _key_row(kt, u, out)
+        return key
+
     @jit
     def _attend_rows_simd(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
-        """_attend_rows for int16 caches of a head size in simd.HEAD_DIMS, by simd's step blocks, with kn (rows,
-        nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys: every slot below ends[i],
+        """_attend_rows for caches of a head size in simd.HEAD_DIMS, by simd's step blocks: int16 caches with kn
+        (rows, nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys, or 8-bit codes (coder 1
+        version 3) with kn (rows, nkv, cap / simd.QK_KEYS, 2, 16) int8 their exponents. Every slot below ends[i],
         rounded up to a whole block of simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the
-        slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (by qk_step_fit where
-        the queries fit int16 and the norms bound every score of the block below 2**31, as in _attend_span, else
-        q' split into q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums exactly (w split into w >> 10 and
-        w & 1023, w <= 2**20), and o the round-half-up quotient of exact integers."""
+        slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (_score_blocks: in
+        int32 where no sum can wrap, else q' split into q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums
+        exactly (w split into w >> 10 and w & 1023, w <= 2**20), and o the round-half-up quotient of exact
+        integers."""
         nb, nkv, g, d = q.shape
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")
@@ -525,15 +628,11 @@ if available:
                             fits = fits and abs(x) < 1 << 15
                             norm += np.float64(x) * np.float64(x)
                         qnorm = max(qnorm, norm)
-                    for kb in range(nk // simd.QK_KEYS):
-                        if fits and qnorm * norms[kb] < FIT_NORMS:
-                            simd.qk_step_fit(qf, kr, kb, shift, s)
-                        else:
-                            simd.qk_step(qv, kr, kb, shift, s)
+                    _score_blocks(qv, qf, fits, qnorm, kr, norms, nk, shift, s)
                     if far:
                         for u in range(sink):
                             if seen[u]:
-                                _key_row(kr, u, kk)
+                                _cache_key(kr, norms, u, kk)
                                 _far_sink(kk, p - win + 1, cos, sin, klim, kk)
                                 for c in range(simd.QUERIES):
                                     t = 0.0
@@ -550,8 +649,7 @@ if available:
                             zc += simd.weights16_seen(s[c], u0, seen, m, exp_table, wv[c], wv[c + simd.QUERIES])
                         z[c] = zc
                     acc[:, :] = 0
-                    for u0 in range(0, nk, simd.AV_KEYS):
-                        simd.av_block(wv, vr, u0, acc)
+                    _value_blocks(wv, vr, norms, nk, acc)
                     for c in range(simd.QUERIES):
                         col = (kv * g + heads[c]) * d
                         for j in range(d):
@@ -684,14 +782,16 @@ if available:
                         o[at, col + j] = (2 * acc[r, j] + z[r]) // (2 * z[r])
 
     def simd_fits(kc, vc, exp_table) -> bool:
-        """Whether _attend_rows_simd takes these caches (else _attend_rows does)."""
-        return (kc.dtype == np.int16 and vc.dtype == np.int16 and vc.shape[-1] in simd.HEAD_DIMS
+        """Whether _attend_rows_simd takes these caches (else _attend_rows does): int16, or 8-bit codes."""
+        return (kc.dtype == vc.dtype and kc.dtype in (np.int16, np.int8) and vc.shape[-1] in simd.HEAD_DIMS
                 and vc.shape[2] % simd.SPAN_KEYS == 0 and kc.flags.c_contiguous and vc.flags.c_contiguous
                 and 0 <= exp_table.min() and exp_table.max() <= simd.W_MAX)
 
     def attend_rows(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
                     use_simd: bool = True) -> None:
         work = int(ends.max()) * q.shape[1] * q.shape[2] * q.shape[3]
+        if kc.dtype == np.int8 and not (use_simd and simd_fits(kc, vc, exp_table)):
+            raise ValueError("caches of 8-bit codes are read by the SIMD blocks only")
         if use_simd and simd_fits(kc, vc, exp_table):
             _split(q.shape[0], work, lambda a, b: _attend_rows_simd(q[a:b], kc, vc, kn, crow[a:b], ends[a:b], shift,
                                                                     exp_table, o[a:b], pos[a:b], win, sink, cos,
@@ -726,13 +826,14 @@ if available:
         _split(scores.shape[0], scores.shape[1],
                lambda a, b: _softmax(scores[a:b], a, q0, tq, shift, exp_table, z[a:b], k0, band, win, sink))
 
-    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, kn, klim, kv8) -> None:
+    def qkv_rope_rows(acc, f, lin, crow, pos, slot, cos, sin, qo, ko, vo, side, klim, kv8) -> None:
+        """side: the int16 caches' key norms (_keep_norms) or the 8-bit caches' exponents (_store_kv)."""
         ah, al = acc
         norms = np.empty(qo.shape[:2])
         _split(ah.shape[0], ah.shape[1], lambda a, b: _qkv_rope_rows(ah[a:b], al[a:b], f[a:b], lin, crow[a:b],
                                                                      pos[a:b], slot[a:b], cos, sin, qo[a:b], ko, vo,
-                                                                     norms[a:b], klim, kv8))
-        _keep_norms(kn, crow, slot, norms)
+                                                                     side, norms[a:b], klim, kv8))
+        _keep_side(side, crow, slot, norms)
 
     def tables(acc, f, lin, exp_table, total, out) -> None:
         ah, al = acc

@@ -32,11 +32,13 @@ if available:
               exp_table, win, sink, spos, silu, o, h):
         """Engine._layer_fused's decoding counterpart for rows x (M, H) in place: lins and epilogues are the
         (qkv, o, gate_up, down) layers' `kernel` and `fused_args` tuples; the rest as fused.qkv_rope_rows,
-        fused.attend_rows (int16 caches) and fused.gate_up take them; o (M, H) and h (M, I) are scratch."""
+        fused.attend_rows (caches the SIMD blocks read: int16, or 8-bit codes) and fused.gate_up take them; o (M, H)
+        and h (M, I) are scratch."""
         f = np.zeros(x.shape[0], np.int64)  # engine 2's epilogues take the kernel's outputs as they are
         y = _linear(x, RMS_NORM, eps, lins[0])
         norms = np.empty(q.shape[:2])
-        fused._qkv_rope_rows(y, y[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, norms, klim, kv8)
+        fused._qkv_rope_rows(y, y[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, kn, norms, klim,
+                             kv8)
         fused._keep_norms(kn, crow, slot, norms)
         fused._attend_rows_simd(q, kc, vc, kn, crow, end, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos)
         y = _linear(o, v_bits, eps, lins[1])

@@ -142,6 +142,9 @@ class Engine:
             # where they fit: one gather of 16 on AVX-512
             span = self.exp_np.min() >= 0 and self.exp_np.max() <= fz.simd.W_MAX and self.hd in fz.simd.HEAD_DIMS
             self.exp32 = self.exp_np.astype(np.int32) if span else None
+        # a decoder keeps 8-bit codes (a byte an element) where the SIMD blocks read the caches, else the rounded
+        # values in int16
+        self.code_cache = self.fused and kv8 and self.exp32 is not None
         # per layer, layerstep.layer's (kernels, epilogues) of (qkv, o, gate_up, down): engine 2 on CPU
         names = ("qkv", "o", "gate_up", "down")
         self.layer_kernels = [(tuple(lay[k].kernel for k in names), tuple(lay[k].fused_args for k in names))
@@ -568,7 +571,8 @@ class DecodeState:
         self.v_np: list[np.ndarray] = []
         self.k_all: torch.Tensor | None = None
         self.v_all: torch.Tensor | None = None
-        self.kn_all: torch.Tensor | None = None  # engine 2 on the CPU: a bound on each key block's |k|**2
+        self.kn_all: torch.Tensor | None = None  # engine 2 on the CPU: a bound on each key block's |k|**2 (int16
+        # caches), or the exponents of 8-bit codes (coder 1 version 3)
         self.kn_np: list[np.ndarray] = []
         self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
         self.cap = 0
@@ -585,7 +589,12 @@ class DecodeState:
         """
         e = self.e
         kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
-        if e.fused:  # keys in the woven layout of the SIMD attention blocks, a squared norm for each block of them
+        if e.code_cache:  # 8-bit codes for the SIMD blocks (coder 1 version 3), the
+            # exponents of each block's 16 keys and 16 values beside them
+            woven = fz.woven_shapes(cap, e.hd)[0]
+            caches = (("k_all", torch.int8, woven), ("v_all", torch.int8, (cap, e.hd)),
+                      ("kn_all", torch.int8, (woven[0], 2, fz.simd.QK_KEYS)))
+        elif e.fused:  # keys in the woven layout of the SIMD attention blocks, a squared norm for each block of them
             woven = fz.woven_shapes(cap, e.hd)[0]
             caches = (("k_all", kt, woven), ("v_all", torch.int16, (cap, e.hd)),
                       ("kn_all", torch.float64, woven[:1]))

@@ -35,7 +35,7 @@ SPAN_PAIRS = 32  # key pairs per av_rows call: a lane sums 64 products |w part| 
 SPAN_KEYS = 2 * SPAN_PAIRS  # keys per av_rows call: the full pass's copies of the caches hold whole blocks of them
 SPAN_DIMS = 16  # value dimensions per av_rows call: one vector of 16 dimensions of two keys
 
-_i16, _i32, _i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+_i8, _i16, _i32, _i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
 
 def target_features() -> set[str]:
@@ -166,8 +166,33 @@ def av_block(typingctx, wv, vc, u0, acc):
     return types.void(wv, vc, u0, acc), _codegen(_weights)
 
 
-def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str) -> None:
-    """av_block's code for head size hd."""
+@intrinsic
+def av_block8(typingctx, wv, vc, side, u0, acc):
+    """av_block on a cache of 8-bit codes (coder 1 version 3, spec §5 step 2): value u is vc[u, :] << e_u with
+    vc (keys, d) int8 (|c| <= 127), rows contiguous, and e_u = side[u // 16, 1, u % 16] (side (blocks, 2, 16)
+    int8 C-contiguous, e_u <= 8), so |v| <= 127 * 2**8 < 2**15 as av_block needs."""
+    def codegen(context, builder, signature, args):
+        wa, va, sa, aa = _arrays(context, builder, signature, args, (0, 1, 2, 4))
+        _per_head_dim(builder, builder.extract_value(va.shape, 1),
+                      lambda hd: _weights(builder, wa, va, aa, args[3], hd, isa(), sa))
+        return context.get_dummy_value()
+
+    return types.void(wv, vc, side, u0, acc), codegen
+
+
+def _code_row(builder: ir.IRBuilder, arr, side, row: ir.Value, d: int) -> ir.Value:
+    """Value `row` of a cache of 8-bit codes (av_block8) as <d x i16>: its codes times 2**e."""
+    addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
+    codes = builder.sext(builder.load(builder.inttoptr(addr, _vec(_i8, d).as_pointer()), align=1), _vec(_i16, d))
+    at = builder.add(builder.ptrtoint(side.data, _i64),
+                     builder.add(builder.mul(builder.ashr(row, ir.Constant(_i64, 4)), ir.Constant(_i64, 2 * QK_KEYS)),
+                                 builder.add(ir.Constant(_i64, QK_KEYS), builder.and_(row, ir.Constant(_i64, 15)))))
+    e = builder.sext(builder.load(builder.inttoptr(at, _i8.as_pointer()), align=1), _i16)
+    return builder.shl(codes, _splat(builder, e, d))
+
+
+def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str, side=None) -> None:
+    """av_block's code for head size hd (av_block8's where side, the codes' exponents, is given)."""
     weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
     repeat = ir.Constant(_vec(_i32, 2 * hd), [j % 2 for j in range(2 * hd)])
     two = _vec(_i16, 2)
@@ -176,8 +201,9 @@ def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: st
     sums: list[ir.Value | None] = [None] * (2 * QUERIES)
     for pr in range(AV_KEYS // 2):
         u = builder.add(u0, ir.Constant(_i64, 2 * pr))
-        a = _row(builder, va, u, hd)
-        b = _row(builder, va, builder.add(u, ir.Constant(_i64, 1)), hd)
+        u1 = builder.add(u, ir.Constant(_i64, 1))
+        a, b = ((_row(builder, va, u, hd), _row(builder, va, u1, hd)) if side is None else
+                (_code_row(builder, va, side, u, hd), _code_row(builder, va, side, u1, hd)))
         ab = builder.shuffle_vector(a, b, weave)  # a0 b0 a1 b1 ...: each dim's two keys side by side
         for c in range(2 * QUERIES):
             addr = builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))),
@@ -221,28 +247,36 @@ def _query_rows(qv) -> None:
         raise errors.TypingError(f"the query rows must be a C-contiguous array, not {qv}")
 
 
-def _qk_codegen(parts: int, rows: int, ahead: int = 0):
+def _qk_codegen(parts: int, rows: int, ahead: int = 0, codes: bool = False):
     """The code of qk_rows and its kin: `rows` query rows, each as its high and low parts (parts = 2) or as it
-    is (parts = 1); with ahead > 0, the key block that many blocks on is prefetched."""
+    is (parts = 1); with ahead > 0, the key block that many blocks on is prefetched; with codes, the keys are
+    8-bit codes (int8) and each lane's sum is shifted left by its key's exponent (qk_step8) before the shift."""
     level = isa()
+    elem = 1 if codes else 2  # bytes a key element
 
     def codegen(context, builder, signature, args):
-        qa, ka, sa = _arrays(context, builder, signature, args, (0, 1, 4))
-        kb, sh = args[2], args[3]
+        if codes:
+            qa, ka, xa, sa = _arrays(context, builder, signature, args, (0, 1, 2, 5))
+            kb, sh = args[3], args[4]
+        else:
+            qa, ka, sa = _arrays(context, builder, signature, args, (0, 1, 4))
+            kb, sh = args[2], args[3]
         kbase = builder.add(builder.ptrtoint(ka.data, _i64), builder.mul(kb, builder.extract_value(ka.strides, 0)))
         qbase = builder.ptrtoint(qa.data, _i64)
-        vt = _vec(_i16, 2 * QK_KEYS)
+        vt = _vec(_i8 if codes else _i16, 2 * QK_KEYS)
 
         def emit(hd: int) -> None:
             if ahead:
                 block = builder.extract_value(ka.strides, 0)
-                prefetch(builder, builder.add(kbase, builder.mul(ir.Constant(_i64, ahead), block)), 2 * hd * QK_KEYS)
+                prefetch(builder, builder.add(kbase, builder.mul(ir.Constant(_i64, ahead), block)),
+                         elem * hd * QK_KEYS)
 
             def operand(p: int):
                 if p == hd // 2:
                     return None
-                addr = builder.add(kbase, ir.Constant(_i64, p * 4 * QK_KEYS))
-                return builder.load(builder.inttoptr(addr, vt.as_pointer()), align=2)
+                addr = builder.add(kbase, ir.Constant(_i64, p * 2 * elem * QK_KEYS))
+                x = builder.load(builder.inttoptr(addr, vt.as_pointer()), align=elem)
+                return builder.sext(x, _vec(_i16, 2 * QK_KEYS)) if codes else x
 
             def weights(c: int, p: int) -> ir.Value:  # qv C-contiguous: one base register, constant offsets (a
                 # register per row, taken from qv's strides, spilled the rows' pointers: 0.69 multiply-adds a cycle
@@ -253,11 +287,16 @@ def _qk_codegen(parts: int, rows: int, ahead: int = 0):
             v64 = _vec(_i64, QK_KEYS)
             shv = _splat(builder, sh, QK_KEYS)
             base = builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(kb, ir.Constant(_i64, 8 * QK_KEYS)))
+            if codes:  # the block's 16 key exponents: side[kb, 0, :]
+                at = builder.add(builder.ptrtoint(xa.data, _i64), builder.mul(kb, builder.extract_value(xa.strides, 0)))
+                ev = builder.sext(builder.load(builder.inttoptr(at, _vec(_i8, QK_KEYS).as_pointer()), align=1), v64)
             for r in range(rows):
                 total = builder.sext(sums[r], v64)
                 if parts == 2:
                     lo = builder.sext(sums[r + rows], v64)
                     total = builder.add(builder.shl(total, ir.Constant(v64, [Q_LOW_BITS] * QK_KEYS)), lo)
+                if codes:
+                    total = builder.shl(total, ev)
                 addr = builder.add(base, builder.mul(builder.extract_value(sa.strides, 0), ir.Constant(_i64, r)))
                 builder.store(builder.ashr(total, shv), builder.inttoptr(addr, v64.as_pointer()), align=8)
 
@@ -302,6 +341,24 @@ def qk_step_fit(typingctx, qv, kt, kb, shift, s):
     """qk_rows_fit for the 3 queries of one KV head at a decoding step: qv (3, d) C-contiguous, s (3, keys)."""
     _query_rows(qv)
     return types.void(qv, kt, kb, shift, s), _qk_codegen(1, QUERIES, STEP_AHEAD)
+
+
+@intrinsic
+def qk_step8(typingctx, qv, kt, side, kb, shift, s):
+    """qk_step on a decoder's cache of 8-bit codes (coder 1 version 3, spec §5 step 2): key u is its codes c (kt
+    int8, the woven layout) times 2**e_u, e_u = side[u // 16, 0, u % 16] (side (blocks, 2, 16) int8
+    C-contiguous, e_u <= 8): s[r, 16 kb + l] = ((sum_j (256 qv[r, j] + qv[r + 3, j]) c[16 kb + l, j]) << e) >>
+    shift. Every int32 partial sum is below d * 256 * 127 <= 2**22."""
+    _query_rows(qv)
+    return types.void(qv, kt, side, kb, shift, s), _qk_codegen(2, QUERIES, STEP_AHEAD, True)
+
+
+@intrinsic
+def qk_step8_fit(typingctx, qv, kt, side, kb, shift, s):
+    """qk_step8 for queries that fit int16 as they are, qv (3, d): every int32 sum is below d * 32767 * 127 <
+    2**31 (d <= 128), so no bound on the keys' norms is needed."""
+    _query_rows(qv)
+    return types.void(qv, kt, side, kb, shift, s), _qk_codegen(1, QUERIES, STEP_AHEAD, True)
 
 
 @intrinsic

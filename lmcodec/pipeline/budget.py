@@ -3,7 +3,8 @@
 A decoding step streams every weight of the model once for all the frames of a batch, so more frames per step
 is nearly free in weights and costs memory in KV caches: a frame's cache has one slot per position it attends
 to (the attention window W of a coder-2 stream, allocated whole; for version-1 streams up to the chunk's
-symbols), each slot holding k (int16; int32 for version 1) and v (int16) of every layer and KV head. Other
+symbols), each slot holding k (int16; int32 for version 1; a byte for version 3) and v (int16; a byte for version
+3) of every layer and KV head. Other
 per-frame state (the online models' tables, the model's output row) is FRAME_EXTRA; the process itself (torch,
 the mapped model, buffers) is BASE plus the model file.
 """
@@ -27,12 +28,14 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def kv_bytes_per_slot(n_layers: int, n_kv_heads: int, head_dim: int, fused: bool = True, k_bytes: int = 2) -> int:
-    """Bytes of one cache slot (one position) over all layers: k (int16 with a window, int32 without) + int16 v
-    and a share of its key block's float64 squared norm (8 bytes a block of 16 slots: 1 counted), float64 k and
-    v on the torch path."""
+def kv_bytes_per_slot(n_layers: int, n_kv_heads: int, head_dim: int, fused: bool = True, k_bytes: int = 2,
+                      v_bytes: int = 2) -> int:
+    """Bytes of one cache slot (one position) over all layers: k (int16 with a window, int32 without, or 8-bit
+    codes) + v (int16 or 8-bit codes) and 2 bytes beside them (the codes' two exponents; for int16 caches a
+    share of its key block's float64 squared norm, 8 bytes a block of 16 slots), float64 k and v on the torch
+    path."""
     if fused:
-        return n_layers * n_kv_heads * (head_dim * (k_bytes + 2) + 1)
+        return n_layers * n_kv_heads * (head_dim * (k_bytes + v_bytes) + 2)
     return n_layers * n_kv_heads * head_dim * 16
 
 

@@ -200,7 +200,8 @@ class Codec:
         slots = ring_slots(e.window) if e.window else header.chunk_size + 1
         return budget.frames_within(memory, self.model.path.stat().st_size,
                                     budget.kv_bytes_per_slot(e.n_layers, e.nkv, e.hd, e.fused,
-                                                              2 if e.window else 4), slots)
+                                                              1 if e.code_cache else 2 if e.window else 4,
+                                                              1 if e.code_cache else 2), slots)
 
     def engine_of(self, header: lmz.StreamHeader) -> Engine:
         """The engine that decodes the stream's lm frames, if this codec's model and coder can (else ModelError,

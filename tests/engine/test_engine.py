@@ -300,8 +300,13 @@ def test_default_model_window_full_equals_incremental():
     m = models.resolve("default")
     e = Engine(m, window=16, sink=4)
     ids = [m.config["bos_id"]] + ByteTokenizer(m).encode(TEXT)[:40]
-    e8 = Engine(m, window=16, sink=4, kv8=True)  # coder 1 version 3
+    e8 = Engine(m, window=16, sink=4, kv8=True)  # coder 1 version 3: the decoder keeps 8-bit codes
+    assert (e8.start(1).k_all.dtype, e8.start(1).v_all.dtype) == (torch.int8, torch.int8)
     assert torch.equal(full(e8, [ids])[0], incremental(e8, [ids])[0])
+    codes = incremental(e8, [ids])[0]
+    e8.code_cache = False  # the rounded keys and values kept in int16 caches instead: the same tables
+    assert e8.start(1).k_all.dtype == torch.int16 and torch.equal(incremental(e8, [ids])[0], codes)
+    assert not torch.equal(codes, full(e, [ids])[0])  # the rounding does change them
     state = e.start(1)
     assert fz.simd_fits(state.k[0].numpy(), state.v[0].numpy(), e.exp_np)
     assert torch.equal(full(e, [ids])[0], incremental(e, [ids])[0])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 numba = pytest.importorskip("numba")
 from lmcodec.engine import fused, simd
@@ -177,9 +178,31 @@ def decoding_case(d: int, g: int, seed: int, small: bool = False):
     return (q, kt, vc, kn, crow, ends, 22, exp_table, o, pos, win, sink, cos, sin, 32767, spos), o
 
 
+def code_caches(kc: np.ndarray, vc: np.ndarray) -> tuple[np.ndarray, ...]:
+    """int16 caches (rows, nkv, slots, d) with each key and value rounded to 8-bit codes (spec §5 step 2, coder 1
+    version 3): (the rounded int16 keys woven and their norms, the rounded values) as the int16 blocks take them,
+    and (codes woven, value codes, exponents (rows, nkv, slots / 16, 2, 16)) as a decoder of 8-bit codes keeps
+    them."""
+    from lmcodec.engine.exact import kv_round
+
+    def codes(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r = kv_round(torch.from_numpy(z.astype(np.int64))).numpy()
+        e = np.array([max(0, int(a).bit_length() - 7) for a in np.abs(r).max(-1).ravel()]).reshape(r.shape[:-1])
+        return r.astype(np.int16), (r >> e[..., None]).astype(np.int8), e.astype(np.int8)
+
+    rows, nkv, n, d = kc.shape
+    k16, k8, ke = codes(kc)
+    v16, v8, ve = codes(vc)
+    kt, kn = woven_keys(k16)
+    kt8 = k8.reshape(rows, nkv, n // 16, 16, d // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(kt.shape)
+    side = np.stack([ke.reshape(rows, nkv, n // 16, 16), ve.reshape(rows, nkv, n // 16, 16)], 3)
+    return (kt, kn, v16), (np.ascontiguousarray(kt8), v8, np.ascontiguousarray(side))
+
+
 def attention_digest(use_simd: bool) -> str:
     """The decoding cases, with the exponential table in int64 and in int32 (which AVX-512 gathers by 32-bit
-    indices)."""
+    indices); then with keys and values rounded to 8-bit codes, kept as codes by the SIMD blocks, and as int16
+    values by the loop kernel."""
     h = hashlib.sha256()
     cases = itertools.product(((16, 2, 1), (64, 3, 2), (64, 1, 3), (128, 3, 4)), (False, True), (np.int64, np.int32))
     for (d, g, seed), small, table in cases:
@@ -187,7 +210,19 @@ def attention_digest(use_simd: bool) -> str:
         args = args[:7] + (args[7].astype(table),) + args[8:]
         fused.attend_rows(*args, use_simd=use_simd)
         h.update(o.tobytes())
+        kc = woven_keys_back(args[1])
+        (kt, kn, v16), (kt8, v8, side) = code_caches(kc, args[2])
+        o[:] = 0
+        caches = (kt8, v8, side) if use_simd else (kt, v16, kn)
+        fused.attend_rows(args[0], *caches, *args[4:], use_simd=use_simd)
+        h.update(o.tobytes())
     return h.hexdigest()
+
+
+def woven_keys_back(kt: np.ndarray) -> np.ndarray:
+    """The keys (rows, nkv, slots, d) of woven int16 keys (woven_keys)."""
+    rows, nkv, b, p, lanes = kt.shape
+    return kt.reshape(rows, nkv, b, p, 16, 2).transpose(0, 1, 2, 4, 3, 5).reshape(rows, nkv, b * 16, 2 * p)
 
 
 def full_pass_digest(use_simd: bool) -> str:
@@ -235,6 +270,8 @@ def test_blocks_are_exact_at_their_bounds():
 def test_decoding_attention_equals_the_loop_kernel():
     args, _ = decoding_case(64, 3, 2)
     assert fused.simd_fits(args[1], args[2], args[7])
+    (_, _, v16), (kt8, v8, _) = code_caches(woven_keys_back(args[1]), args[2])
+    assert fused.simd_fits(kt8, v8, args[7]) and (v16 != args[2]).any()  # the rounding bites on these caches
     assert attention_digest(use_simd=True) == attention_digest(use_simd=False)
 
 
