@@ -609,9 +609,10 @@ if available:
             far = win > 0 and p >= win
             lo = p - win + sink + 1 if win > 0 else 0
             nk = (end + simd.SPAN_KEYS - 1) // simd.SPAN_KEYS * simd.SPAN_KEYS
+            slots = spos[row, :nk]  # a slice and bitwise operators: the loop vectorizes
             for u in range(nk):
-                at = spos[row, u]
-                seen[u] = u < end and 0 <= at <= p and (at < sink or at >= lo)
+                at = slots[u]
+                seen[u] = (u < end) & (at >= 0) & (at <= p) & ((at < sink) | (at >= lo))
             for kv in range(nkv):
                 kr, vr, norms = kc[row, kv], vc[row, kv], kn[row, kv]
                 for g0 in range(0, g, simd.QUERIES):
@@ -641,9 +642,9 @@ if available:
                                     s[c, u] = np.int64(t) >> shift
                     for c in range(simd.QUERIES):
                         m = np.int64(-(1 << 62))
-                        for u in range(nk):
-                            if seen[u] and s[c, u] > m:
-                                m = s[c, u]
+                        sc = s[c]
+                        for u in range(nk):  # a select, not a branch: the loop vectorizes
+                            m = max(m, sc[u] if seen[u] else np.int64(-(1 << 62)))
                         zc = np.int64(0)
                         for u0 in range(0, nk, simd.QK_KEYS):
                             zc += simd.weights16_seen(s[c], u0, seen, m, exp_table, wv[c], wv[c + simd.QUERIES])
