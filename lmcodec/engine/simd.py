@@ -184,9 +184,11 @@ def _code_row(builder: ir.IRBuilder, arr, side, row: ir.Value, d: int) -> ir.Val
     """Value `row` of a cache of 8-bit codes (av_block8) as <d x i16>: its codes times 2**e."""
     addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
     codes = builder.sext(builder.load(builder.inttoptr(addr, _vec(_i8, d).as_pointer()), align=1), _vec(_i16, d))
+    block = builder.udiv(row, ir.Constant(_i64, QK_KEYS))  # a power of two: a shift
+    lane = builder.urem(row, ir.Constant(_i64, QK_KEYS))
     at = builder.add(builder.ptrtoint(side.data, _i64),
-                     builder.add(builder.mul(builder.ashr(row, ir.Constant(_i64, 4)), ir.Constant(_i64, 2 * QK_KEYS)),
-                                 builder.add(ir.Constant(_i64, QK_KEYS), builder.and_(row, ir.Constant(_i64, 15)))))
+                     builder.add(builder.mul(block, ir.Constant(_i64, 2 * QK_KEYS)),
+                                 builder.add(ir.Constant(_i64, QK_KEYS), lane)))
     e = builder.sext(builder.load(builder.inttoptr(at, _i8.as_pointer()), align=1), _i16)
     return builder.shl(codes, _splat(builder, e, d))
 
