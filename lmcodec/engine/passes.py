@@ -585,12 +585,12 @@ class DecodeState:
         block goes back to the system instead of fragmenting the heap (measured: 1.4 GB peak RSS decoding 4 x
         8 KiB chunks with per-layer blocks). v fits int16 (clamped to +-32767), rotated k too with a window (clamped
         again after RoPE), else int32 (|k'| <= 2**15.5); the fused path keeps them so, the torch path float64 for
-        its BLAS products.
+        its BLAS products. Rounded to 8-bit codes (coder 1 version 3) they are kept as the codes and exponents
+        where the SIMD blocks read them (Engine.code_cache): a byte an element.
         """
         e = self.e
         kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
-        if e.code_cache:  # 8-bit codes for the SIMD blocks (coder 1 version 3), the
-            # exponents of each block's 16 keys and 16 values beside them
+        if e.code_cache:  # 8-bit codes (coder 1 version 3), and each block's 16 key and 16 value exponents
             woven = fz.woven_shapes(cap, e.hd)[0]
             caches = (("k_all", torch.int8, woven), ("v_all", torch.int8, (cap, e.hd)),
                       ("kn_all", torch.int8, (woven[0], 2, fz.simd.QK_KEYS)))
@@ -713,8 +713,7 @@ class DecodeState:
                     for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k_np, self.v_np, self.kn_np):
                         layerstep.layer(xn, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows,
                                         pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, kn, e.k_limit, e.kv8,
-                                        e.score_shift,
-                                        exp, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
+                                        e.score_shift, exp, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
                     np.add.at(self.pos, rows, 1)
                     return e._tables_fused(x)
                 for i, lay in enumerate(e.layers):

@@ -1,4 +1,4 @@
-"""Coder 1 version 2 (spec/mixer.md): lm frames of symbols, each coded with the model's table mixed with the
+"""Coder 1 versions 2 and 3 (spec/mixer.md): lm frames of symbols, each coded with the model's table mixed with the
 frame's online models (lmcodec.coding.mixer), the model attending to a bounded window.
 
 Encoding runs the engine's full pass over each frame's fed symbols (the tokens the model sees) and codes every
