@@ -6,7 +6,9 @@
  PYTHONPATH=.:container python -m tools.gpu_check)
 
 Runs the full-sequence and the incremental pass on CPU and on CUDA (fast int8 kernels and the exact float64
-fallback), over a batch of rows of different lengths, and prints one verdict line:
+fallback), over a batch of rows of different lengths, with full attention (coder 1 version 1) and with the
+writer's coder (version 3: keys and values rounded to 8-bit codes, which a CPU decoder keeps as codes) under a
+window shorter than the longest row (the sinks rotated on), and prints one verdict line:
     GPU CHECK PASS: ...   or   GPU CHECK FAIL: ...
 --expect compares against a digest computed elsewhere (e.g. `--device cpu --digest-only` on another machine).
 """
@@ -22,11 +24,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 from lmcodec import models
+from lmcodec.coding import versions
 from lmcodec.engine import Engine
 from lmcodec.engine.intmodel import IntModel
 from lmcodec.pipeline.tokens import ByteTokenizer
 
 DEFAULT_TEXT = ROOT / "tests" / "data" / "english.txt"
+DIFFERS = "incremental-differs-from-full"
 
 
 def rows_for(model: IntModel, text: bytes, lengths: list[int]) -> list[list[int]]:
@@ -49,7 +53,18 @@ def tables(engine: Engine, rows: list[list[int]], incremental_steps: int) -> str
     for t in range(incremental_steps):
         step = st.step(x[:, t]).cpu()
         if not torch.equal(step, out[:, t]):
-            return "incremental-differs-from-full"
+            return DIFFERS
+    return h.hexdigest()
+
+
+def digest(model: IntModel, device: str, rows: list[list[int]], steps: int, window: int, fast: bool = True) -> str:
+    """tables() of both coders' engines on one device, as one digest."""
+    h = hashlib.sha256()
+    for kw in ({}, {"window": window, "sink": versions.SINK, "kv8": versions.kv8_of(versions.CODER_VERSION)}):
+        t = tables(Engine(model, device, fast=fast, **kw), rows, steps)
+        if t == DIFFERS:
+            return f"{DIFFERS}-{device}-{'window' if kw else 'full-attention'}"
+        h.update(t.encode())
     return h.hexdigest()
 
 
@@ -59,6 +74,7 @@ def main() -> None:
     ap.add_argument("--text", type=Path, default=DEFAULT_TEXT)
     ap.add_argument("--lengths", default="600,257,33", help="tokens per row (rows of different lengths)")
     ap.add_argument("--steps", type=int, default=24, help="incremental steps compared against the full pass")
+    ap.add_argument("--window", type=int, default=256, help="the attention window of the version-3 engine")
     ap.add_argument("--expect", default=None, help="digest computed on another machine")
     ap.add_argument("--digest-only", action="store_true", help="print the CPU digest and exit")
     args = ap.parse_args()
@@ -66,7 +82,7 @@ def main() -> None:
     model = models.resolve(args.model)
     rows = rows_for(model, args.text.read_bytes(), [int(n) for n in args.lengths.split(",")])
     t0 = time.time()
-    cpu = tables(Engine(model, "cpu"), rows, args.steps)
+    cpu = digest(model, "cpu", rows, args.steps, args.window)
     if args.digest_only:
         print(cpu)
         return
@@ -74,7 +90,7 @@ def main() -> None:
     if torch.cuda.is_available():
         for fast in (True, False):
             t = time.time()
-            results[f"cuda-{'int8' if fast else 'f64'}"] = tables(Engine(model, "cuda", fast=fast), rows, args.steps)
+            results[f"cuda-{'int8' if fast else 'f64'}"] = digest(model, "cuda", rows, args.steps, args.window, fast)
             print(f"cuda fast={fast}: {time.time() - t:.1f}s", file=sys.stderr)
     if args.expect:
         results["expected"] = args.expect
@@ -82,7 +98,7 @@ def main() -> None:
     where = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
     if not torch.cuda.is_available():
         print(f"GPU CHECK SKIPPED: {where}; cpu digest {cpu}")
-    elif len(set(results.values())) == 1:
+    elif len(set(results.values())) == 1 and DIFFERS not in cpu:
         print(f"GPU CHECK PASS: {name}, {len(rows)} rows {args.lengths} tokens + {args.steps} incremental steps: "
               f"CUDA (int8 and float64 kernels) == CPU{' == expected' if args.expect else ''} on {where}, "
               f"torch {torch.__version__}, digest {cpu[:16]} ({time.time() - t0:.0f}s)")
