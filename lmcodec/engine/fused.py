@@ -334,6 +334,7 @@ if available:
 
     @jit
     def _keep_side(kn, crow, slot, norms):
+        """_keep_norms for qkv_rope_rows, which calls it from Python (an overload is typed in compiled code)."""
         _keep_norms(kn, crow, slot, norms)
 
     @jit
