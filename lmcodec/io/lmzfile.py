@@ -28,12 +28,12 @@ from .settings import ModelSource, Settings, settings_for
 def _collector_paused() -> Iterator[None]:
     """Around importing torch and numba and loading a model, the cycle collector paused: what they create lives
     until the process ends, so its full passes over the growing heap find nothing (they cost ~0.3 s a start)."""
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
