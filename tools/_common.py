@@ -110,8 +110,8 @@ def engine_bits(engine, token_lists: list[list[int]], batch: int = 4) -> list[fl
             n = min(tables.shape[1], last - t0)
             if n <= 0:
                 break
-            freq = tables[:, :n].gather(-1, seq[:, t0 + 1: t0 + 1 + n, None])[..., 0].double()
-            bits = -torch.log2(freq / TOTAL)
+            freq = np.take_along_axis(tables[:, :n], seq[:, t0 + 1: t0 + 1 + n, None].numpy(), -1)[..., 0]
+            bits = -np.log2(freq / TOTAL)
             valid = np.clip(lengths - t0, 0, n)
             for r, i in enumerate(idx):
                 out[i] += float(bits[r, : valid[r]].sum())

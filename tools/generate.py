@@ -68,7 +68,7 @@ class ModelBits:
         for t0, tables in eng.full_tables(seq):
             for i, r in enumerate(rows):
                 if t0 <= len(r) < t0 + tables.shape[1]:  # position len(r) holds r's last token
-                    out[i] = tables[i, len(r) - t0].numpy()
+                    out[i] = tables[i, len(r) - t0]
         return out
 
     def __call__(self, ctx: bytes) -> np.ndarray:

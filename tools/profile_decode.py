@@ -28,7 +28,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    import numpy as np
     import torch
 
     from lmcodec.coding import mixer as mx
@@ -91,7 +90,7 @@ def main(argv: list[str]) -> int:
         lines.append(f"| {name} | {wall:.1f} | " + " | ".join(f"{per[k]:.2f}" for k in labels)
                      + f" | {other:.2f} | {1000 * b / wall:.1f} |")
     # the mixer per symbol, on a real table
-    tab = st.step(tok(0)).numpy()[0].astype(np.int64)
+    tab = st.step(tok(0))[0]
     fs = mx.new_frame(4096)
     n = 200
     t = time.perf_counter()

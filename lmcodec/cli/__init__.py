@@ -15,7 +15,6 @@ import gc
 import os
 import signal
 import sys
-from typing import Any
 
 import lmz
 
@@ -23,6 +22,7 @@ from .listing import list_files
 from .messages import PROG, describe, say
 from .models_command import models_command
 from .options import HELP, Options, Usage, parse
+from .. import interrupts
 from ..atomic import remove_all
 from ..io.settings import Settings
 from .work import EXIT_ERROR, EXIT_OK, EXIT_WARNING, Job, isatty, process_file, walk
@@ -127,10 +127,6 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def run(argv: list[str]) -> int:
     """Run one command line; returns the exit status. Never raises (but SystemExit from signals)."""
     is_models = bool(argv) and argv[0] == "models"
@@ -138,11 +134,14 @@ def run(argv: list[str]) -> int:
     try:
         for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if sig is not None:
-                old[sig] = signal.signal(sig, _on_signal)
+                old[sig] = signal.signal(sig, interrupts.terminate)
     except ValueError:  # not the main thread
         pass
+    hook, sys.unraisablehook = sys.unraisablehook, interrupts.quiet_unraisable
     try:
-        return models_command(argv[1:]) if is_models else _command(parse(argv))
+        status = models_command(argv[1:]) if is_models else _command(parse(argv))
+        interrupts.check()
+        return status
     except Usage as e:
         say.error(None, str(e))
         try:
@@ -166,6 +165,7 @@ def run(argv: list[str]) -> int:
         return EXIT_ERROR
     finally:
         remove_all()
+        sys.unraisablehook = hook
         for sig, h in old.items():
             try:
                 signal.signal(sig, h)

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..jit import available, jit
 from . import threads
 from .exact import bitlength, div_round, rms, rshift_round
 from .fused import F_BITS, RESID_LIMIT, RMS_NORM
+from .lazytorch import torch
 
 BLOCK = 32  # inputs per block
 ACT_QMAX = 127  # activation codes lie in [-127, 127]
@@ -40,21 +40,28 @@ def block_shift(nb: int) -> int:
     return nb.bit_length() + 1
 
 
+def host(x):
+    """x as a numpy array: itself, or a torch tensor's copy in host memory (a view for a CPU tensor)."""
+    return x if isinstance(x, np.ndarray) else x.cpu().numpy()
+
+
 @dataclass
 class BlockLinear:
-    codes: torch.Tensor  # (N, K) uint8 or int8 codes c
-    d: torch.Tensor  # (N, nb) int16
-    m: torch.Tensor  # (N, nb) int16
-    mult: torch.Tensor  # (N,) int64
-    shift: torch.Tensor  # (N,) int64 >= MIN_SHIFT
-    bias: torch.Tensor | None  # (N,) int64 in output units, or None
-    gamma: torch.Tensor | None  # (K,) int64 RMSNorm weights of an RMS-normalized input, or None
+    """One linear layer's blocks: numpy arrays for the CPU kernel, or torch tensors (on any device) for the
+    reference, which packs them too where they are in host memory."""
+    codes: np.ndarray | torch.Tensor  # (N, K) uint8 or int8 codes c
+    d: np.ndarray | torch.Tensor  # (N, nb) int16
+    m: np.ndarray | torch.Tensor  # (N, nb) int16
+    mult: np.ndarray | torch.Tensor  # (N,) int64
+    shift: np.ndarray | torch.Tensor  # (N,) int64 >= MIN_SHIFT
+    bias: np.ndarray | torch.Tensor | None  # (N,) int64 in output units, or None
+    gamma: np.ndarray | torch.Tensor | None  # (K,) int64 RMSNorm weights of an RMS-normalized input, or None
 
     def __post_init__(self) -> None:
         n, k = self.codes.shape
         self.n, self.k, self.nb = n, k, k // BLOCK
         self.sa = block_shift(self.nb)
-        if self.codes.device.type == "cpu" and available:
+        if (isinstance(self.codes, np.ndarray) or self.codes.device.type == "cpu") and available:
             self._pack()
 
     def _pack(self) -> None:
@@ -63,8 +70,8 @@ class BlockLinear:
         a byte; D and M' as (N/16, nb, 2, 16). Rows past N (to a whole group) are zero."""
         n, nb = self.n, self.nb
         groups = -(-n // GROUP)
-        c0 = -128 if self.codes.dtype == torch.int8 else 0
-        codes = self.codes.numpy()
+        codes = host(self.codes)
+        c0 = -128 if codes.dtype == np.int8 else 0
         # 4-bit codes go two to a byte (quads 2k and 2k + 1 in one vector's low and high nibbles), and int16 scales
         # tell blockdot so (its T then fits int32); else bytes, and int32 scales (|M'| <= 2**15 + 2**22)
         narrow = c0 == 0 and int(codes.max(initial=0)) <= 15
@@ -72,14 +79,16 @@ class BlockLinear:
         self.packed = np.zeros((groups, nb, quads, GROUP, QUAD), np.uint8)
         _pack_codes(codes, c0, narrow, self.packed)
         dm = np.zeros((groups * GROUP, nb, 2), np.int16 if narrow else np.int32)
-        dm[:n, :, 0] = self.d.numpy()
-        dm[:n, :, 1] = self.m.numpy().astype(np.int32) + c0 * self.d.numpy().astype(np.int32)
+        d, m = host(self.d), host(self.m)
+        dm[:n, :, 0] = d
+        dm[:n, :, 1] = m.astype(np.int32) + c0 * d.astype(np.int32)
         self.scales = np.ascontiguousarray(dm.reshape(groups, GROUP, nb, 2).transpose(0, 2, 3, 1))
-        bias = self.bias if self.bias is not None else torch.zeros_like(self.mult)
-        self.rows = (self.mult.numpy(), self.shift.numpy(), bias.numpy())
+        mult = host(self.mult)
+        bias = host(self.bias) if self.bias is not None else np.zeros_like(mult)
+        self.rows = (mult, host(self.shift), bias)
         # the fused epilogues' parameters (fused._requant): ready = 1, the outputs come from run()
         self.fused_args = (*self.rows, np.zeros(n, np.float64), 0, 1)
-        self.gamma_np = self.gamma.numpy() if self.gamma is not None else np.zeros(0, np.int64)
+        self.gamma_np = host(self.gamma) if self.gamma is not None else np.zeros(0, np.int64)
         self.kernel = (self.gamma_np, self.packed, self.scales, self.sa, *self.rows)  # layerstep's arguments
 
     def run(self, x: np.ndarray, in_bits: int, eps: int) -> np.ndarray:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 
-import torch
+import numpy as np
 
 from .fused import KV_CODE_BITS, KV_CODE_MAX
+from .lazytorch import torch
 
 # Largest integer magnitude a float64 holds exactly, with every smaller integer also representable.
 F64_EXACT = 2**53
@@ -66,10 +67,13 @@ def matmul_i8(a: torch.Tensor, b: torch.Tensor, fast: bool = True) -> torch.Tens
     return (a.double() @ b.double()).int()
 
 
-def rshift_round(x: torch.Tensor, s: int | torch.Tensor) -> torch.Tensor:
-    """Round-half-up arithmetic right shift of int64 x by s >= 1 bits: floor((x + 2**(s-1)) / 2**s)."""
+def rshift_round(x: torch.Tensor | np.ndarray, s: int | torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Round-half-up arithmetic right shift of int64 x by s >= 1 bits: floor((x + 2**(s-1)) / 2**s); torch
+    tensors or numpy arrays."""
     if isinstance(s, int):
         return (x + (1 << (s - 1))) >> s
+    if isinstance(s, np.ndarray):
+        return (x + (np.int64(1) << (s - 1))) >> s
     return (x + (torch.ones_like(s) << (s - 1))) >> s
 
 

@@ -3,10 +3,10 @@
 Each kernel computes exactly the integers of spec/engine.md in int64 arithmetic (the spec's bounds keep every
 intermediate inside 64 bits), so the results equal the torch reference path in passes.py bit for bit; rows are
 independent, so the thread count cannot matter. They replace a dozen memory-bound eager torch passes per step
-(measured 20x faster on requantization). The matmuls stay torch._int_mm / float64 BLAS; decoding attention on
-int16 caches runs in simd.py's blocks (same integers).
+(measured 20x faster on requantization). Engine 2's matmuls run in blocks.py, engine 1's stay torch._int_mm;
+attention runs in simd.py's blocks (same integers), or float64 BLAS where the caches do not fit them.
 
-Arrays are numpy views of torch CPU tensors (zero-copy). Without numba the engine uses its torch path.
+Arrays are numpy arrays. Without numba the engine uses its torch path.
 Kernels are serial and release the GIL; rows are split over lmcodec's thread pool (threads.py). (Numba's own
 parallel layers either share no pool with torch's OpenMP - measured: torch._int_mm 13x slower after one numba
 OpenMP region on 2 cores - or abort when called from two threads at once.)

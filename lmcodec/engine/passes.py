@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..tables import TOTAL
 from . import blocks
@@ -24,6 +23,7 @@ from . import threads as th
 from .exact import F64_EXACT, div_round, kv_round, matmul_i8, rms, rshift_round
 from .fused import F_BITS, GU_LIMIT, QKV_LIMIT, RESID_LIMIT, RMS_NORM, ROPE_BITS
 from .intmodel import IntModel
+from .lazytorch import torch
 
 Q8 = 127  # 8-bit activation grid
 Q15 = 127 * 128  # 15-bit activation grid, coded as two int8 halves
@@ -76,7 +76,7 @@ class Linear:
 class Engine:
     """Exact integer forward passes of one converted model on one device."""
 
-    def __init__(self, model: IntModel, device: str | torch.device = "cpu", threads: int | None = None,
+    def __init__(self, model: IntModel, device: str = "cpu", threads: int | None = None,
                  fast: bool = True, fused: bool | None = None, window: int | None = None, sink: int = 0,
                  kv8: bool = False) -> None:
         """threads: CPU threads for this engine's work (None or 0: every available CPU; see threads.py: the
@@ -99,13 +99,18 @@ class Engine:
         self.k_limit = QKV_LIMIT if window is not None else K_UNCLAMPED
         self.model = model
         self.cfg = c = model.config
-        self.device = torch.device(device)
+        self.device = str(device)
+        on_cpu = self.device.split(":")[0] == "cpu"
         self.fast = fast
-        self.fused = (fast and fz.available and self.device.type == "cpu") if fused is None else fused
+        self.fused = (fast and fz.available and on_cpu) if fused is None else fused
+        if self.fused and not on_cpu:
+            raise ValueError("the fused path computes on the CPU")
         _keep_freed_memory()
         self.threads = th.resolve(threads)
         self.pacer = th.Pacer(self.threads)  # decoding steps: OpenMP over every thread or one, by measured time
-        t = {k: v.to(self.device) for k, v in model.tensors.items()}
+        # the fused path computes on the model file's arrays (numpy); the reference path on torch tensors
+        t = dict(model.tensors) if self.fused else {k: torch.from_numpy(v).to(self.device)
+                                                    for k, v in model.tensors.items()}
         self.vocab_size: int = c["vocab_size"]
         self.bos_id: int = c["bos_id"]
         self.max_tokens: int = c["context"]
@@ -116,32 +121,35 @@ class Engine:
         self.R = c["resid_bits"]
         self.eps = c["eps_int"]
         self.version = model.engine
+        mt = model.tensors  # the embedding and RoPE's tables: numpy on every path (_embed, _grow_rope)
         if self.version == 1:
-            self.embed_w, self.embed_m, self.embed_s = t["embed.w"], t["embed.mult"], t["embed.shift"]
+            self.embed_w, self.embed_m, self.embed_s = mt["embed.w"], mt["embed.mult"], mt["embed.shift"]
         else:
-            self.embed_c, self.embed_d = t["embed.codes"], t["embed.d"]
+            self.embed_c, self.embed_d = mt["embed.codes"], mt["embed.d"]
         self.layers = []
         for i in range(self.n_layers):
             p = f"layers.{i}."
             self.layers.append({n: self._linear(t, p + n, c.get("act", {}).get(n))
                                 for n in ("qkv", "o", "gate_up", "down")})
         self.head = self._linear(t, "head", c.get("act", {}).get("head"))
-        self.cos, self.sin = t["rope.cos"], t["rope.sin"]
+        self.cos_np, self.sin_np = mt["rope.cos"], mt["rope.sin"]
         self._rope_lock = threading.Lock()
-        self.exp_table = t["exp"].double()
-        self.exp_last = self.exp_table.numel() - 1
-        self.silu_table = t["silu"]
-        self.silu_half = (self.silu_table.numel() - 1) // 2
         # attention scores (q_bits + k_bits fractional bits) -> logits in 2**-exp_frac_bits nat, a power of two
         self.score_scale = 2.0 ** (c["exp_frac_bits"] - c["q_bits"] - c["k_bits"])
         self.score_shift = c["q_bits"] + c["k_bits"] - c["exp_frac_bits"]
+        self.exp32 = None
         if self.fused:
-            self.exp_np, self.silu_np = t["exp"].numpy(), self.silu_table.numpy()
-            self.cos_np, self.sin_np = self.cos.numpy(), self.sin.numpy()
+            self.exp_np, self.silu_np = mt["exp"], mt["silu"]
             # the SIMD attention of both passes looks the weights up in 32 bits (simd.weights16, weights16_seen),
             # where they fit: one gather of 16 on AVX-512
             span = self.exp_np.min() >= 0 and self.exp_np.max() <= fz.simd.W_MAX and self.hd in fz.simd.HEAD_DIMS
             self.exp32 = self.exp_np.astype(np.int32) if span else None
+        else:
+            self.cos, self.sin = t["rope.cos"], t["rope.sin"]
+            self.exp_table = t["exp"].double()
+            self.exp_last = self.exp_table.numel() - 1
+            self.silu_table = t["silu"]
+            self.silu_half = (self.silu_table.numel() - 1) // 2
         # a decoder keeps 8-bit codes (a byte an element) where the SIMD blocks read the caches, else the rounded
         # values in int16
         self.code_cache = self.fused and kv8 and self.exp32 is not None
@@ -153,32 +161,30 @@ class Engine:
     def _rope_rows(self, n: int) -> None:
         """Make the RoPE tables cover positions 0 .. n-1. Rows past the model file's (its context C) are made
         exactly from earlier ones: row p = row(p - C/2) rotated by row(C/2), rounded as RoPE rounds (spec §5)."""
-        if n <= self.cos.shape[0]:
+        if n <= self.cos_np.shape[0]:
             return
         with self._rope_lock:  # decoders on several threads may grow the tables at once
             self._grow_rope(n)
 
     def _grow_rope(self, n: int) -> None:
-        have = self.cos.shape[0]
+        have = self.cos_np.shape[0]
         if n <= have:
             return
         half = self.cfg["context"] // 2
-        cos, sin = self.cos.cpu().long(), self.sin.cpu().long()
-        parts_c, parts_s = [cos], [sin]
+        cos, sin = self.cos_np.astype(np.int64), self.sin_np.astype(np.int64)
         c2, s2 = cos[half], sin[half]
         while have < n:
             a = have - half  # rows have - half .. have - 1 exist; each new row needs the one half before it
             k = min(half, n - have)
-            c1 = torch.cat(parts_c)[a: a + k] if len(parts_c) > 1 else cos[a: a + k]
-            s1 = torch.cat(parts_s)[a: a + k] if len(parts_s) > 1 else sin[a: a + k]
-            parts_c.append(rshift_round(c1 * c2 - s1 * s2, ROPE_BITS))
-            parts_s.append(rshift_round(s1 * c2 + c1 * s2, ROPE_BITS))
+            c1, s1 = cos[a: a + k], sin[a: a + k]
+            cos = np.concatenate([cos, rshift_round(c1 * c2 - s1 * s2, ROPE_BITS)])
+            sin = np.concatenate([sin, rshift_round(s1 * c2 + c1 * s2, ROPE_BITS)])
             have += k
-        cos = torch.cat(parts_c).to(torch.int32).to(self.device)
-        self.sin = torch.cat(parts_s).to(torch.int32).to(self.device)
-        if self.fused:
-            self.cos_np, self.sin_np = cos.numpy(), self.sin.numpy()
-        self.cos = cos  # last: _rope_rows reads its length without the lock, then the others
+        if not self.fused:
+            self.sin = torch.from_numpy(sin.astype(np.int32)).to(self.device)
+            self.cos = torch.from_numpy(cos.astype(np.int32)).to(self.device)
+        self.sin_np = sin.astype(np.int32)
+        self.cos_np = cos.astype(np.int32)  # last: _rope_rows reads its length without the lock, then the others
 
     def _visible(self, qpos: torch.Tensor, kpos: torch.Tensor) -> torch.Tensor:
         """Mask (queries, keys): True where a query at qpos may NOT attend to a key at kpos (spec §5)."""
@@ -188,13 +194,14 @@ class Engine:
         return hidden
 
     @staticmethod
-    def _linear(t: dict[str, torch.Tensor], name: str, bits: int | None) -> Linear | blocks.BlockLinear:
-        """A layer of the model file: engine 1's 7-bit rows (bits: its activation grid) or engine 2's blocks."""
+    def _linear(t: dict, name: str, bits: int | None) -> Linear | blocks.BlockLinear:
+        """A layer of the model file: engine 1's 7-bit rows (bits: its activation grid; torch tensors, for
+        torch._int_mm) or engine 2's blocks (as they are in t: numpy arrays or torch tensors)."""
         if name + ".codes" in t:
             return blocks.BlockLinear(t[name + ".codes"], t[name + ".d"], t[name + ".m"], t[name + ".mult"],
                                       t[name + ".shift"], t.get(name + ".bias"), t.get(name + ".gamma"))
-        return Linear(t[name + ".w"], t[name + ".mult"], t[name + ".shift"], t.get(name + ".bias"),
-                      Q15 if bits == 15 else Q8)
+        w = {k: torch.as_tensor(t[name + k]) for k in (".w", ".mult", ".shift", ".bias") if name + k in t}
+        return Linear(w[".w"], w[".mult"], w[".shift"], w.get(".bias"), Q15 if bits == 15 else Q8)
 
     # ---- building blocks -------------------------------------------------------------------------
     def _norm_factor(self, x: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
@@ -328,11 +335,13 @@ class Engine:
         o = o.reshape(b, t, -1)
         return self._linear_apply(lay["o"], o, in_bits=self.cfg["v_bits"])
 
-    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+    def _embed(self, tokens: np.ndarray) -> np.ndarray:
+        """The embedding rows (..., H) int64 of token ids (...) (spec §2, §12.1), on every path."""
         if self.version == 1:
-            return rshift_round(self.embed_w[tokens].long() * self.embed_m[tokens, None], self.embed_s[tokens, None])
-        scale = self.embed_d[tokens].long().repeat_interleave(blocks.BLOCK, -1)  # spec §12.1
-        return rshift_round(self.embed_c[tokens].long() * scale, blocks.EMBED_BITS - self.R)
+            w = self.embed_w[tokens].astype(np.int64) * self.embed_m[tokens, None].astype(np.int64)
+            return rshift_round(w, self.embed_s[tokens, None].astype(np.int64))
+        scale = np.repeat(self.embed_d[tokens].astype(np.int64), blocks.BLOCK, -1)  # spec §12.1
+        return rshift_round(self.embed_c[tokens].astype(np.int64) * scale, blocks.EMBED_BITS - self.R)
 
     def _tables(self, x: torch.Tensor) -> torch.Tensor:
         """Final hidden states (..., H) -> frequency tables (..., V) int64, each summing to 2**28."""
@@ -348,12 +357,12 @@ class Engine:
         return freq.scatter_add_(-1, top, rest).long()
 
     # ---- the two passes -------------------------------------------------------------------------
-    def full_tables(self, tokens: torch.Tensor, block: int = 64,
-                    progress: Callable[[float], None] | None = None,
-                    lengths: Sequence[int] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-        """Full-sequence pass. tokens (B, T) int64 including the leading BOS (pad rows at the end with any id).
+    def full_tables(self, tokens, block: int = 64, progress: Callable[[float], None] | None = None,
+                    lengths: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Full-sequence pass. tokens (B, T) token ids (a numpy array, or a torch tensor) including the leading BOS
+        (pad rows at the end with any id).
 
-        Yields (t0, tables) with tables (B, t1 - t0, V): the distributions of tokens[:, t0+1 : t1+1],
+        Yields (t0, tables) with tables (B, t1 - t0, V) int64 numpy arrays: the distributions of tokens[:, t0+1 : t1+1],
         i.e. tables[:, j] predicts position t0 + j + 1 from positions <= t0 + j. lengths, if given, are the
         positions of each row that count (row i's first lengths[i]); the rest is padding, which the fused path
         does not compute, and its tables are zeros on every path. progress, if given, is called with the
@@ -361,27 +370,25 @@ class Engine:
         Work is split into blocks of rows and queries so that temporaries stay a few MB (large fresh
         allocations cost more in page faults than the arithmetic on them).
         """
+        tokens = blocks.host(tokens).astype(np.int64, copy=False)
         b, t = tokens.shape
         block = max(1, min(block, HEAD_ELEMENTS // (b * self.vocab_size)))
         lengths = [t] * b if lengths is None else [max(1, min(t, int(n))) for n in lengths]
         self._rope_rows(t)
-        if self.fused:  # independent row blocks on the kernel threads, torch inside them on one thread each
-            passes = self._full_fused(tokens.cpu(), block, progress, lengths)
-            with torch.inference_mode():
-                yield from th.scoped(passes, self.threads, 1)
+        if self.fused:  # independent row blocks on the kernel threads (engine 1's matmuls on one thread each)
+            yield from th.scoped(self._full_fused(tokens, block, progress, lengths), self.threads, 1)
             return
         with torch.inference_mode():
             for a, tables in th.scoped(self._full_torch(tokens, block, progress), self.threads, self.threads):
                 for i, n in enumerate(lengths):
                     tables[i, max(0, n - a):] = 0
-                yield a, tables
+                yield a, tables.cpu().numpy()
 
-    def _full_torch(self, tokens: torch.Tensor, block: int,
+    def _full_torch(self, tokens: np.ndarray, block: int,
                     progress: Callable[[float], None] | None) -> Iterator[tuple[int, torch.Tensor]]:
-        """The full pass of the torch path (the reference), as full_tables yields it."""
-        tokens = tokens.to(self.device)
+        """The full pass of the torch path (the reference), as full_tables yields it (tables as torch tensors)."""
         b, t = tokens.shape
-        x = self._embed(tokens)
+        x = torch.from_numpy(self._embed(tokens)).to(self.device)
         pos = torch.arange(t, device=self.device)
         g = self.nh // self.nkv
         for n, lay in enumerate(self.layers, 1):
@@ -415,22 +422,22 @@ class Engine:
         return torch.cat(parts, 1)
 
     # ---- the fused CPU path: the same integers, element-wise steps in fused.py -------------------
-    def _mm(self, lin: Linear | blocks.BlockLinear, x: torch.Tensor, in_bits: int = RMS_NORM):
+    def _mm(self, lin: Linear | blocks.BlockLinear, x: np.ndarray, in_bits: int = RMS_NORM):
         """Linear steps 1-4 for rows x (M, K) int64: ((acc_hi, acc_lo), f, lin's parameters) for an epilogue;
         engine 2's block kernel gives the outputs, which the epilogue takes as they are."""
         m = x.shape[0]
         if isinstance(lin, blocks.BlockLinear):
-            y = lin.run(x.numpy(), in_bits, self.eps)
+            y = lin.run(x, in_bits, self.eps)
             return (y, y[:0]), np.zeros(m, np.int64), lin.fused_args
         q = torch.empty((m if lin.qmax == Q8 else 2 * m, x.shape[1]), dtype=torch.int8)
-        f = torch.empty(m, dtype=torch.long)
+        f = np.empty(m, np.int64)
         qn = q.numpy()
-        fz.quantize(x.numpy(), lin.qmax, in_bits, self.eps, qn[:m], qn[m:], f.numpy())  # Q8: qn[m:] is empty
+        fz.quantize(x, lin.qmax, in_bits, self.eps, qn[:m], qn[m:], f)  # Q8: qn[m:] is empty
         acc = matmul_i8(q, lin.wt, self.fast).numpy()
-        return (acc[:m], acc[m:]), f.numpy(), lin.fused_args
+        return (acc[:m], acc[m:]), f, lin.fused_args
 
-    def _layer_fused(self, lay: dict[str, Linear], x: torch.Tensor, b: int, t: int, lengths: list[int],
-                     k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
+    def _layer_fused(self, lay: dict[str, Linear], x: np.ndarray, b: int, t: int, lengths: list[int],
+                     k_cache: np.ndarray, v_cache: np.ndarray) -> None:
         """One layer of the full pass on the residual x (b*t, H) in place, row i's first lengths[i] positions;
         k, v go to the caches (b, nkv, t, d): float64 for the BLAS products, or int16 for the SIMD row blocks
         (fused.attend_span). A padding position is never computed: no query before it sees its key.
@@ -438,49 +445,47 @@ class Engine:
         Blocks of rows (and of attention queries) are independent tasks run on the kernel threads.
         """
         g, d, nkv = self.nh // self.nkv, self.hd, self.nkv
-        q = torch.empty((b, nkv, g, t, d), dtype=torch.float64)
+        q = np.empty((b, nkv, g, t, d), np.float64)
         spans = [(i * t + a, i * t + min(n, a + ROW_BLOCK)) for i, n in enumerate(lengths)
                  for a in range(0, n, ROW_BLOCK)]
 
         def qkv(a: int, e: int) -> None:
-            fz.qkv_rope(*self._mm(lay["qkv"], x[a:e]), a, t, 0, self.cos_np, self.sin_np, q.numpy(),
-                        k_cache.numpy(), v_cache.numpy(), 0, self.k_limit, self.kv8)
+            fz.qkv_rope(*self._mm(lay["qkv"], x[a:e]), a, t, 0, self.cos_np, self.sin_np, q, k_cache, v_cache, 0,
+                        self.k_limit, self.kv8)
 
         th.parallel([lambda a=a, e=e: qkv(a, e) for a, e in spans])
-        o = torch.empty((b * t, self.nh * d), dtype=torch.long)
+        o = np.empty((b * t, self.nh * d), np.int64)
         win = self.window or 0
         sink = self.sink
-        if k_cache.dtype == torch.int16:  # the caches rearranged once for the SIMD row blocks
+        simd = k_cache.dtype == np.int16
+        if simd:  # the caches rearranged once for the SIMD row blocks
             slots = -(-t // fz.simd.SPAN_KEYS) * fz.simd.SPAN_KEYS
             ks, vs = fz.woven_shapes(slots, d)
             kt, vt = np.empty((b, nkv) + ks, np.int16), np.empty((b, nkv) + vs, np.int16)
             norms = np.empty((b, nkv, slots // fz.simd.QK_KEYS))
-            kn, vn = k_cache.numpy(), v_cache.numpy()
-            th.parallel([lambda i=i: fz.weave(kn[i], vn[i], kt[i], vt[i], norms[i]) for i in range(b)])
+            th.parallel([lambda i=i: fz.weave(k_cache[i], v_cache[i], kt[i], vt[i], norms[i]) for i in range(b)])
 
         def attend(i: int, a: int) -> None:
             e = min(lengths[i], a + QUERY_BLOCK)
-            if k_cache.dtype == torch.int16:
-                fz.attend_span(q[i].numpy(), kn[i], kt[i], vt[i], norms[i], a, e, self.score_shift, self.exp32,
-                               o.numpy(), i * t, win, sink, self.cos_np, self.sin_np, self.k_limit)
+            if simd:
+                fz.attend_span(q[i], k_cache[i], kt[i], vt[i], norms[i], a, e, self.score_shift, self.exp32, o,
+                               i * t, win, sink, self.cos_np, self.sin_np, self.k_limit)
                 return
             k0 = a - win + sink + 1 if win else 0  # the first non-sink key the block's first query sees
             if k0 > sink:  # the sink and a band of keys: the cost is bounded by the window
-                k = torch.cat([k_cache[i, :, :sink], k_cache[i, :, k0:e]], 1)
-                v = torch.cat([v_cache[i, :, :sink], v_cache[i, :, k0:e]], 1)
+                k = np.concatenate([k_cache[i, :, :sink], k_cache[i, :, k0:e]], 1)
+                v = np.concatenate([v_cache[i, :, :sink], v_cache[i, :, k0:e]], 1)
                 band = 1
             else:
                 k, v = k_cache[i, :, :e], v_cache[i, :, :e]
                 k0, band = 0, 0
             qb = q[i, :, :, a:e].reshape(nkv, -1, d)
-            s = qb @ k.transpose(-1, -2)
+            s = qb @ k.swapaxes(-1, -2)
             if sink and win and e > win:  # queries past the window see the sink keys rotated on (spec §5)
-                fz.sink_scores(qb.numpy(), k_cache[i, :, :sink].numpy(), a, e - a, win, self.cos_np,
-                               self.sin_np, self.k_limit, s.numpy())
-            z = torch.empty(s.numel() // s.shape[-1], dtype=torch.long)
-            fz.softmax(s.view(-1, s.shape[-1]).numpy(), a, e - a, self.score_shift, self.exp_np, z.numpy(),
-                       k0, band, win, sink)
-            fz.attn_gather((s @ v).numpy(), z.numpy(), e - a, o.numpy(), i * t + a)
+                fz.sink_scores(qb, k_cache[i, :, :sink], a, e - a, win, self.cos_np, self.sin_np, self.k_limit, s)
+            z = np.empty(s.size // s.shape[-1], np.int64)
+            fz.softmax(s.reshape(-1, s.shape[-1]), a, e - a, self.score_shift, self.exp_np, z, k0, band, win, sink)
+            fz.attn_gather(s @ v, z, e - a, o, i * t + a)
 
         # the longest query blocks first, so that the threads' shares even out
         th.parallel([lambda i=i, a=a: attend(i, a) for a in reversed(range(0, t, QUERY_BLOCK)) for i in range(b)
@@ -488,47 +493,46 @@ class Engine:
 
         th.parallel([lambda a=a, e=e: self._rest_fused(lay, x[a:e], o[a:e]) for a, e in spans])
 
-    def _rest_fused(self, lay: dict[str, Linear], x: torch.Tensor, o: torch.Tensor) -> None:
+    def _rest_fused(self, lay: dict[str, Linear], x: np.ndarray, o: np.ndarray) -> None:
         """The attention output projection and the MLP on rows x (M, H), in place."""
-        fz.add_residual(*self._mm(lay["o"], o, self.cfg["v_bits"]), x.numpy())
-        h = torch.empty((x.shape[0], self.cfg["intermediate"]), dtype=torch.long)
-        fz.gate_up(*self._mm(lay["gate_up"], x), self.silu_np, h.numpy())
-        fz.add_residual(*self._mm(lay["down"], h, 2 * self.cfg["mlp_bits"]), x.numpy())
+        fz.add_residual(*self._mm(lay["o"], o, self.cfg["v_bits"]), x)
+        h = np.empty((x.shape[0], self.cfg["intermediate"]), np.int64)
+        fz.gate_up(*self._mm(lay["gate_up"], x), self.silu_np, h)
+        fz.add_residual(*self._mm(lay["down"], h, 2 * self.cfg["mlp_bits"]), x)
 
-    def _tables_fused(self, x: torch.Tensor, tasks: int = 1) -> torch.Tensor:
+    def _tables_fused(self, x: np.ndarray, tasks: int = 1) -> np.ndarray:
         """Tables for rows x (M, H), as `tasks` parallel tasks (each with its own head matmul)."""
-        out = torch.empty((x.shape[0], self.vocab_size), dtype=torch.long)
+        out = np.empty((x.shape[0], self.vocab_size), np.int64)
 
         def part(a: int, e: int) -> None:
-            fz.tables(*self._mm(self.head, x[a:e]), self.exp_np, TOTAL, out[a:e].numpy())
+            fz.tables(*self._mm(self.head, x[a:e]), self.exp_np, TOTAL, out[a:e])
 
         m = x.shape[0]
         step = -(-m // tasks)
         th.parallel([lambda a=a: part(a, min(m, a + step)) for a in range(0, m, step)])
         return out
 
-    def _full_fused(self, tokens: torch.Tensor, block: int, progress: Callable[[float], None] | None,
-                    lengths: list[int]) -> Iterator[tuple[int, torch.Tensor]]:
+    def _full_fused(self, tokens: np.ndarray, block: int, progress: Callable[[float], None] | None,
+                    lengths: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         """The full pass of the fused path, as full_tables yields it: independent row blocks on the kernel threads,
         over the positions that count."""
         b, t = tokens.shape
-        x = self._embed(tokens).reshape(b * t, -1).contiguous()
+        x = np.ascontiguousarray(self._embed(tokens).reshape(b * t, -1))
         # int16 caches for the SIMD row blocks where k fits int16 (under a window), else float64 for BLAS
-        dtype = torch.int16 if self.k_limit == QKV_LIMIT and self.exp32 is not None else torch.float64
+        dtype = np.int16 if self.k_limit == QKV_LIMIT and self.exp32 is not None else np.float64
         shape = (b, self.nkv, t, self.hd)
         for n, lay in enumerate(self.layers, 1):
-            k, v = torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
-            self._layer_fused(lay, x, b, t, lengths, k, v)
+            self._layer_fused(lay, x, b, t, lengths, np.zeros(shape, dtype), np.zeros(shape, dtype))
             if progress is not None:
                 progress(n / self.n_layers)
         for a in range(0, t, block):
             e = min(t, a + block)
             rows = [(i, min(e, n) - a) for i, n in enumerate(lengths) if n > a]  # (row, positions that count)
-            tables = self._tables_fused(torch.cat([x[i * t + a: i * t + a + m] for i, m in rows]), th.width())
+            tables = self._tables_fused(np.concatenate([x[i * t + a: i * t + a + m] for i, m in rows]), th.width())
             if len(rows) == b and all(m == e - a for _, m in rows):
-                yield a, tables.view(b, e - a, -1)
+                yield a, tables.reshape(b, e - a, -1)
                 continue
-            out = torch.zeros((b, e - a, self.vocab_size), dtype=torch.long)
+            out = np.zeros((b, e - a, self.vocab_size), np.int64)
             c = 0
             for i, m in rows:
                 out[i, :m] = tables[c: c + m]
@@ -565,15 +569,13 @@ class DecodeState:
     def __init__(self, engine: Engine, batch: int) -> None:
         self.e = engine
         self.pos = np.zeros(batch, dtype=np.int64)
-        self.k: list[torch.Tensor] = []  # per layer: views of k_all / v_all
-        self.v: list[torch.Tensor] = []
-        self.k_np: list[np.ndarray] = []  # the same as numpy arrays (on CPU), for the kernels
-        self.v_np: list[np.ndarray] = []
-        self.k_all: torch.Tensor | None = None
-        self.v_all: torch.Tensor | None = None
-        self.kn_all: torch.Tensor | None = None  # engine 2 on the CPU: a bound on each key block's |k|**2 (int16
-        # caches), or the exponents of 8-bit codes (coder 1 version 3)
-        self.kn_np: list[np.ndarray] = []
+        # the caches: numpy arrays on the fused path, torch tensors (on the engine's device) on the reference path
+        self.k: list = []  # per layer: views of k_all / v_all
+        self.v: list = []
+        self.k_all = self.v_all = None
+        self.kn_all = None  # engine 2 on the CPU: a bound on each key block's |k|**2 (int16 caches), or the
+        # exponents of 8-bit codes (coder 1 version 3)
+        self.kn: list[np.ndarray] = []
         self.slot_pos = np.full((batch, 0), -1, dtype=np.int64)
         self.cap = 0
         self._grow(batch, ring_slots(engine.window) if engine.window else _whole_blocks(CACHE_STEP))
@@ -589,24 +591,25 @@ class DecodeState:
         where the SIMD blocks read them (Engine.code_cache): a byte an element.
         """
         e = self.e
-        kt = torch.int16 if e.k_limit == QKV_LIMIT else torch.int32
+        kt = "int16" if e.k_limit == QKV_LIMIT else "int32"
         if e.code_cache:  # 8-bit codes (coder 1 version 3), and each block's 16 key and 16 value exponents
             woven = fz.woven_shapes(cap, e.hd)[0]
-            caches = (("k_all", torch.int8, woven), ("v_all", torch.int8, (cap, e.hd)),
-                      ("kn_all", torch.int8, (woven[0], 2, fz.simd.QK_KEYS)))
+            caches = (("k_all", "int8", woven), ("v_all", "int8", (cap, e.hd)),
+                      ("kn_all", "int8", (woven[0], 2, fz.simd.QK_KEYS)))
         elif e.fused:  # keys in the woven layout of the SIMD attention blocks, a squared norm for each block of them
             woven = fz.woven_shapes(cap, e.hd)[0]
-            caches = (("k_all", kt, woven), ("v_all", torch.int16, (cap, e.hd)),
-                      ("kn_all", torch.float64, woven[:1]))
+            caches = (("k_all", kt, woven), ("v_all", "int16", (cap, e.hd)), ("kn_all", "float64", woven[:1]))
         else:
-            caches = (("k_all", torch.float64, (cap, e.hd)), ("v_all", torch.float64, (cap, e.hd)))
-        self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # drop the views, so that each old
-        # block is freed as soon as it is copied
+            caches = (("k_all", "float64", (cap, e.hd)), ("v_all", "float64", (cap, e.hd)))
+        self.k, self.v, self.kn = [], [], []  # drop the views, so that each old block is freed as soon as it is
+        # copied
         for name, dtype, tail in caches:
-            new = torch.zeros((e.n_layers, batch, e.nkv) + tail, dtype=dtype, device=e.device)
+            shape = (e.n_layers, batch, e.nkv) + tail
+            new = (np.zeros(shape, dtype) if e.fused else
+                   torch.zeros(shape, dtype=getattr(torch, dtype), device=e.device))
             old = getattr(self, name)
             if old is not None:  # slots (or blocks of them) along axis 3
-                new.narrow(3, 0, old.shape[3]).copy_(old)
+                new[:, :, :, : old.shape[3]] = old
             setattr(self, name, new)
             del old
         slot_pos = np.full((batch, cap), -1, dtype=np.int64)
@@ -617,31 +620,26 @@ class DecodeState:
         self._views()
 
     def _views(self) -> None:
-        self.k, self.v = list(self.k_all.unbind(0)), list(self.v_all.unbind(0))
-        if self.e.device.type == "cpu":
-            self.k_np, self.v_np = [k.numpy() for k in self.k], [v.numpy() for v in self.v]
-        if self.kn_all is not None:
-            self.kn_np = [kn.numpy() for kn in self.kn_all.unbind(0)]
+        self.k, self.v = list(self.k_all), list(self.v_all)
+        self.kn = [] if self.kn_all is None else list(self.kn_all)
 
     def keep(self, rows: list[int]) -> None:
         """Drop finished rows from the batch (their caches go; the others are unchanged and renumbered)."""
-        self.k, self.v, self.k_np, self.v_np, self.kn_np = [], [], [], [], []  # as in _grow: one old block alive
-        # at a time
+        self.k, self.v, self.kn = [], [], []  # as in _grow: one old block alive at a time
         self._rows_into(self, rows)
 
     def take(self, rows: list[int]) -> "DecodeState":
         """A new state of these rows (renumbered in this order), their caches copied; this one is unchanged."""
         other = DecodeState.__new__(DecodeState)
-        other.e, other.cap, other._simd, other.kn_np = self.e, self.cap, self._simd, []
+        other.e, other.cap, other._simd, other.kn = self.e, self.cap, self._simd, []
         self._rows_into(other, rows)
         return other
 
     def _rows_into(self, state: "DecodeState", rows: list[int]) -> None:
         """state's caches, positions and views: these rows of this state's, in this order."""
-        idx = torch.tensor(rows, device=self.e.device)
         for name in ("k_all", "v_all", "kn_all"):
             cache = getattr(self, name)
-            setattr(state, name, None if cache is None else cache.index_select(1, idx))
+            setattr(state, name, None if cache is None else cache[:, rows])
         state.pos = self.pos[rows]
         state.slot_pos = self.slot_pos[rows]
         state._views()
@@ -669,11 +667,12 @@ class DecodeState:
             seen[r] = seen.get(r, 0) + 1
         return out
 
-    def step(self, tokens: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
-        """Feed token ids (n,) to rows (indices into the batch; default all, in order), each at its next position;
-        a row may appear several times, its entries fed in order at consecutive positions. Returns tables (n, V),
-        entry j's for the position after its own."""
+    def step(self, tokens, rows: np.ndarray | None = None) -> np.ndarray:
+        """Feed token ids (n,) (a numpy array or a torch tensor) to rows (indices into the batch; default all, in
+        order), each at its next position; a row may appear several times, its entries fed in order at consecutive
+        positions. Returns tables (n, V) int64, entry j's for the position after its own."""
         e = self.e
+        tokens = blocks.host(tokens).astype(np.int64, copy=False)
         rows = np.arange(len(self.pos)) if rows is None else np.asarray(rows, dtype=np.int64)
         pos = self._positions(rows)
         if e.window is None and int(pos.max()) >= self.cap:
@@ -682,7 +681,13 @@ class DecodeState:
         slot, end = self._slots(pos)
         self.slot_pos[rows, slot] = pos
         with e.pacer.step():
-            return self._feed(tokens, rows, pos, slot, end)
+            if e.fused:
+                tables = self._feed(tokens, rows, pos, slot, end)
+            else:
+                with torch.inference_mode():
+                    tables = self._feed_reference(tokens, rows, pos, slot, end)
+        np.add.at(self.pos, rows, 1)
+        return tables
 
     def _one_call(self) -> bool:
         """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
@@ -690,58 +695,55 @@ class DecodeState:
         if self.e.layer_kernels is None or th.width() != 1:
             return False
         if self._simd is None:
-            self._simd = fz.simd_fits(self.k_np[0], self.v_np[0], self.e.exp_np)
+            self._simd = fz.simd_fits(self.k[0], self.v[0], self.e.exp_np)
         return self._simd
 
-    def _feed(self, tokens: torch.Tensor, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
-              end: np.ndarray) -> torch.Tensor:
-        """step() once the positions and slots are known."""
+    def _feed(self, tokens: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
+              end: np.ndarray) -> np.ndarray:
+        """step() once the positions and slots are known, on the fused path."""
         e = self.e
-        with torch.inference_mode():
-            tokens = tokens.to(e.device)
-            n = tokens.shape[0]
-            x = e._embed(tokens[:, None])
-            if e.fused:
-                x = x.view(n, -1).contiguous()
-                g, d, nkv = e.nh // e.nkv, e.hd, e.nkv
-                q = torch.empty((n, nkv, g, d), dtype=torch.float64)
-                o = torch.empty((n, e.nh * d), dtype=torch.long)
-                exp = e.exp_np if e.exp32 is None else e.exp32  # int32 entries: one gather of 16 (simd.py)
-                if self._one_call():
-                    h = np.empty((n, e.cfg["intermediate"]), np.int64)
-                    xn, qn, on = x.numpy(), q.numpy(), o.numpy()
-                    for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k_np, self.v_np, self.kn_np):
-                        layerstep.layer(xn, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows,
-                                        pos, slot, end, e.cos_np, e.sin_np, qn, kc, vc, kn, e.k_limit, e.kv8,
-                                        e.score_shift, exp, e.window or 0, e.sink, self.slot_pos, e.silu_np, on, h)
-                    np.add.at(self.pos, rows, 1)
-                    return e._tables_fused(x)
-                for i, lay in enumerate(e.layers):
-                    fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q.numpy(),
-                                     self.k_np[i], self.v_np[i], self.kn_np[i], e.k_limit, e.kv8)
-                    fz.attend_rows(q.numpy(), self.k_np[i], self.v_np[i], self.kn_np[i], rows, end, e.score_shift,
-                                   exp, o.numpy(), pos, e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit,
-                                   self.slot_pos)
-                    e._rest_fused(lay, x, o)
-                np.add.at(self.pos, rows, 1)
-                return e._tables_fused(x)
-            out = []
-            for j, r in enumerate(rows.tolist()):  # the reference: one entry at a time
-                xr = x[j: j + 1]
-                p, u, m = int(pos[j]), int(slot[j]), int(end[j])
-                held = torch.from_numpy(self.slot_pos[r, :m]).to(e.device)
-                hidden = e._visible(torch.tensor([p], device=e.device), held) | (held < 0)
-                hidden = hidden.repeat(e.nh // e.nkv, 1)
-                for i, lay in enumerate(e.layers):
-                    qr, kr, vr = e._qkv(lay, xr, torch.tensor([p], device=e.device))
-                    self.k[i][r, :, u] = kr[0, :, 0].double()
-                    self.v[i][r, :, u] = vr[0, :, 0].double()
-                    qq = qr.double().reshape(1, e.nkv, -1, e.hd)
-                    o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], hidden,
-                                  torch.tensor([p], device=e.device))
-                    xr = (xr + e._attn_out(lay, o.view(1, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))
-                          ).clamp_(-RESID_LIMIT, RESID_LIMIT)
-                    xr = (xr + e._mlp(lay, xr)).clamp_(-RESID_LIMIT, RESID_LIMIT)
-                out.append(e._tables(xr[:, 0]))
-            np.add.at(self.pos, rows, 1)
-            return torch.cat(out)
+        n = tokens.shape[0]
+        x = np.ascontiguousarray(e._embed(tokens))
+        g, d, nkv = e.nh // e.nkv, e.hd, e.nkv
+        q = np.empty((n, nkv, g, d), np.float64)
+        o = np.empty((n, e.nh * d), np.int64)
+        exp = e.exp_np if e.exp32 is None else e.exp32  # int32 entries: one gather of 16 (simd.py)
+        if self._one_call():
+            h = np.empty((n, e.cfg["intermediate"]), np.int64)
+            for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k, self.v, self.kn):
+                layerstep.layer(x, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows, pos, slot,
+                                end, e.cos_np, e.sin_np, q, kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp,
+                                e.window or 0, e.sink, self.slot_pos, e.silu_np, o, h)
+            return e._tables_fused(x)
+        for i, lay in enumerate(e.layers):
+            fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q, self.k[i], self.v[i],
+                             self.kn[i], e.k_limit, e.kv8)
+            fz.attend_rows(q, self.k[i], self.v[i], self.kn[i], rows, end, e.score_shift, exp, o, pos,
+                           e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit, self.slot_pos)
+            e._rest_fused(lay, x, o)
+        return e._tables_fused(x)
+
+    def _feed_reference(self, tokens: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
+                        end: np.ndarray) -> np.ndarray:
+        """step() once the positions and slots are known, on the torch path: one entry at a time."""
+        e = self.e
+        x = torch.from_numpy(e._embed(tokens[:, None])).to(e.device)
+        out = []
+        for j, r in enumerate(rows.tolist()):
+            xr = x[j: j + 1]
+            p, u, m = int(pos[j]), int(slot[j]), int(end[j])
+            held = torch.from_numpy(self.slot_pos[r, :m]).to(e.device)
+            hidden = e._visible(torch.tensor([p], device=e.device), held) | (held < 0)
+            hidden = hidden.repeat(e.nh // e.nkv, 1)
+            for i, lay in enumerate(e.layers):
+                qr, kr, vr = e._qkv(lay, xr, torch.tensor([p], device=e.device))
+                self.k[i][r, :, u] = kr[0, :, 0].double()
+                self.v[i][r, :, u] = vr[0, :, 0].double()
+                qq = qr.double().reshape(1, e.nkv, -1, e.hd)
+                o = e._attend(qq, self.k[i][r: r + 1, :, :m], self.v[i][r: r + 1, :, :m], hidden,
+                              torch.tensor([p], device=e.device))
+                xr = (xr + e._attn_out(lay, o.view(1, e.nkv, e.nh // e.nkv, 1, e.hd).permute(0, 3, 1, 2, 4))
+                      ).clamp_(-RESID_LIMIT, RESID_LIMIT)
+                xr = (xr + e._mlp(lay, xr)).clamp_(-RESID_LIMIT, RESID_LIMIT)
+            out.append(e._tables(xr[:, 0]))
+        return torch.cat(out).cpu().numpy()

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from statistics import median
 
-import torch
+from . import lazytorch
 
 
 def available_cpus() -> int:
@@ -68,17 +68,23 @@ def _openmp_runtime() -> ctypes.CDLL | None:
     return None
 
 
-_omp = _openmp_runtime()
+_omp: list = []  # the OpenMP runtime, looked for once torch is loaded (it loads the runtime): [] not yet
 _local = threading.local()  # width: the kernel pool's threads for this thread's work; active: inside a pool task
 
 
-def _set_openmp(n: int) -> int:
-    """Set the calling thread's OpenMP thread count; returns the previous one."""
+def _set_openmp(n: int | None) -> int | None:
+    """Set the calling thread's OpenMP thread count; returns the previous one. Without torch in the process there
+    is no OpenMP pool to size: None, and setting None does nothing."""
+    torch = lazytorch.loaded()
+    if torch is None or n is None:
+        return None
+    if not _omp:
+        _omp.append(_openmp_runtime())
     # torch initializes a thread's OpenMP count lazily, on its first parallel region; asking for the count runs
     # that initialization now, so that it cannot later overwrite the count set here.
     old = torch.get_num_threads()
-    if _omp is not None:
-        _omp.omp_set_num_threads(n)
+    if _omp[0] is not None:
+        _omp[0].omp_set_num_threads(n)
     elif n != old:  # pragma: no cover - no OpenMP runtime found: torch's process-wide setting
         torch.set_num_threads(n)
     return old
@@ -122,8 +128,15 @@ _pool_lock = threading.Lock()
 
 
 def _pool_thread_start() -> None:
-    _local.active = True
-    _set_openmp(1)  # torch inside a pool task runs on that task's thread alone
+    _local.active = _local.pooled = True
+    _one_openmp()
+
+
+def _one_openmp() -> None:
+    """torch inside a pool task runs on that task's thread alone: set on a pool thread once torch is loaded
+    (a process may load it after the pool started)."""
+    if not getattr(_local, "openmp_one", False) and _set_openmp(1) is not None:
+        _local.openmp_one = True
 
 
 def _ensure_pool(n: int) -> None:
@@ -152,6 +165,8 @@ def parallel(tasks: list[Callable[[], None]]) -> None:
     lock = threading.Lock()
 
     def drain() -> None:
+        if getattr(_local, "pooled", False):
+            _one_openmp()
         while True:
             with lock:
                 task = next(todo, None)

@@ -20,13 +20,13 @@ from ..atomic import TempFile
 from ..coding.versions import DEFAULT_WINDOW
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE
 from ..errors import DamageWarning
-from .interrupts import held_signals
+from ..interrupts import held_signals
 from .settings import ModelSource, Settings, settings_for
 
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Around importing torch and numba and loading a model, the cycle collector paused: what they create lives
+    """Around importing numba and the engine and loading a model, the cycle collector paused: what they create lives
     until the process ends, so its full passes over the growing heap find nothing (they cost ~0.3 s a start)."""
     was_enabled = gc.isenabled()
     gc.disable()
@@ -70,7 +70,7 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
     """A Codec for these options, reused across calls (loading a model costs a few hundred ms). window: the
     attention window new streams are coded with (None: the default)."""
     with _collector_paused():
-        with held_signals():  # torch and numba import here
+        with held_signals():  # numba and the engine's kernels import here (torch only where a path needs it)
             from ..pipeline.codec import Codec
 
         m = load_model(model)

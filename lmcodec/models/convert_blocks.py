@@ -11,10 +11,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..engine.blocks import ACT_QMAX, BLOCK, EMBED_BITS, GAMMA_BITS, MIN_SHIFT, SCALE_LIMIT, block_shift
 from ..engine.fused import F_BITS
+from ..engine.lazytorch import torch
 from .convert import EXP_FRAC_BITS, K_BITS, MLP_BITS, Q_BITS, RESID_BITS, V_BITS, Shape, _mult_shift, finish
 from .gguf_blocks import Blocks, concat, quantize_q8
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 import lmz
 
@@ -34,9 +33,9 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
     syms = [np.asarray(s, dtype=np.int64) for s in symbol_lists]
     fed = [s[mx.fed_mask(s, nv)] for s in syms]
     width = max(len(f) for f in fed) + 1
-    seq = torch.full((len(syms), width), engine.bos_id, dtype=torch.long)
+    seq = np.full((len(syms), width), engine.bos_id, np.int64)
     for i, f in enumerate(fed):
-        seq[i, 1: 1 + len(f)] = torch.from_numpy(f)
+        seq[i, 1: 1 + len(f)] = f
     coders = [[_FrameCoder(len(s), flags) for s in syms] for flags in variants]
     bits = [np.zeros(1, dtype=np.int64) for _ in variants]
     passes = engine.full_tables(seq, progress=progress, lengths=[len(f) + 1 for f in fed])
@@ -47,7 +46,6 @@ def encode_batch(engine: Engine, symbol_lists: list[list[int]], seconds: dict[st
         if j0 is None:
             break
         t = time.perf_counter()
-        tables = tables.cpu().numpy()
         j1 = j0 + tables.shape[1]
         for v, row in enumerate(coders):
             for i, (s, c) in enumerate(zip(syms, row)):
@@ -123,7 +121,7 @@ class _Group:
             n = len(frames)
             self.state = e.start(n)
             t = time.perf_counter()
-            tables = self.state.step(torch.full((n,), e.bos_id, dtype=torch.long)).cpu().numpy()
+            tables = self.state.step(np.full(n, e.bos_id, np.int64))
             self.seconds["engine"] += time.perf_counter() - t
             for r, f in enumerate(frames):
                 f.current = tables[r]
@@ -161,7 +159,7 @@ class _Group:
             t = time.perf_counter()
             if back_rows:
                 self.state.rewind(np.array(back_rows), np.array(back_pos))
-            tables = self.state.step(torch.tensor(ent_toks, dtype=torch.long), np.array(ent_rows)).cpu().numpy()
+            tables = self.state.step(np.array(ent_toks, np.int64), np.array(ent_rows))
             self.seconds["engine"] += time.perf_counter() - t
             self.counts["steps"] += 1
             self.todo = list(dict.fromkeys(ent_rows))

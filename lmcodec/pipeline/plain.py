@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 import lmz
 
@@ -26,10 +25,10 @@ def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Fram
     decoders = [rangecoder.Decoder(f.payload) for f in frames]
     rows = np.arange(n)  # the frame of each engine row still decoding
     state = engine.start(n)
-    prev = torch.full((n,), engine.bos_id, dtype=torch.long)
+    prev = np.full(n, engine.bos_id, np.int64)
     for _ in range(engine.max_tokens - 1):
         t = time.perf_counter()
-        tables = state.step(prev).cpu().numpy()
+        tables = state.step(prev)
         t1 = time.perf_counter()
         seconds["engine"] += t1 - t
         sym = np.array([decoders[i].decode(tables[j]) for j, i in enumerate(rows)], dtype=np.int64)
@@ -45,7 +44,7 @@ def decode_batch(engine: Engine, tokenizer: ByteTokenizer, frames: list[lmz.Fram
         if len(keep) < len(rows):
             state.keep(keep)
             rows = rows[keep]
-        prev = torch.from_numpy(sym[keep])
+        prev = sym[keep]
         seconds["coding"] += time.perf_counter() - t1
     return [bytes(g) if len(g) == f.raw_length else
             lmz.ChecksumError(f"{f.where}: lm payload does not decode to {f.raw_length} bytes")

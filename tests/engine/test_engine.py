@@ -41,18 +41,18 @@ def seqs(model: IntModel, n: int) -> list[list[int]]:
     return [[bos] + ids[(7 * i) % 11: (7 * i) % 11 + 20 + 3 * i] for i in range(n)]
 
 
-def padded(engine: Engine, rows: list[list[int]], block: int = 64, lengths: bool = False) -> torch.Tensor:
+def padded(engine: Engine, rows: list[list[int]], block: int = 64, lengths: bool = False) -> np.ndarray:
     """The tables (B, T, V) of a full-sequence pass over rows padded with an arbitrary token; with lengths, the
     pass is told where each row's padding starts."""
     width = max(map(len, rows))
-    x = torch.full((len(rows), width), 5, dtype=torch.long)
+    x = np.full((len(rows), width), 5, np.int64)
     for i, r in enumerate(rows):
-        x[i, : len(r)] = torch.tensor(r)
+        x[i, : len(r)] = r
     parts = [t for _, t in engine.full_tables(x, block=block, lengths=[len(r) for r in rows] if lengths else None)]
-    return torch.cat(parts, 1)
+    return np.concatenate(parts, 1)
 
 
-def full(engine: Engine, rows: list[list[int]], block: int = 64) -> list[torch.Tensor]:
+def full(engine: Engine, rows: list[list[int]], block: int = 64) -> list[np.ndarray]:
     """Per row, the tables of its real positions from a padded full-sequence pass."""
     tables = padded(engine, rows, block)
     return [tables[i, : len(r)] for i, r in enumerate(rows)]
@@ -70,32 +70,31 @@ def test_padding_told_is_skipped(tiny, monkeypatch, fused):
     plain, told = padded(e, rows, block=5), padded(e, rows, block=5, lengths=True)
     assert told.shape == plain.shape
     for i, r in enumerate(rows):
-        assert torch.equal(told[i, : len(r)], plain[i, : len(r)])
+        assert np.array_equal(told[i, : len(r)], plain[i, : len(r)])
         assert len(r) == told.shape[1] or (told[i, len(r):] == 0).all()
     assert min(map(len, rows)) < told.shape[1]
 
 
-def incremental(engine: Engine, rows: list[list[int]]) -> list[torch.Tensor]:
+def incremental(engine: Engine, rows: list[list[int]]) -> list[np.ndarray]:
     st = engine.start(len(rows))
     width = max(map(len, rows))
     out = []
     for t in range(width):
-        tok = torch.tensor([r[t] if t < len(r) else 5 for r in rows])
-        out.append(st.step(tok))
-    tables = torch.stack(out, 1)
+        out.append(st.step(np.array([r[t] if t < len(r) else 5 for r in rows])))
+    tables = np.stack(out, 1)
     return [tables[i, : len(r)] for i, r in enumerate(rows)]
 
 
-def digest(tables: list[torch.Tensor]) -> str:
+def digest(tables: list[np.ndarray]) -> str:
     h = hashlib.sha256()
     for t in tables:
-        h.update(t.contiguous().numpy().tobytes())
+        h.update(np.ascontiguousarray(t).tobytes())
     return h.hexdigest()
 
 
 def test_tables_are_valid(tiny):
     (t,) = full(Engine(tiny), seqs(tiny, 1))
-    assert t.dtype == torch.int64
+    assert t.dtype == np.int64
     assert (t >= 1).all()
     assert (t.sum(-1) == TOTAL).all()
 
@@ -110,7 +109,7 @@ def test_full_equals_incremental(tiny, monkeypatch, fused):
     rows = seqs(tiny, 3)
     a, b = full(e, rows), incremental(e, rows)
     for x, y in zip(a, b):
-        assert torch.equal(x, y)
+        assert np.array_equal(x, y)
 
 
 def test_batch_layout_and_padding(tiny):
@@ -121,10 +120,10 @@ def test_batch_layout_and_padding(tiny):
         got = []
         for s in range(0, len(rows), size):
             got += full(e, rows[s: s + size], block=5)
-        assert all(torch.equal(x, y) for x, y in zip(ref, got))
+        assert all(np.array_equal(x, y) for x, y in zip(ref, got))
     # reordered batch: row content, not row position, decides the tables
     rev = full(e, rows[::-1])[::-1]
-    assert all(torch.equal(x, y) for x, y in zip(ref, rev))
+    assert all(np.array_equal(x, y) for x, y in zip(ref, rev))
 
 
 def test_fast_path_equals_exact_fallback(tiny):
@@ -265,10 +264,9 @@ def test_default_model_full_equals_incremental():
     e = Engine(m)
     ids = [m.config["bos_id"]] + ByteTokenizer(m).encode(TEXT)[:48]
     a, b = full(e, [ids]), incremental(e, [ids])
-    assert torch.equal(a[0], b[0])
-    assert torch.equal(a[0], full(Engine(m, fused=False), [ids])[0])  # real bounds: both requant branches
-    tgt = torch.tensor(ids[1:])
-    bits = -torch.log2(a[0][:-1].gather(-1, tgt[:, None]).double() / TOTAL).sum().item()
+    assert np.array_equal(a[0], b[0])
+    assert np.array_equal(a[0], full(Engine(m, fused=False), [ids])[0])  # real bounds: both requant branches
+    bits = -np.log2(a[0][np.arange(len(ids) - 1), ids[1:]] / TOTAL).sum()
     assert bits / len(TEXT[: len(ByteTokenizer(m).decode(ids[1:]))]) < 2.0  # bits per byte
 
 
@@ -301,24 +299,24 @@ def test_default_model_window_full_equals_incremental():
     e = Engine(m, window=16, sink=4)
     ids = [m.config["bos_id"]] + ByteTokenizer(m).encode(TEXT)[:40]
     e8 = Engine(m, window=16, sink=4, kv8=True)  # coder 1 version 3: the decoder keeps 8-bit codes
-    assert (e8.start(1).k_all.dtype, e8.start(1).v_all.dtype) == (torch.int8, torch.int8)
-    assert torch.equal(full(e8, [ids])[0], incremental(e8, [ids])[0])
+    assert (e8.start(1).k_all.dtype, e8.start(1).v_all.dtype) == (np.int8, np.int8)
+    assert np.array_equal(full(e8, [ids])[0], incremental(e8, [ids])[0])
     codes = incremental(e8, [ids])[0]
     e8.code_cache = False  # the rounded keys and values kept in int16 caches instead: the same tables
-    assert e8.start(1).k_all.dtype == torch.int16 and torch.equal(incremental(e8, [ids])[0], codes)
-    assert not torch.equal(codes, full(e, [ids])[0])  # the rounding does change them
+    assert e8.start(1).k_all.dtype == np.int16 and np.array_equal(incremental(e8, [ids])[0], codes)
+    assert not np.array_equal(codes, full(e, [ids])[0])  # the rounding does change them
     state = e.start(1)
-    assert fz.simd_fits(state.k[0].numpy(), state.v[0].numpy(), e.exp_np)
-    assert torch.equal(full(e, [ids])[0], incremental(e, [ids])[0])
+    assert fz.simd_fits(state.k[0], state.v[0], e.exp_np)
+    assert np.array_equal(full(e, [ids])[0], incremental(e, [ids])[0])
     for t in ids:
-        state.step(torch.tensor([t]))
+        state.step(np.array([t]))
     # the keys as the decoder keeps them (woven: fused.woven_shapes) and the blocks' squared norms that choose
     # the scores' path: a bound below a key's norm would take int32 sums that can wrap. The ring has not wrapped
     # (41 positions in 64 slots), so each bound is its block's largest norm
     layers, rows, nkv, blocks, pairs, lanes = state.k_all.shape
-    k = state.k_all.view(layers, rows, nkv, blocks, pairs, lanes // 2, 2).permute(0, 1, 2, 3, 5, 4, 6)
-    k = k.reshape(layers, rows, nkv, blocks, lanes // 2, 2 * pairs).double()
-    assert torch.equal(state.kn_all, (k * k).sum(-1).amax(-1))
+    k = state.k_all.reshape(layers, rows, nkv, blocks, pairs, lanes // 2, 2).transpose(0, 1, 2, 3, 5, 4, 6)
+    k = k.reshape(layers, rows, nkv, blocks, lanes // 2, 2 * pairs).astype(np.float64)
+    assert np.array_equal(state.kn_all, (k * k).sum(-1).max(-1))
     assert (state.kn_all > 0).sum() == layers * nkv * -(-len(ids) // (lanes // 2))
 
 
@@ -330,20 +328,20 @@ def long_rows(model: IntModel, n: int) -> list[list[int]]:
     return [[bos] + ids[3 * i: 3 * i + 40 + 9 * i] for i in range(n)]
 
 
-def uneven(engine: Engine, rows: list[list[int]], seed: int = 0) -> list[torch.Tensor]:
+def uneven(engine: Engine, rows: list[list[int]], seed: int = 0) -> list[np.ndarray]:
     """The incremental pass with the rows advancing in a random interleaving, a few rows per step."""
     import random
 
     rnd = random.Random(seed)
     st = engine.start(len(rows))
-    got: list[list[torch.Tensor]] = [[] for _ in rows]
+    got: list[list[np.ndarray]] = [[] for _ in rows]
     while any(len(g) < len(r) for g, r in zip(got, rows)):
         live = [i for i, (g, r) in enumerate(zip(got, rows)) if len(g) < len(r)]
         pick = sorted(rnd.sample(live, rnd.randint(1, len(live))))
-        tables = st.step(torch.tensor([rows[i][len(got[i])] for i in pick]), pick)
+        tables = st.step(np.array([rows[i][len(got[i])] for i in pick]), pick)
         for j, i in enumerate(pick):
             got[i].append(tables[j])
-    return [torch.stack(g) for g in got]
+    return [np.stack(g) for g in got]
 
 
 @pytest.mark.parametrize("window, sink", [(1, 0), (2, 1), (5, 0), (5, 4), (16, 4)])
@@ -375,18 +373,16 @@ def test_positions_past_the_rope_table(tiny, monkeypatch):
     e = Engine(tiny, window=8)
     c = 16
     e.cfg = dict(e.cfg, context=c)
-    true_cos, true_sin = e.cos[:200].clone(), e.sin[:200].clone()
-    e.cos, e.sin = e.cos[:c].clone(), e.sin[:c].clone()
-    if e.fused:
-        e.cos_np, e.sin_np = e.cos.numpy(), e.sin.numpy()
+    true_cos, true_sin = e.cos_np[:200].astype(np.int64), e.sin_np[:200].astype(np.int64)
+    e.cos_np, e.sin_np = e.cos_np[:c].copy(), e.sin_np[:c].copy()
     rows = long_rows(tiny, 2)
     assert digest(full(e, rows)) == digest(uneven(e, rows, seed=3))
-    n = e.cos.shape[0]
+    n = e.cos_np.shape[0]
     assert n >= max(map(len, rows))
     # the made rows are rotations by p * theta to within a few units of 2**-14
-    assert (e.cos[:n].long() - true_cos[:n].long()).abs().max() <= 8
-    assert (e.sin[:n].long() - true_sin[:n].long()).abs().max() <= 8
-    assert torch.equal(e.cos[:c], true_cos[:c])
+    assert np.abs(e.cos_np[:n] - true_cos[:n]).max() <= 8
+    assert np.abs(e.sin_np[:n] - true_sin[:n]).max() <= 8
+    assert np.array_equal(e.cos_np[:c], true_cos[:c])
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -408,7 +404,7 @@ def test_k_clamp_after_rope_is_the_same_in_every_pass(tiny, fused):
     assert engine(fused, None).k_limit == 32767 and Engine(tiny).k_limit > 46341  # version 1: no clamp
 
 
-def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[torch.Tensor]:
+def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[np.ndarray]:
     """Tables from steps that feed each row its next token and up to SPEC_SLOTS guesses (right or wrong, at
     random), keeping the tables up to the first wrong guess and rewinding the rest, as a speculative decoder
     does."""
@@ -416,7 +412,7 @@ def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[torch.
 
     rng = random.Random(seed)
     st = engine.start(len(rows))
-    got: list[list[torch.Tensor]] = [[] for _ in rows]
+    got: list[list[np.ndarray]] = [[] for _ in rows]
     fed = [0] * len(rows)
     while any(f < len(r) for f, r in zip(fed, rows)):
         plan, ent_rows, ent_toks = [], [], []
@@ -430,7 +426,7 @@ def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[torch.
             plan.append((i, toks))
             ent_rows += [i] * len(toks)
             ent_toks += toks
-        tables = st.step(torch.tensor(ent_toks), np.array(ent_rows))
+        tables = st.step(np.array(ent_toks), np.array(ent_rows))
         j = 0
         for i, toks in plan:
             ok = 1
@@ -441,7 +437,7 @@ def speculative(engine: Engine, rows: list[list[int]], seed: int) -> list[torch.
             fed[i] += ok
             if ok < len(toks):
                 st.rewind(np.array([i]), np.array([fed[i]]))
-    return [torch.stack(g) for g in got]
+    return [np.stack(g) for g in got]
 
 
 @pytest.mark.parametrize("window, sink, kv8", [(None, 0, False), (5, 4, False), (16, 4, False), (16, 4, True)])

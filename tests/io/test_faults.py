@@ -72,7 +72,7 @@ def test_unwritable_destination(tmp_path, cache):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.5])  # 0: while torch is still importing
+@pytest.mark.parametrize("delay", [0.0, 0.5])  # 0: while the kernels load
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_termination_signals_leave_nothing(tmp_path, cache, sig, delay):
     src = tmp_path / "big.txt"

@@ -115,7 +115,7 @@ def test_generate_is_seeded_and_scores_the_models_code_length(tiny):
     for b in some:  # the bare model's code length of prompt + b; the shared part cancels in differences
         ids = codec.tokenizer.encode(prompt + bytes([b]))
         seq = torch.tensor([[codec.engine.bos_id] + ids])
-        tables = torch.cat([t for _, t in codec.engine.full_tables(seq)], 1)[0]
-        want.append(float(sum(-np.log2(tables[j, t].item() / 2**28) for j, t in enumerate(ids))))
+        tables = np.concatenate([t for _, t in codec.engine.full_tables(seq)], 1)[0]
+        want.append(float(sum(-np.log2(tables[j, t] / 2**28) for j, t in enumerate(ids))))
     assert np.allclose(got[some] - got[some[0]], np.array(want) - want[0], atol=1e-9)
     assert generate.generate(bits, prompt, 2, 7, 64) == generate.generate(bits, prompt, 2, 7, 64)
