@@ -7,6 +7,15 @@ simd: explicit SIMD blocks for attention; layerstep: engine 2's decoding step, a
 the kernel pool and the thread layout of decoding steps; intmodel: the converted model file the engine runs.
 The engine knows nothing of coding, containers or files: spec/engine.md defines every step.
 """
-from .passes import SPEC_SLOTS, TOTAL, DecodeState, Engine, ring_slots
+from typing import Any
 
 __all__ = ["Engine", "DecodeState", "ring_slots", "TOTAL", "SPEC_SLOTS"]
+
+
+def __getattr__(name: str) -> Any:
+    """The passes' names, imported on first use: intmodel (the model file, its hashes) stays light without them."""
+    if name in __all__:
+        from . import passes
+
+        return getattr(passes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 import struct
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +20,60 @@ FORMAT_VERSION = "1"  # engine 1: 7-bit weight rows (spec/engine.md §2-10)
 ENGINES = (1, 2)  # the format versions (engines) the engine computes on: engine 2 is spec/engine.md §12
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
+def _sha256(path: str | Path) -> str:
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        if os.fstat(f.fileno()).st_size == 0:
+            return hashlib.sha256().hexdigest()
+        # one update over the mapped file: hashlib releases the GIL once for all of it (reads in blocks would
+        # wait for the GIL at every block while another thread imports)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return hashlib.sha256(data).hexdigest()
+
+
+_ahead: dict[tuple, Future] = {}  # hashes begun by hash_ahead, by the file's identity and state (_identity)
+_ahead_lock = threading.Lock()
+
+
+def _identity(path: str | Path) -> tuple:
+    """The file as it is now: its place, size and modification time (a hash begun for it stays its hash)."""
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, in hex; one that hash_ahead began is waited for instead of computed again."""
+    try:
+        with _ahead_lock:
+            begun = _ahead.pop(_identity(path), None)
+    except OSError:
+        begun = None
+    return begun.result() if begun is not None else _sha256(path)
+
+
+def hash_ahead(paths: list[Path]) -> None:
+    """Begin hashing these files on a background thread: reading and hashing release the GIL, so a start's
+    imports and its model's hashes (a few hundred MB) take the time of the longer, not of both."""
+    jobs = []
+    with _ahead_lock:
+        for p in paths:
+            try:
+                key = _identity(p)
+            except OSError:
+                continue
+            if key not in _ahead:
+                _ahead[key] = Future()
+                jobs.append((p, _ahead[key]))
+    if not jobs:
+        return
+
+    def run() -> None:
+        for p, fut in jobs:
+            try:
+                fut.set_result(_sha256(p))
+            except BaseException as e:  # the waiter raises it, as if it had hashed the file itself
+                fut.set_exception(e)
+
+    threading.Thread(target=run, name="lmcodec-hash", daemon=True).start()
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import gc
+import importlib
 import io
 import os
 import warnings
@@ -48,9 +49,6 @@ def load_model(spec: Any = None, sha256: str | None = None, model_id: str = "") 
 
 
 def _load_model(spec: Any, sha256: str | None, model_id: str) -> Any:
-    with held_signals():  # numpy imports here, and must not be interrupted half way
-        from .. import models
-
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec  # an IntModel
     if sha256:  # a whole hash, or its leading part (version-2 streams)
@@ -59,6 +57,13 @@ def _load_model(spec: Any, sha256: str | None, model_id: str) -> Any:
                 return m
     key = sha256 or str(spec or "default")
     if key not in _models:
+        with held_signals():  # numpy imports here, and must not be interrupted half way
+            from .. import models
+
+        # the model's files hash on a thread while the engine's modules import (its kernels are needed next)
+        models.hash_ahead(spec, sha256)
+        with held_signals():
+            importlib.import_module("..pipeline.codec", __package__)
         m = models.find(model_id, sha256) if sha256 else models.resolve(spec)
         _models.clear()
         _models[key] = _models[m.sha256] = m
@@ -70,10 +75,10 @@ def get_codec(model: Any = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_
     """A Codec for these options, reused across calls (loading a model costs a few hundred ms). window: the
     attention window new streams are coded with (None: the default)."""
     with _collector_paused():
+        m = load_model(model)  # first: it imports the engine while the model's files hash
         with held_signals():  # numba and the engine's kernels import here (torch only where a path needs it)
             from ..pipeline.codec import Codec
 
-        m = load_model(model)
         window = window or DEFAULT_WINDOW
         key = (m.sha256, chunk_size, batch_size, device, threads, window)
         if key not in _codecs:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .catalog import INSTALL_DEFAULT, cache_dir, model_name
 
-_REGISTRY = ("resolve", "find", "list_models", "load_default", "default_gguf", "ModelInfo")
+_REGISTRY = ("resolve", "find", "hash_ahead", "list_models", "load_default", "default_gguf", "ModelInfo")
 
 __all__ = ["model_name", "cache_dir", "INSTALL_DEFAULT", *_REGISTRY]
 

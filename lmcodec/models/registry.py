@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import TempFile
+from ..engine import intmodel
 from ..engine.intmodel import ENGINES, FORMAT, IntModel, file_sha256
 from ..errors import ModelError
 from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
@@ -189,6 +190,23 @@ def _from_hub_cache(name: str) -> IntModel:
                          f"or pass a local directory or GGUF file") from e
     m = _from_path(d)
     return m
+
+
+def hash_ahead(spec: str | os.PathLike | None = None, sha256: str | None = None) -> None:
+    """Begin hashing, on a background thread, the files that resolve(spec) or find(..., sha256) will hash: the
+    default model's GGUF and its conversions, a cached model by hash, a model file by path. Only paths are
+    looked up here (no imports of torch or the engine), so the hashing overlaps with those."""
+    files: list[Path] = []
+    if sha256:
+        files = sorted(cache_dir().glob(f"{sha256}*.safetensors"))
+    elif spec is None or spec in ("default", DEFAULT_MODEL_ID):
+        g = default_gguf()
+        if g is not None:
+            files = [g] + [cache_dir() / f"{v['sha256']}.safetensors" for v in read_sources().values()
+                           if v.get("model_id") == DEFAULT_MODEL_ID]
+    elif Path(spec).is_file():
+        files = [Path(spec)]
+    intmodel.hash_ahead(files[:4])
 
 
 def load_default(engine: int = ENGINE) -> IntModel:
