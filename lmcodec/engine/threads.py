@@ -69,7 +69,8 @@ def _openmp_runtime() -> ctypes.CDLL | None:
 
 
 _omp: list = []  # the OpenMP runtime, looked for once torch is loaded (it loads the runtime): [] not yet
-_local = threading.local()  # width: the kernel pool's threads for this thread's work; active: inside a pool task
+_local = threading.local()  # width: the kernel pool's threads for this thread's work; active: inside a pool task;
+# pooled: a pool thread; openmp_one: its OpenMP count set to one
 
 
 def _set_openmp(n: int | None) -> int | None:
