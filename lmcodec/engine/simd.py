@@ -27,6 +27,9 @@ QUERIES = 3  # queries per call: the query heads of one KV head are taken three 
 QK_KEYS = 16  # keys scored per qk_rows / qk_step call (the int32 lanes of one result vector)
 AV_KEYS = 32  # keys summed per av_block call: 16 pairs of products < 2**26 stay below 2**31
 HEAD_DIMS = (16, 32, 64, 128)  # head sizes the blocks take (powers of two; 128: |qh . k| < 2**30)
+# independent sums a block keeps in flight over all its rows (each row's split in turns, added at the end): a
+# fused multiply-add's latency is several cycles, a plain add's one
+SUM_CHAINS = 8
 Q_LOW_BITS = 8  # a query q (|q| < 2**16) goes in as q >> 8 and q & 255: int16 x int16 products, exact int32 sums
 W_LOW_BITS = 10  # a weight w <= W_MAX goes in as w >> 10 and w & 1023, both <= 1024
 W_MAX = 1 << 20
@@ -94,6 +97,22 @@ def _pmadd(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, level: str) -> ir.Va
                            builder.sext(builder.shuffle_vector(b, b, idx), vt))
 
     return builder.add(products(0), products(1))
+
+
+def _pmadd_add(builder: ir.IRBuilder, acc: ir.Value | None, a: ir.Value, b: ir.Value, level: str) -> ir.Value:
+    """acc + _pmadd(a, b) (just the latter where acc is None), modulo 2**32 a lane: one AVX-512 VNNI vpdpwssd a
+    vector where numba's target has it (the same sum, without the separate add; LLVM fuses only some pairs)."""
+    n2 = a.type.count
+    if acc is None or not (level == "avx512" and "avx512vnni" in target_features() and n2 % 32 == 0):
+        p = _pmadd(builder, a, b, level)
+        return p if acc is None else builder.add(acc, p)
+    name = "llvm.x86.avx512.vpdpwssd.512"
+    v32 = _vec(_i32, 16)
+    fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(v32, [v32] * 3), name)
+    return _concat(builder, [builder.call(fn, [_lanes(builder, acc, c // 2, 16),
+                                               builder.bitcast(_lanes(builder, a, c, 32), v32),
+                                               builder.bitcast(_lanes(builder, b, c, 32), v32)])
+                             for c in range(0, n2, 32)])
 
 
 def _splat(builder: ir.IRBuilder, x: ir.Value, n: int) -> ir.Value:
@@ -213,8 +232,7 @@ def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: st
                                builder.mul(u, ir.Constant(_i64, 2)))
             w2 = builder.load(builder.inttoptr(addr, two.as_pointer()), align=2)  # w[u], w[u + 1]
             w = builder.shuffle_vector(w2, w2, repeat)
-            p = _pmadd(builder, ab, w, level)
-            sums[c] = p if sums[c] is None else builder.add(sums[c], p)
+            sums[c] = _pmadd_add(builder, sums[c], ab, w, level)
     v64 = _vec(_i64, hd)
     for c in range(QUERIES):
         hi, lo = builder.sext(sums[c], v64), builder.sext(sums[c + QUERIES], v64)
@@ -233,14 +251,22 @@ def _splat32(builder: ir.IRBuilder, addr: ir.Value) -> ir.Value:
 def _block_sums(builder: ir.IRBuilder, operand, weights, level: str, rows: int) -> list[ir.Value]:
     """sums[c] = sum over i of pmadd(operand(i), splat of the i32 at weights(c, i)), for c < rows, with i over
     the operand vectors: each operand vector is loaded once for all the rows. The sums wrap modulo 2**32."""
-    sums: list[ir.Value | None] = [None] * rows
+    chains = -(-SUM_CHAINS // rows)
+    sums: list[list[ir.Value | None]] = [[None] * chains for _ in range(rows)]
     i = 0
     while (vec := operand(i)) is not None:
         for c in range(rows):
-            p = _pmadd(builder, vec, _splat32(builder, weights(c, i)), level)
-            sums[c] = p if sums[c] is None else builder.add(sums[c], p)
+            sums[c][i % chains] = _pmadd_add(builder, sums[c][i % chains], vec, _splat32(builder, weights(c, i)),
+                                             level)
         i += 1
-    return sums
+    out = []
+    for parts in sums:
+        parts = [x for x in parts if x is not None]
+        while len(parts) > 1:
+            parts = [builder.add(parts[j], parts[j + 1]) if j + 1 < len(parts) else parts[j]
+                     for j in range(0, len(parts), 2)]
+        out.append(parts[0])
+    return out
 
 
 def _query_rows(qv) -> None:
