@@ -224,11 +224,19 @@ if available:
             c1 = min(g1, c0 + CHUNK)
             for g in range(c0, c1):
                 a = acc[:, (g - c0) * GROUP: (g - c0 + 1) * GROUP]
+                # the first rows stream the group's weights in, the others find them in L1; 8 rows a tile, the
+                # last few 4 or one at a time
                 i = 0
-                if m >= blockdot.ROWS:  # the first rows stream the group's weights in, the others find them in L1
+                if m >= blockdot.WIDE:
+                    blockdot.dot_wide_stream(q, alpha, sums, packed, scales, g, 0, a)
+                    i = blockdot.WIDE
+                elif m >= blockdot.ROWS:
                     blockdot.dot_tile_stream(q, alpha, sums, packed, scales, g, 0, a)
                     i = blockdot.ROWS
-                while i + blockdot.ROWS <= m:
+                while i + blockdot.WIDE <= m:
+                    blockdot.dot_wide(q, alpha, sums, packed, scales, g, i, a[i:])
+                    i += blockdot.WIDE
+                if i + blockdot.ROWS <= m:
                     blockdot.dot_tile(q, alpha, sums, packed, scales, g, i, a[i:])
                     i += blockdot.ROWS
                 while i < m:

@@ -65,7 +65,8 @@ def kernel_digest(seed: int = 0) -> str:
                                               (33, 64, False, False, 24, (1 << 40) - 1),
                                               (16, 320, True, False, 8, 32767)):
         lin = layer(rng, n, k, signed, rms)
-        for rows in (1, 3, blockdot.ROWS, 9):
+        # every tile: one row, 4 streamed, 8 streamed, then 8, 4 and one from L1
+        for rows in (1, 3, blockdot.ROWS, 9, 2 * blockdot.WIDE + blockdot.ROWS + 1):
             x = inputs(rng, rows, k, limit)
             got = lin.run(x, in_bits, 1234)
             ref = blocks.apply(lin, torch.from_numpy(x), in_bits, 1234).numpy()
