@@ -7,9 +7,9 @@ qk_step8 and av_block8 the same on a decoder's 8-bit codes (coder 1 version 3), 
 
 Attention reads every key and value row in view for a handful of queries. Written as numba loops
 (fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these blocks
-use pairwise int16 multiply-add (x86 pmaddwd, fused into AVX-512 VNNI vpdpwssd by LLVM) on whole blocks of
-keys, each operand vector loaded once for all the rows of a call: the scores with one key a lane, the
-weighted values two keys a lane pair. tools/profile_decode.py times them against the loops in one run.
+use pairwise int16 multiply-add (x86 pmaddwd, or AVX-512 VNNI's vpdpwssd with the sum it adds to) on whole
+blocks of keys, each operand vector loaded once for all the rows of a call: the scores with one key a lane, the
+weighted values two keys a lane pair. tools/profile_decode.py splits a decoding step by kernel.
 
 Exactness: operands are int16 and each function states the bounds that keep every int32 partial sum below
 2**31, so the results are the exact integers whatever the instruction set. The instruction set is numba's
@@ -113,6 +113,14 @@ def _pmadd_add(builder: ir.IRBuilder, acc: ir.Value | None, a: ir.Value, b: ir.V
                                                builder.bitcast(_lanes(builder, a, c, 32), v32),
                                                builder.bitcast(_lanes(builder, b, c, 32), v32)])
                              for c in range(0, n2, 32)])
+
+
+def sum_pairwise(builder: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    """The sum of vectors (one or more), as a tree of adds: independent sums kept apart for latency meet here."""
+    while len(parts) > 1:
+        parts = [builder.add(parts[j], parts[j + 1]) if j + 1 < len(parts) else parts[j]
+                 for j in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def _splat(builder: ir.IRBuilder, x: ir.Value, n: int) -> ir.Value:
@@ -259,14 +267,7 @@ def _block_sums(builder: ir.IRBuilder, operand, weights, level: str, rows: int) 
             sums[c][i % chains] = _pmadd_add(builder, sums[c][i % chains], vec, _splat32(builder, weights(c, i)),
                                              level)
         i += 1
-    out = []
-    for parts in sums:
-        parts = [x for x in parts if x is not None]
-        while len(parts) > 1:
-            parts = [builder.add(parts[j], parts[j + 1]) if j + 1 < len(parts) else parts[j]
-                     for j in range(0, len(parts), 2)]
-        out.append(parts[0])
-    return out
+    return [sum_pairwise(builder, [x for x in parts if x is not None]) for parts in sums]
 
 
 def _query_rows(qv) -> None:
