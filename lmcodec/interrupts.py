@@ -57,3 +57,18 @@ def quiet_unraisable(unraisable: Any) -> None:
     if isinstance(unraisable.exc_value, SystemExit) and _terminated:
         return
     sys.__unraisablehook__(unraisable)
+
+
+def carried(e: BaseException) -> KeyboardInterrupt | SystemExit | None:
+    """The interrupt inside an error, if any: a signal's handler that raises while compiled code runs (numba's
+    dispatcher calling back into Python) leaves its KeyboardInterrupt or SystemExit as the cause of a SystemError
+    ("returned a result with an exception set"), which would otherwise be reported as a failure, not an
+    interruption."""
+    seen: set[int] = set()
+    x = e.__cause__ or e.__context__
+    while x is not None and id(x) not in seen:
+        if isinstance(x, (KeyboardInterrupt, SystemExit)):
+            return x
+        seen.add(id(x))
+        x = x.__cause__ or x.__context__
+    return None

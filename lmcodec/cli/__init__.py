@@ -160,7 +160,12 @@ def run(argv: list[str]) -> int:
     except SystemExit:
         remove_all()
         raise
-    except Exception as e:  # a bug: still one line
+    except Exception as e:  # a bug: still one line; or an interrupt that compiled code wrapped
+        interrupt = interrupts.carried(e)
+        if isinstance(interrupt, KeyboardInterrupt):
+            return EXIT_INTERRUPTED
+        if interrupt is not None:
+            raise interrupt from None
         say.error(None, describe(e))
         return EXIT_ERROR
     finally:

@@ -12,6 +12,7 @@ from typing import IO, Any
 
 import lmz
 
+from .. import interrupts
 from ..defaults import SUFFIX
 from ..errors import DamageWarning
 from ..io.progress import Progress
@@ -294,6 +295,8 @@ def process_file(path: str, job: Job) -> int:
         raise
     except BaseException as e:  # one line per failing file, never a traceback
         _abort(f)
+        if (interrupt := interrupts.carried(e)) is not None:
+            raise interrupt from None
         if os.environ.get("LMCODEC_TRACEBACK"):
             import traceback
 

@@ -425,6 +425,34 @@ def test_closed_stdout_is_quiet(tmp_path, cache):
     assert (tmp_path / "out").stat().st_size == 10
 
 
+@pytest.mark.parametrize("interrupt, status", [(KeyboardInterrupt(), 130), (SystemExit(143), 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_wrapped_by_compiled_code_is_an_interruption(tmp_path, monkeypatch, interrupt, status):
+    """A signal's handler that raises while numba's dispatcher runs comes back as a SystemError caused by the
+    interrupt ("returned a result with an exception set"): the command still ends as interrupted (130, or
+    128 + the signal) with its output removed, not as a failure of the file."""
+    from lmcodec.cli import work
+
+    src = tmp_path / "a.txt"
+    src.write_bytes(TEXT)
+
+    def wrapped(*args, **kwargs):
+        try:
+            raise interrupt
+        except BaseException as e:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+
+    monkeypatch.setattr(work, "compress_into", wrapped)
+    if isinstance(interrupt, SystemExit):
+        with pytest.raises(SystemExit) as exit_:
+            invoke("--model", TINY, str(src))
+        assert exit_.value.code == status
+    else:
+        r = invoke("--model", TINY, str(src))
+        assert r.exit_code == status and "SystemError" not in r.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.txt"]
+
+
 _WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
                 "runpy.run_module('lmcodec', run_name='__main__', alter_sys=True)")
 
