@@ -33,11 +33,6 @@ def _vec(t: ir.Type, n: int) -> ir.VectorType:
     return ir.VectorType(t, n)
 
 
-def vnni() -> bool:
-    """Whether numba's target has AVX-512 VNNI (with AVX-512BW), so the kernel may use vpdpbusd."""
-    return {"avx512vnni", "avx512bw"} <= simd.target_features()
-
-
 def _ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, t: ir.Type) -> ir.Value:
     return builder.inttoptr(builder.add(base, offset), t.as_pointer())
 
@@ -58,7 +53,7 @@ def _dot4(builder: ir.IRBuilder, acc: ir.Value, w: ir.Value, x: ir.Value, fast: 
 
 
 def _codegen(rows: int, stream: bool):
-    fast = vnni()
+    fast = simd.vnni()  # vpdpbusd
     v32, v64 = _vec(_i32, LANES), _vec(_i64, LANES)
 
     def codegen(context, builder, signature, args):

@@ -59,6 +59,12 @@ def isa() -> str:
     return "avx512" if "avx512bw" in feats else "avx2" if "avx2" in feats else "generic"
 
 
+def vnni() -> bool:
+    """Whether numba's target has AVX-512 VNNI (with AVX-512BW): the int8 and int16 dot products that add into
+    their sums in one instruction (vpdpbusd, vpdpwssd)."""
+    return {"avx512vnni", "avx512bw"} <= target_features()
+
+
 def _vec(t: ir.Type, n: int) -> ir.VectorType:
     return ir.VectorType(t, n)
 
@@ -103,7 +109,7 @@ def _pmadd_add(builder: ir.IRBuilder, acc: ir.Value | None, a: ir.Value, b: ir.V
     """acc + _pmadd(a, b) (just the latter where acc is None), modulo 2**32 a lane: one AVX-512 VNNI vpdpwssd a
     vector where numba's target has it (the same sum, without the separate add; LLVM fuses only some pairs)."""
     n2 = a.type.count
-    if acc is None or not (level == "avx512" and "avx512vnni" in target_features() and n2 % 32 == 0):
+    if acc is None or not (vnni() and n2 % 32 == 0):
         p = _pmadd(builder, a, b, level)
         return p if acc is None else builder.add(acc, p)
     name = "llvm.x86.avx512.vpdpwssd.512"

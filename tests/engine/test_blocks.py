@@ -100,8 +100,8 @@ _CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
 import test_blocks
-from lmcodec.engine import blockdot
-print(blockdot.vnni(), test_blocks.kernel_digest())
+from lmcodec.engine import simd
+print(simd.vnni(), test_blocks.kernel_digest())
 """
 
 
