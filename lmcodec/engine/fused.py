@@ -180,24 +180,25 @@ if available:
         return outputs
 
     @jit
-    def _add_residual(ah, al, f, lin, x):
-        """x <- clamp(x + L(.), +-(2^40 - 1)) in place (spec §4), x (M, N) int64."""
+    def _add_residual(ah, al, f, lin, x, j0, j1):
+        """x[:, j0:j1] <- clamp(x + L(.), +-(2^40 - 1)) in place (spec §4), x (M, N) int64: the whole row where
+        (j0, j1) = (0, N), a thread's share of its columns in layerstep.layer_part."""
         m, n = x.shape
         buf = np.empty(n, np.int64)
         for i in range(m):
             y, xr = _outputs(ah, al, i, f[i], lin, buf), x[i]
-            for j in range(n):
+            for j in range(j0, j1):
                 xr[j] = min(max(xr[j] + y[j], -RESID_LIMIT), RESID_LIMIT)
 
     @jit
-    def _gate_up(ah, al, f, lin, silu, h):
-        """MLP steps 1-3 (spec §6): h = silu(g) * u, (M, N/2) int64."""
+    def _gate_up(ah, al, f, lin, silu, h, j0, j1):
+        """MLP steps 1-3 (spec §6): h = silu(g) * u, (M, N/2) int64, in columns j0 .. j1 - 1 (all: 0, N/2)."""
         m, n = h.shape
         half = (silu.shape[0] - 1) // 2
         buf = np.empty(2 * n, np.int64)
         for i in range(m):
             y, hr = _outputs(ah, al, i, f[i], lin, buf), h[i]
-            for j in range(n):
+            for j in range(j0, j1):
                 g = min(max(y[j], -GU_LIMIT), GU_LIMIT)
                 u = min(max(y[n + j], -GU_LIMIT), GU_LIMIT)
                 if g > half:
@@ -584,7 +585,8 @@ if available:
         return key
 
     @jit
-    def _attend_rows_simd(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos):
+    def _attend_rows_simd(q, kc, vc, kn, crow, ends, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
+                          h0, h1):
         """_attend_rows for caches of a head size in simd.HEAD_DIMS, by simd's step blocks: int16 caches with kn
         (rows, nkv, cap / simd.QK_KEYS) float64 a bound on the |k|**2 of each block's keys, or 8-bit codes (coder 1
         version 3) with kn (rows, nkv, cap / simd.QK_KEYS, 2, 16) int8 their exponents. Every slot below ends[i],
@@ -592,7 +594,8 @@ if available:
         slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (_score_blocks: in
         int32 where no sum can wrap, else q' split into q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums
         exactly (w split into w >> 10 and w & 1023, w <= 2**20), and o the round-half-up quotient of exact
-        integers."""
+        integers. Only the entries' KV heads numbered h0 .. h1 - 1 (entry b's KV head kv is b * nkv + kv) are
+        attended to: a thread's share in layerstep.layer_part (all: 0, B * nkv)."""
         nb, nkv, g, d = q.shape
         if d not in simd.HEAD_DIMS:
             raise ValueError("a head size the SIMD blocks are not built for")
@@ -605,7 +608,7 @@ if available:
         z = np.empty(simd.QUERIES, np.int64)
         kk = np.empty(d, np.float64)
         seen = np.empty(cap, np.bool_)
-        for b in range(nb):
+        for b in range(h0 // nkv, min(nb, (h1 + nkv - 1) // nkv)):
             row, end, p = crow[b], ends[b], pos[b]
             far = win > 0 and p >= win
             lo = p - win + sink + 1 if win > 0 else 0
@@ -614,7 +617,7 @@ if available:
             for u in range(nk):
                 at = slots[u]
                 seen[u] = (u < end) & (at >= 0) & (at <= p) & ((at < sink) | (at >= lo))
-            for kv in range(nkv):
+            for kv in range(max(0, h0 - b * nkv), min(nkv, h1 - b * nkv)):
                 kr, vr, norms = kc[row, kv], vc[row, kv], kn[row, kv]
                 for g0 in range(0, g, simd.QUERIES):
                     heads = (g0, min(g0 + 1, g - 1), min(g0 + 2, g - 1))  # as in _attend_rows
@@ -797,7 +800,7 @@ if available:
         if use_simd and simd_fits(kc, vc, exp_table):
             _split(q.shape[0], work, lambda a, b: _attend_rows_simd(q[a:b], kc, vc, kn, crow[a:b], ends[a:b], shift,
                                                                     exp_table, o[a:b], pos[a:b], win, sink, cos,
-                                                                    sin, klim, spos))
+                                                                    sin, klim, spos, 0, (b - a) * q.shape[1]))
             return
         _split(q.shape[0], work, lambda a, b: _attend_rows(q[a:b], kc, vc, crow[a:b], ends[a:b], shift, exp_table,
                                                            o[a:b], pos[a:b], win, sink, cos, sin, klim, spos))
@@ -813,11 +816,12 @@ if available:
 
     def add_residual(acc, f, lin, x) -> None:
         ah, al = acc
-        _split(x.shape[0], x.shape[1], lambda a, b: _add_residual(ah[a:b], al[a:b], f[a:b], lin, x[a:b]))
+        _split(x.shape[0], x.shape[1], lambda a, b: _add_residual(ah[a:b], al[a:b], f[a:b], lin, x[a:b], 0, x.shape[1]))
 
     def gate_up(acc, f, lin, silu, h) -> None:
         ah, al = acc
-        _split(h.shape[0], h.shape[1], lambda a, b: _gate_up(ah[a:b], al[a:b], f[a:b], lin, silu, h[a:b]))
+        n = h.shape[1]
+        _split(h.shape[0], n, lambda a, b: _gate_up(ah[a:b], al[a:b], f[a:b], lin, silu, h[a:b], 0, n))
 
     def qkv_rope(acc, f, lin, row0, t_len, pos0, cos, sin, qo, ko, vo, k_off, klim, kv8) -> None:
         ah, al = acc

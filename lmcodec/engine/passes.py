@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..tables import TOTAL
-from . import blocks
+from . import barrier, blocks
 from . import fused as fz
 from . import layerstep
 from . import threads as th
@@ -635,11 +635,30 @@ class DecodeState:
         self._rows_into(other, rows)
         return other
 
+    def absorb(self, other: "DecodeState") -> None:
+        """Take in the rows of another state of the same engine, after this one's (their caches copied; other is
+        not to be used after)."""
+        if other.cap != self.cap:  # without a window the caches grow as needed: both as large as the larger
+            for state in (self, other):
+                if state.cap < max(self.cap, other.cap):
+                    state._grow(len(state.pos), max(self.cap, other.cap))
+        self.k, self.v, self.kn = [], [], []
+        join = np.concatenate if self.e.fused else torch.cat
+        for name in ("k_all", "v_all", "kn_all"):
+            mine = getattr(self, name)
+            if mine is not None:
+                setattr(self, name, join([mine, getattr(other, name)], 1))
+        self.pos = np.concatenate([self.pos, other.pos])
+        self.slot_pos = np.concatenate([self.slot_pos, other.slot_pos])
+        self._views()
+
     def _rows_into(self, state: "DecodeState", rows: list[int]) -> None:
         """state's caches, positions and views: these rows of this state's, in this order."""
         for name in ("k_all", "v_all", "kn_all"):
             cache = getattr(self, name)
-            setattr(state, name, None if cache is None else cache[:, rows])
+            if cache is not None:  # C-contiguous, as fresh caches are (numpy's cache[:, rows] is not)
+                cache = np.take(cache, rows, axis=1) if self.e.fused else cache[:, rows]
+            setattr(state, name, cache)
         state.pos = self.pos[rows]
         state.slot_pos = self.slot_pos[rows]
         state._views()
@@ -689,14 +708,16 @@ class DecodeState:
         np.add.at(self.pos, rows, 1)
         return tables
 
-    def _one_call(self) -> bool:
-        """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
-        kernel thread, int16 caches that the SIMD attention blocks take."""
-        if self.e.layer_kernels is None or th.width() != 1:
-            return False
+    def _simd_caches(self) -> bool:
+        """Whether the caches suit the SIMD attention blocks (int16 or 8-bit codes, fz.simd_fits)."""
         if self._simd is None:
             self._simd = fz.simd_fits(self.k[0], self.v[0], self.e.exp_np)
         return self._simd
+
+    def _one_call(self) -> bool:
+        """Whether a step's layers run as single compiled calls (layerstep.py): engine 2's CPU kernels, one
+        kernel thread, caches that the SIMD attention blocks take."""
+        return self.e.layer_kernels is not None and th.width() == 1 and self._simd_caches()
 
     def _feed(self, tokens: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
               end: np.ndarray) -> np.ndarray:
@@ -715,6 +736,8 @@ class DecodeState:
                                 end, e.cos_np, e.sin_np, q, kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp,
                                 e.window or 0, e.sink, self.slot_pos, e.silu_np, o, h)
             return e._tables_fused(x)
+        if self._side_by_side(x, rows, pos, slot, end, q, o, exp):
+            return e._tables_fused(x)
         for i, lay in enumerate(e.layers):
             fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q, self.k[i], self.v[i],
                              self.kn[i], e.k_limit, e.kv8)
@@ -722,6 +745,33 @@ class DecodeState:
                            e.window or 0, e.sink, e.cos_np, e.sin_np, e.k_limit, self.slot_pos)
             e._rest_fused(lay, x, o)
         return e._tables_fused(x)
+
+    def _side_by_side(self, x: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray, end: np.ndarray,
+                      q: np.ndarray, o: np.ndarray, exp: np.ndarray) -> bool:
+        """The layers of a step on th.width() threads side by side, each running its part of every layer in
+        compiled code (layerstep.layer_part), where the one-call layers' conditions hold but for the width; False
+        (nothing done) where they do not, or the partner threads are busy."""
+        e, parts = self.e, th.width()
+        if e.layer_kernels is None or parts == 1 or e.cfg["intermediate"] % blocks.GROUP or not self._simd_caches():
+            return False
+        n = x.shape[0]
+        h = np.empty((n, e.cfg["intermediate"]), np.int64)
+        outs = [np.empty((n, lin[4].shape[0]), np.int64) for lin in e.layer_kernels[0][0]]  # lin[4]: mult (N,)
+        sync = barrier.new(parts)
+
+        def part(t: int) -> Callable[[], None]:
+            def run() -> None:
+                met = 0
+                for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k, self.v, self.kn):
+                    met = layerstep.layer_part(t, parts, sync, met, x, e.eps, lins, epilogues, e.cfg["v_bits"],
+                                               2 * e.cfg["mlp_bits"], rows, pos, slot, end, e.cos_np, e.sin_np, q,
+                                               kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp, e.window or 0,
+                                               e.sink, self.slot_pos, e.silu_np, o, h, *outs)
+                    if met < 0:  # another part failed: its error is raised
+                        return
+            return run
+
+        return th.side_by_side([part(t) for t in range(parts)], lambda: barrier.fail(sync))
 
     def _feed_reference(self, tokens: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
                         end: np.ndarray) -> np.ndarray:

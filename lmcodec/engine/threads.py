@@ -12,10 +12,13 @@ their core back, so the scheduler can run the one that is late.
   scope() falls back to torch.set_num_threads for the duration, which every thread sees.)
 - Coarse work (the full pass: blocks of 256 positions) runs as independent tasks on lmcodec's own pool, whose
   threads block; torch inside those tasks runs on one thread.
-- Fine work (a decoding step) is fastest on a quiet machine with OpenMP's spinning threads and ruinous on a busy
-  one, so a Pacer times the steps and chooses between every thread and one (for OpenMP and for lmcodec's own
-  kernels alike), trying the other choice again at growing intervals. The choice changes only speed: every
-  kernel computes the same integers with any number of threads.
+- Fine work (a decoding step) is fastest on a quiet machine with threads that wait for each other by spinning,
+  and ruinous on a busy one, so a Pacer times the steps and chooses between every thread and one (for OpenMP
+  and for lmcodec's own kernels alike), trying the other choice again at growing intervals. The choice changes
+  only speed: every kernel computes the same integers with any number of threads.
+- A step on several threads runs each layer's parts side by side (side_by_side: the calling thread and partner
+  threads of its own, which the pool could not promise to have free), meeting inside compiled code
+  (barrier.py), where handing each of a step's ~270 kernel calls to the pool cost more than it saved.
 """
 from __future__ import annotations
 
@@ -118,6 +121,18 @@ def scoped(gen: Iterator, width: int, openmp: int) -> Iterator:
         yield item
 
 
+@contextmanager
+def released() -> Iterator[None]:
+    """Inside a task on the kernel threads (a group of frames decoding), for the duration: its work may split over
+    scope()'s width again, as outside any task. For a task that runs alone while the other threads are idle."""
+    was_active = getattr(_local, "active", False)
+    _local.active = False
+    try:
+        yield
+    finally:
+        _local.active = was_active
+
+
 def width() -> int:
     """Threads the calling thread's kernels may split work over (1 inside a pool task: no nested splits)."""
     return 1 if getattr(_local, "active", False) else getattr(_local, "width", 1)
@@ -182,8 +197,80 @@ def parallel(tasks: list[Callable[[], None]]) -> None:
         drain()
     finally:
         _local.active = was_active
-        for fut in futures:
-            fut.result()
+        for fut in futures:  # one that has not started has no task left to take: called off, not waited for (a
+            # pool thread that splits its own work, released(), would otherwise wait on itself)
+            if not fut.cancel():
+                fut.result()
+
+
+class _Partner:
+    """A thread of its own that runs the jobs side_by_side gives it, one at a time."""
+
+    def __init__(self, name: str) -> None:
+        self.go = threading.Semaphore(0)
+        self.done = threading.Semaphore(0)
+        self.job: Callable[[], None] = lambda: None
+        self.error: BaseException | None = None
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self.go.acquire()
+            try:
+                self.job()
+            except BaseException as exc:  # handed to the caller of side_by_side
+                self.error = exc
+            self.done.release()
+
+
+_partners: list[_Partner] = []
+_partners_lock = threading.Lock()
+
+
+def side_by_side(jobs: list[Callable[[], None]], fail: Callable[[], None]) -> bool:
+    """Run the jobs at the same time, the first on the calling thread and each other on a partner thread of its
+    own, and wait for all; the jobs may wait for each other (barrier.meet), which the kernel pool could not
+    promise (its threads may be busy with other tasks). Where a job raises, fail() is called so that the others
+    stop waiting for it, and its exception is raised here once all are done. False, running nothing, where the
+    partners are running another caller's jobs."""
+    if not _partners_lock.acquire(blocking=False):
+        return False
+    try:
+        while len(_partners) < len(jobs) - 1:
+            _partners.append(_Partner(f"lmcodec-partner-{len(_partners)}"))
+        helpers = _partners[: len(jobs) - 1]
+
+        def guarded(job: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    job()
+                except BaseException:
+                    fail()
+                    raise
+            return run
+
+        for helper, job in zip(helpers, jobs[1:]):
+            helper.job, helper.error = guarded(job), None
+            helper.go.release()
+        raised: BaseException | None = None
+        try:
+            guarded(jobs[0])()
+        except BaseException as exc:
+            raised = exc
+        for helper in helpers:
+            while True:
+                try:
+                    helper.done.acquire()
+                    break
+                except BaseException as exc:  # an interrupt while waiting: stop the others, still wait for them
+                    fail()
+                    raised = raised or exc
+            raised = raised or helper.error
+        if raised is not None:
+            raise raised
+        return True
+    finally:
+        _partners_lock.release()
 
 
 def split(m: int, fn: Callable[[int, int], None], parts: int | None = None) -> None:

@@ -165,8 +165,8 @@ class Codec:
         matmuls are too small to split well over threads (measured on 2 cores: 16 frames decoded at 197 tokens/s
         on one thread, 245 splitting each matmul, up to 2 x 184 in two groups of 8; 2 frames in 29.6 s as one
         batch, 22.6 s as one frame a thread); frames are independent, so groups give the same bytes, and hold the
-        same caches as one batch. Coder 2's groups hand frames to a thread whose own are done (mixed._Board);
-        coder 1's keep theirs."""
+        same caches as one batch. Coder 2's groups hand frames to a thread whose own are done, and merge into one
+        whose steps use every thread once few frames are left (mixed._Board); coder 1's keep theirs."""
         groups = max(1, min(engine.threads, len(frames)))
         with th.scope(groups, 1):
             if header.coder_version != versions.VERSION_PLAIN:

@@ -469,3 +469,58 @@ def test_one_call_layers_give_the_same_tables(tiny, monkeypatch, torch_threads_u
     calls.clear()
     assert (digest(uneven(e, rows)), digest(speculative(e, rows, 0))) == one
     assert not calls
+
+
+@pytest.mark.parametrize("kv8", [False, True], ids=["kv16", "kv8"])
+def test_layers_side_by_side_give_the_same_tables(tiny, monkeypatch, torch_threads_unchanged, kv8):
+    """Engine 2's decoding step with each layer run by 2 or 3 threads side by side (layerstep.layer_part: shared
+    matmul outputs and attention heads, the threads meeting between stages) gives the tables of one thread, for
+    plain and speculative steps, batches of one row and of several."""
+    from lmcodec.engine import layerstep
+    from lmcodec.engine.threads import Pacer
+
+    if tiny.engine < 2:
+        pytest.skip("engine 1 has no one-call layers")
+    rows = long_rows(tiny, 3)
+    narrow = Engine(tiny, threads=1, window=16, sink=4, kv8=kv8)
+    one = [digest(uneven(narrow, rows)), digest(speculative(narrow, rows, 0)), digest(uneven(narrow, rows[1:2]))]
+    parts = []
+    part = layerstep.layer_part
+    monkeypatch.setattr(layerstep, "layer_part", lambda *a: (parts.append(a[1]), part(*a))[1])
+    monkeypatch.setattr(Pacer, "choose", lambda self: self.threads)  # always wide
+    for threads in (2, 3):
+        e = Engine(tiny, threads=threads, window=16, sink=4, kv8=kv8)
+        assert [digest(uneven(e, rows)), digest(speculative(e, rows, 0)), digest(uneven(e, rows[1:2]))] == one
+    assert set(parts) == {2, 3}
+
+
+def test_a_failing_part_stops_the_others():
+    """Where one of the threads side by side fails, the others stop at their next meeting instead of waiting
+    for it, and its error comes out of threads.side_by_side; partners running another caller's jobs say so."""
+    from lmcodec.engine import barrier
+    from lmcodec.engine import threads as th
+    from lmcodec.jit import jit
+
+    @jit
+    def meetings(sync, t, n, rounds):
+        for k in range(1, rounds + 1):
+            if not barrier.meet(sync, t, n, k):
+                return k
+        return 0
+
+    sync = barrier.new(3)
+    stopped = []
+
+    def fails() -> None:
+        meetings(sync, 0, 3, 5)  # the others are there for these
+        raise MemoryError("no room")
+
+    with pytest.raises(MemoryError):
+        th.side_by_side([fails] + [lambda t=t: stopped.append(meetings(sync, t, 3, 10**6)) for t in (1, 2)],
+                        lambda: barrier.fail(sync))
+    assert len(stopped) == 2 and set(stopped) <= {5, 6}  # gave up as soon as it failed, not after 10**6 rounds
+
+    inner = []
+    assert th.side_by_side([lambda: inner.append(th.side_by_side([lambda: None, lambda: None], lambda: None)),
+                            lambda: None], lambda: None)
+    assert inner == [False]

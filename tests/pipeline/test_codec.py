@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -256,15 +257,43 @@ def test_frames_handed_between_groups(tiny, monkeypatch):
     assert len(splits) >= 3
 
 
+@pytest.mark.parametrize("partners", ["free", "busy"])
+def test_last_frames_merge_into_one_group(tiny, monkeypatch, partners):
+    """Once few frames are left (mixed._Board.MERGE_AT, here at once), the groups hand them to one group, whose
+    steps run on every thread side by side, or where the partner threads are busy with another caller's
+    steps, kernel by kernel: the same bytes, the measures and progress of them all."""
+    from lmcodec.engine import passes
+    from lmcodec.engine import threads as th
+    from lmcodec.engine.threads import Pacer
+
+    if partners == "busy":
+        monkeypatch.setattr(th, "side_by_side", lambda jobs, fail: False)
+
+    data, header, frames = _grouped_frames(tiny)
+    monkeypatch.setattr(mixed._Board, "MERGE_AT", len(frames))
+    merged, wide = [], []
+    merge, side_by_side = mixed._Group.merge, passes.DecodeState._side_by_side
+    monkeypatch.setattr(mixed._Group, "merge", lambda group, other: (merged.append(len(other.todo)),
+                                                                     merge(group, other))[1])
+    monkeypatch.setattr(passes.DecodeState, "_side_by_side", lambda state, *a: wide.append(side_by_side(state, *a))
+                        or wide[-1])
+    monkeypatch.setattr(Pacer, "choose", lambda self: self.threads)  # wide wherever a group may be
+    _decodes_whole(tiny, 2, data, header, frames)
+    assert sum(merged) == len(frames) // 2  # one group took the other's frames in
+    assert wide and all(wide) == (partners == "free")
+
+
 def test_a_failing_group_stops_the_others(tiny, monkeypatch):
     """An error in one group's thread comes out of decode, and the other groups stop at their next step."""
     _, header, frames = _grouped_frames(tiny)
-    run, others = mixed._Group.run, []
+    run, others, started = mixed._Group.run, [], threading.Event()
 
     def fails_first(group, *a, **k):
         if group.frames[0].index == 0:
+            started.wait(60)  # fails once another group runs (a task not yet started when one fails is called off)
             raise MemoryError("no room")
         others.append(group)
+        started.set()
         return run(group, *a, **k)
 
     monkeypatch.setattr(mixed._Group, "run", fails_first)
