@@ -77,21 +77,25 @@ if available:
 
     @jit
     def layer_part(t, parts, sync, met, x, eps, lins, epilogues, v_bits, down_bits, crow, pos, slot, end, cos, sin,
-                   q, kc, vc, kn, klim, kv8, shift, exp_table, win, sink, spos, silu, o, h, y_qkv, y_o, y_gu, y_down):
+                   q, kc, vc, kn, klim, kv8, shift, exp_table, win, sink, spos, silu, o, h, norms, y_qkv, y_o, y_gu,
+                   y_down):
         """layer() as thread t of `parts` threads, which call it for the same layer side by side with the same
         arguments but t; sync is theirs (barrier.new), met the meetings each has had over it. Returns the
-        meetings after this layer's, or -1 where another thread failed. y_qkv, y_o, y_gu and y_down: the four
-        matmuls' outputs (M, N) int64, shared."""
+        meetings after this layer's, or -1 where another thread failed. norms (M, nkv) float64, the new keys'
+        |k|**2, and y_qkv, y_o, y_gu and y_down, the four matmuls' outputs (M, N) int64: shared scratch."""
         m = x.shape[0]
         f = np.zeros(m, np.int64)
         _products_part(x, RMS_NORM, eps, lins[0], t, parts, 1, y_qkv)
         met += 1
         if not barrier.meet(sync, t, parts, met):
             return -1
-        if t == 0:  # writes the caches; a few percent of a step
-            norms = np.empty(q.shape[:2])
-            fused._qkv_rope_rows(y_qkv, y_qkv[:0], f, epilogues[0], crow, pos, slot, cos, sin, q, kc, vc, kn, norms,
-                                 klim, kv8)
+        a, b = _share(m, t, parts)  # the entries' q, k and v: each a part's own rows of the caches
+        fused._qkv_rope_rows(y_qkv[a:b], y_qkv[:0], f[a:b], epilogues[0], crow[a:b], pos[a:b], slot[a:b], cos, sin,
+                             q[a:b], kc, vc, kn, norms[a:b], klim, kv8)
+        met += 1
+        if not barrier.meet(sync, t, parts, met):
+            return -1
+        if t == 0:  # one thread: entries of one frame may share a block of slots
             fused._keep_norms(kn, crow, slot, norms)
         met += 1
         if not barrier.meet(sync, t, parts, met):

@@ -756,6 +756,7 @@ class DecodeState:
             return False
         n = x.shape[0]
         h = np.empty((n, e.cfg["intermediate"]), np.int64)
+        norms = np.empty(q.shape[:2])
         outs = [np.empty((n, lin[4].shape[0]), np.int64) for lin in e.layer_kernels[0][0]]  # lin[4]: mult (N,)
         sync = barrier.new(parts)
 
@@ -766,7 +767,7 @@ class DecodeState:
                     met = layerstep.layer_part(t, parts, sync, met, x, e.eps, lins, epilogues, e.cfg["v_bits"],
                                                2 * e.cfg["mlp_bits"], rows, pos, slot, end, e.cos_np, e.sin_np, q,
                                                kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp, e.window or 0,
-                                               e.sink, self.slot_pos, e.silu_np, o, h, *outs)
+                                               e.sink, self.slot_pos, e.silu_np, o, h, norms, *outs)
                     if met < 0:  # another part failed: its error is raised
                         return
             return run
