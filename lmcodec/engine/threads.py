@@ -171,7 +171,8 @@ def _ensure_pool(n: int) -> None:
 
 def parallel(tasks: list[Callable[[], None]]) -> None:
     """Run independent tasks on up to width() threads (the caller's and the pool's). Each thread takes the next
-    task when it is done with one, so a thread that the scheduler holds back leaves its share to the others."""
+    task when it is done with one, so a thread that the scheduler holds back leaves its share to the others.
+    Once a task raises (an interrupt, an error), no thread takes another, and the first error is raised."""
     n = min(width(), len(tasks))
     if n <= 1:
         for task in tasks:
@@ -179,16 +180,21 @@ def parallel(tasks: list[Callable[[], None]]) -> None:
         return
     todo = iter(tasks)
     lock = threading.Lock()
+    failed = threading.Event()
 
     def drain() -> None:
         if getattr(_local, "pooled", False):
             _one_openmp()
         while True:
             with lock:
-                task = next(todo, None)
+                task = None if failed.is_set() else next(todo, None)
             if task is None:
                 return
-            task()
+            try:
+                task()
+            except BaseException:
+                failed.set()
+                raise
 
     futures = [_pool.submit(drain) for _ in range(n - 1)]
     was_active = getattr(_local, "active", False)

@@ -6,6 +6,7 @@ import random
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -524,3 +525,21 @@ def test_a_failing_part_stops_the_others():
     assert th.side_by_side([lambda: inner.append(th.side_by_side([lambda: None, lambda: None], lambda: None)),
                             lambda: None], lambda: None)
     assert inner == [False]
+
+
+def test_a_failing_task_stops_the_pool():
+    """Once a task of threads.parallel raises (an interrupt, an error), no thread starts another: an interrupted
+    pass ends at once instead of computing the rest of its blocks first; the error comes out."""
+    from lmcodec.engine import threads as th
+
+    ran = []
+
+    def task(i: int) -> None:
+        ran.append(i)
+        if i == 0:
+            raise KeyboardInterrupt
+        time.sleep(0.01)
+
+    with th.scope(2, 1), pytest.raises(KeyboardInterrupt):
+        th.parallel([lambda i=i: task(i) for i in range(200)])
+    assert 0 in ran and len(ran) < 50  # not the other thread going on through the 199 others
