@@ -23,6 +23,8 @@ from ..jit import available, jit
 from . import barrier, blocks, fused
 from .fused import RMS_NORM
 
+STAGES = 7  # of a layer side by side (layer_part), each ending in a meeting
+
 if available:
 
     @jit
@@ -85,40 +87,30 @@ if available:
         |k|**2, and y_qkv, y_o, y_gu and y_down, the four matmuls' outputs (M, N) int64: shared scratch."""
         m = x.shape[0]
         f = np.zeros(m, np.int64)
-        _products_part(x, RMS_NORM, eps, lins[0], t, parts, 1, y_qkv)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
-        a, b = _share(m, t, parts)  # the entries' q, k and v: each a part's own rows of the caches
-        fused._qkv_rope_rows(y_qkv[a:b], y_qkv[:0], f[a:b], epilogues[0], crow[a:b], pos[a:b], slot[a:b], cos, sin,
-                             q[a:b], kc, vc, kn, norms[a:b], klim, kv8)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
-        if t == 0:  # one thread: entries of one frame may share a block of slots
-            fused._keep_norms(kn, crow, slot, norms)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
-        a, b = _share(m * q.shape[1], t, parts)
-        fused._attend_rows_simd(q, kc, vc, kn, crow, end, shift, exp_table, o, pos, win, sink, cos, sin, klim, spos,
-                                a, b)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
-        a, b = _products_part(o, v_bits, eps, lins[1], t, parts, 1, y_o)
-        fused._add_residual(y_o, y_o[:0], f, epilogues[1], x, a, b)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
-        a, b = _products_part(x, RMS_NORM, eps, lins[2], t, parts, 2, y_gu)
-        fused._gate_up(y_gu, y_gu[:0], f, epilogues[2], silu, h, a, b)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
-        a, b = _products_part(h, down_bits, eps, lins[3], t, parts, 1, y_down)
-        fused._add_residual(y_down, y_down[:0], f, epilogues[3], x, a, b)
-        met += 1
-        if not barrier.meet(sync, t, parts, met):
-            return -1
+        for stage in range(STAGES):  # each followed by a meeting: the next reads what every part wrote
+            if stage == 0:
+                _products_part(x, RMS_NORM, eps, lins[0], t, parts, 1, y_qkv)
+            elif stage == 1:  # the entries' q, k and v: each part its own entries' rows of the caches
+                a, b = _share(m, t, parts)
+                fused._qkv_rope_rows(y_qkv[a:b], y_qkv[:0], f[a:b], epilogues[0], crow[a:b], pos[a:b], slot[a:b],
+                                     cos, sin, q[a:b], kc, vc, kn, norms[a:b], klim, kv8)
+            elif stage == 2:
+                if t == 0:  # one thread: entries of one frame may share a block of slots
+                    fused._keep_norms(kn, crow, slot, norms)
+            elif stage == 3:
+                a, b = _share(m * q.shape[1], t, parts)
+                fused._attend_rows_simd(q, kc, vc, kn, crow, end, shift, exp_table, o, pos, win, sink, cos, sin,
+                                        klim, spos, a, b)
+            elif stage == 4:
+                a, b = _products_part(o, v_bits, eps, lins[1], t, parts, 1, y_o)
+                fused._add_residual(y_o, y_o[:0], f, epilogues[1], x, a, b)
+            elif stage == 5:
+                a, b = _products_part(x, RMS_NORM, eps, lins[2], t, parts, 2, y_gu)
+                fused._gate_up(y_gu, y_gu[:0], f, epilogues[2], silu, h, a, b)
+            else:
+                a, b = _products_part(h, down_bits, eps, lins[3], t, parts, 1, y_down)
+                fused._add_residual(y_down, y_down[:0], f, epilogues[3], x, a, b)
+            met += 1
+            if not barrier.meet(sync, t, parts, met):
+                return -1
         return met
