@@ -342,10 +342,10 @@ class Pacer:
 
     @contextmanager
     def step(self) -> Iterator[None]:
-        """One timed step inside scope(the chosen width, for lmcodec's kernels and OpenMP alike): engine 2's
-        block products split a step's matmuls over the kernel threads, which at batch 1 costs more in hand-offs
-        than it gains on some machines and not on others."""
-        if getattr(_local, "active", False):  # a task on the kernel threads (frames decoded in groups): one thread
+        """One timed step inside scope(the chosen width, for lmcodec's kernels and OpenMP alike): wide, engine 2
+        runs each layer's parts side by side (layerstep.layer_part), whose threads wait for each other, which
+        pays on a quiet machine and not beside busy processes."""
+        if getattr(_local, "active", False):  # a pool task (a group of frames, unless released()): one thread
             with scope(1, 1):
                 yield
             return
