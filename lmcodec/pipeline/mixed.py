@@ -122,12 +122,7 @@ class _Group:
         self.state.absorb(other.state)
         self.todo += [len(self.frames) + r for r in other.todo]
         self.frames += other.frames
-        for k, v in other.seconds.items():
-            self.seconds[k] += v
-        for k, v in other.counts.items():
-            self.counts[k] += v
-        other.frames, other.todo, other.state = [], [], None
-        other.seconds, other.counts = dict.fromkeys(other.seconds, 0.0), dict.fromkeys(other.counts, 0)
+        other.frames, other.todo, other.state = [], [], None  # its measures stay its own: it ran (decode_batch)
 
     def run(self, tokenizer: ByteTokenizer, speculate: bool, report: Callable[["_Group"], None] | None = None,
             offer: Callable[["_Group"], None] | None = None) -> None:
