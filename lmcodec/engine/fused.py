@@ -524,7 +524,7 @@ if available:
                         for j in range(d):
                             o[b, col + j] = np.int64(np.floor((2.0 * a[j] + zf) / (2.0 * zf)))
 
-    def _score_blocks(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+    def _score_blocks(qv, qf, fits, qnorm, kr, vr, side, nk, shift, s):
         """Scores of keys 0 .. nk-1 (whole blocks of simd.QK_KEYS) of one KV head's decoder cache kr for the
         queries qv (their high and low parts) / qf (as they are, when `fits`: all below 2**15), into s. int16
         keys: by qk_step_fit where the norms (side) also bound every score of the block below 2**31, else qk_step;
@@ -532,16 +532,17 @@ if available:
         raise NotImplementedError("called from compiled kernels only")
 
     @overload(_score_blocks, jit_options={"nogil": True})
-    def _score_blocks_typed(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+    def _score_blocks_typed(qv, qf, fits, qnorm, kr, vr, side, nk, shift, s):
         if kr.dtype == types.int8:
-            def scores(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+            def scores(qv, qf, fits, qnorm, kr, vr, side, nk, shift, s):
                 for kb in range(nk // simd.QK_KEYS):
+                    simd.prefetch_rows(vr, kb * simd.QK_KEYS, simd.QK_KEYS)
                     if fits:
                         simd.qk_step8_fit(qf, kr, side, kb, shift, s)
                     else:
                         simd.qk_step8(qv, kr, side, kb, shift, s)
         else:
-            def scores(qv, qf, fits, qnorm, kr, side, nk, shift, s):
+            def scores(qv, qf, fits, qnorm, kr, vr, side, nk, shift, s):
                 for kb in range(nk // simd.QK_KEYS):
                     if fits and qnorm * side[kb] < FIT_NORMS:
                         simd.qk_step_fit(qf, kr, kb, shift, s)
@@ -549,19 +550,35 @@ if available:
                         simd.qk_step(qv, kr, kb, shift, s)
         return scores
 
-    def _value_blocks(wv, vr, side, nk, acc):
-        """acc += the weighted values of slots 0 .. nk-1 (whole blocks of simd.AV_KEYS) of one KV head's decoder
-        cache vr: simd.av_block on int16 values, av_block8 on 8-bit codes (their exponents in side)."""
+    def _weighted_values(s, seen, m, exp_table, vr, side, nk, wv, z, acc, lows):
+        """The softmax weights of the 3 queries' scores s over slots 0 .. nk-1 (whole blocks of simd.AV_KEYS) of
+        one KV head's decoder cache vr, the keys seen in view, m their largest scores: z = their sums, acc = the
+        weighted values. int16 values: simd.weights16_seen, then simd.av_block; 8-bit codes: simd.fold32 a block,
+        then av_codes or av_codes2 as it says (blocks with no key seen add nothing)."""
         raise NotImplementedError("called from compiled kernels only")
 
-    @overload(_value_blocks, jit_options={"nogil": True})
-    def _value_blocks_typed(wv, vr, side, nk, acc):
+    @overload(_weighted_values, jit_options={"nogil": True})
+    def _weighted_values_typed(s, seen, m, exp_table, vr, side, nk, wv, z, acc, lows):
         if vr.dtype == types.int8:
-            def values(wv, vr, side, nk, acc):
+            def values(s, seen, m, exp_table, vr, side, nk, wv, z, acc, lows):
+                acc[:, :] = 0
+                z[:] = 0
                 for u0 in range(0, nk, simd.AV_KEYS):
-                    simd.av_block8(wv, vr, side, u0, acc)
+                    lows[u0 // simd.AV_KEYS] = simd.fold32(s, u0, seen, m, exp_table, side, wv, z)
+                for u0 in range(0, nk, simd.AV_KEYS):
+                    low = lows[u0 // simd.AV_KEYS]
+                    if low >= simd.TWO_PARTS:
+                        simd.av_codes2(wv, vr, u0, low - simd.TWO_PARTS, acc)
+                    elif low >= 0:
+                        simd.av_codes(wv, vr, u0, low, acc)
         else:
-            def values(wv, vr, side, nk, acc):
+            def values(s, seen, m, exp_table, vr, side, nk, wv, z, acc, lows):
+                for c in range(simd.QUERIES):
+                    zc = np.int64(0)
+                    for u0 in range(0, nk, simd.QK_KEYS):
+                        zc += simd.weights16_seen(s[c], u0, seen, m[c], exp_table, wv[c], wv[c + simd.QUERIES])
+                    z[c] = zc
+                acc[:, :] = 0
                 for u0 in range(0, nk, simd.AV_KEYS):
                     simd.av_block(wv, vr, u0, acc)
         return values
@@ -593,7 +610,8 @@ if available:
         rounded up to a whole block of simd.SPAN_KEYS (the caches hold a multiple of them), is scored, and the
         slots an entry does not see get weight 0. Same integers: the scores q' . k' exactly (_score_blocks: in
         int32 where no sum can wrap, else q' split into q' >> 8 and q' & 255, |q'| < 2**16), the weights' sums
-        exactly (w split into w >> 10 and w & 1023, w <= 2**20), and o the round-half-up quotient of exact
+        exactly (_weighted_values: w split into w >> 10 and w & 1023, w <= 2**20; over 8-bit codes each block's
+        weights folded over its value exponents, simd.fold32), and o the round-half-up quotient of exact
         integers. Only the entries' KV heads numbered h0 .. h1 - 1 (entry b's KV head kv is b * nkv + kv) are
         attended to: a thread's share in layerstep.layer_part (all: 0, B * nkv)."""
         nb, nkv, g, d = q.shape
@@ -606,6 +624,8 @@ if available:
         qf = np.empty((simd.QUERIES, d), np.int16)
         acc = np.empty((simd.QUERIES, d), np.int64)
         z = np.empty(simd.QUERIES, np.int64)
+        m = np.empty(simd.QUERIES, np.int64)
+        lows = np.empty(cap // simd.AV_KEYS, np.int64)
         kk = np.empty(d, np.float64)
         seen = np.empty(cap, np.bool_)
         for b in range(h0 // nkv, min(nb, (h1 + nkv - 1) // nkv)):
@@ -633,7 +653,7 @@ if available:
                             fits = fits and abs(x) < 1 << 15
                             norm += np.float64(x) * np.float64(x)
                         qnorm = max(qnorm, norm)
-                    _score_blocks(qv, qf, fits, qnorm, kr, norms, nk, shift, s)
+                    _score_blocks(qv, qf, fits, qnorm, kr, vr, norms, nk, shift, s)
                     if far:
                         for u in range(sink):
                             if seen[u]:
@@ -645,16 +665,12 @@ if available:
                                         t += q[b, kv, heads[c], j] * kk[j]
                                     s[c, u] = np.int64(t) >> shift
                     for c in range(simd.QUERIES):
-                        m = np.int64(-(1 << 62))
+                        mc = np.int64(-(1 << 62))
                         sc = s[c]
                         for u in range(nk):  # a select, not a branch: the loop vectorizes
-                            m = max(m, sc[u] if seen[u] else np.int64(-(1 << 62)))
-                        zc = np.int64(0)
-                        for u0 in range(0, nk, simd.QK_KEYS):
-                            zc += simd.weights16_seen(s[c], u0, seen, m, exp_table, wv[c], wv[c + simd.QUERIES])
-                        z[c] = zc
-                    acc[:, :] = 0
-                    _value_blocks(wv, vr, norms, nk, acc)
+                            mc = max(mc, sc[u] if seen[u] else np.int64(-(1 << 62)))
+                        m[c] = mc
+                    _weighted_values(s, seen, m, exp_table, vr, norms, nk, wv, z, acc, lows)
                     for c in range(simd.QUERIES):
                         col = (kv * g + heads[c]) * d
                         for j in range(d):

@@ -200,35 +200,8 @@ def av_block(typingctx, wv, vc, u0, acc):
     return types.void(wv, vc, u0, acc), _codegen(_weights)
 
 
-@intrinsic
-def av_block8(typingctx, wv, vc, side, u0, acc):
-    """av_block on a cache of 8-bit codes (coder 1 version 3, spec §5 step 2): value u is vc[u, :] << e_u with
-    vc (keys, d) int8 (|c| <= 127), rows contiguous, and e_u = side[u // 16, 1, u % 16] (side (blocks, 2, 16)
-    int8 C-contiguous, e_u <= 8), so |v| <= 127 * 2**8 < 2**15 as av_block needs."""
-    def codegen(context, builder, signature, args):
-        wa, va, sa, aa = _arrays(context, builder, signature, args, (0, 1, 2, 4))
-        _per_head_dim(builder, builder.extract_value(va.shape, 1),
-                      lambda hd: _weights(builder, wa, va, aa, args[3], hd, isa(), sa))
-        return context.get_dummy_value()
-
-    return types.void(wv, vc, side, u0, acc), codegen
-
-
-def _code_row(builder: ir.IRBuilder, arr, side, row: ir.Value, d: int) -> ir.Value:
-    """Value `row` of a cache of 8-bit codes (av_block8) as <d x i16>: its codes times 2**e."""
-    addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(row, builder.extract_value(arr.strides, 0)))
-    codes = builder.sext(builder.load(builder.inttoptr(addr, _vec(_i8, d).as_pointer()), align=1), _vec(_i16, d))
-    block = builder.udiv(row, ir.Constant(_i64, QK_KEYS))  # a power of two: a shift
-    lane = builder.urem(row, ir.Constant(_i64, QK_KEYS))
-    at = builder.add(builder.ptrtoint(side.data, _i64),
-                     builder.add(builder.mul(block, ir.Constant(_i64, 2 * QK_KEYS)),
-                                 builder.add(ir.Constant(_i64, QK_KEYS), lane)))
-    e = builder.sext(builder.load(builder.inttoptr(at, _i8.as_pointer()), align=1), _i16)
-    return builder.shl(codes, _splat(builder, e, d))
-
-
-def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str, side=None) -> None:
-    """av_block's code for head size hd (av_block8's where side, the codes' exponents, is given)."""
+def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str) -> None:
+    """av_block's code for head size hd."""
     weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
     repeat = ir.Constant(_vec(_i32, 2 * hd), [j % 2 for j in range(2 * hd)])
     two = _vec(_i16, 2)
@@ -238,8 +211,7 @@ def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: st
     for pr in range(AV_KEYS // 2):
         u = builder.add(u0, ir.Constant(_i64, 2 * pr))
         u1 = builder.add(u, ir.Constant(_i64, 1))
-        a, b = ((_row(builder, va, u, hd), _row(builder, va, u1, hd)) if side is None else
-                (_code_row(builder, va, side, u, hd), _code_row(builder, va, side, u1, hd)))
+        a, b = _row(builder, va, u, hd), _row(builder, va, u1, hd)
         ab = builder.shuffle_vector(a, b, weave)  # a0 b0 a1 b1 ...: each dim's two keys side by side
         for c in range(2 * QUERIES):
             addr = builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))),
@@ -439,21 +411,16 @@ def av_rows(typingctx, wv, vt, kp0, part, acc):
     return types.void(wv, vt, kp0, part, acc), codegen
 
 
-def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.Value, seen: ir.Value,
-                     table_bits: int, level: str) -> ir.Value:
-    """The softmax weights of keys u0 .. u0 + 15 for one query whose keys in view are the lanes of `seen`
-    (<16 x i1>): w = table[min(m - s[u], last)], one vector gather (the lanes not seen are not read, and are 0),
-    stored as hi = w >> 10 and lo = w & 1023; returns their sum (i64). table: int32 or int64 entries."""
+def _gather16(builder: ir.IRBuilder, saddr: ir.Value, ta, m: ir.Value, seen: ir.Value, table_bits: int,
+              level: str) -> ir.Value:
+    """The softmax weights (<16 x i32>) of the 16 int64 scores s at address saddr (an i64) for one query whose
+    keys in view are the lanes of `seen` (<16 x i1>): w = table[min(m - s, last)], one vector gather (the lanes
+    not seen are not read, and are 0). table: int32 or int64 entries, all <= W_MAX."""
     n = QK_KEYS
-    v64, v32, v16 = _vec(_i64, n), _vec(_i32, n), _vec(_i16, n)
+    v64, v32 = _vec(_i64, n), _vec(_i32, n)
     tt = ir.IntType(table_bits)
     vt = _vec(tt, n)
-
-    def at(arr, width: int, t: ir.Type) -> ir.Value:
-        addr = builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(u0, ir.Constant(_i64, width)))
-        return builder.inttoptr(addr, t.as_pointer())
-
-    sv = builder.load(at(sa, 8, v64), align=8)
+    sv = builder.load(builder.inttoptr(saddr, v64.as_pointer()), align=8)
     last = builder.sub(builder.extract_value(ta.shape, 0), ir.Constant(_i64, 1))
     diff = builder.sub(_splat(builder, m, n), sv)
     lastv = _splat(builder, last, n)
@@ -465,24 +432,43 @@ def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.
         i8p = ir.IntType(8).as_pointer()
         fn = builder.module.globals.get(name) or ir.Function(
             builder.module, ir.FunctionType(v32, [v32, i8p, v32, mask_t, _i32]), name)
-        w = builder.call(fn, [ir.Constant(v32, None), builder.bitcast(ta.data, i8p), builder.trunc(idx, v32), seen,
-                              ir.Constant(_i32, 4)])
-    else:
-        pv = ir.VectorType(tt.as_pointer(), n)
-        log2_bytes = {32: 2, 64: 3}[table_bits]  # an entry's byte offset is idx << log2_bytes
-        ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
-                                            builder.shl(idx, ir.Constant(v64, [log2_bytes] * n))), pv)
-        name = f"llvm.masked.gather.v16i{table_bits}.v16p0i{table_bits}"
-        fn = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(vt, [pv, _i32, mask_t, vt]), name)
-        w = builder.call(fn, [ptrs, ir.Constant(_i32, table_bits // 8), seen, ir.Constant(vt, None)])
-        w = w if table_bits == 32 else builder.trunc(w, v32)  # entries <= W_MAX
-    builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16), at(ha, 2, v16), align=2)
+        return builder.call(fn, [ir.Constant(v32, None), builder.bitcast(ta.data, i8p), builder.trunc(idx, v32),
+                                 seen, ir.Constant(_i32, 4)])
+    pv = ir.VectorType(tt.as_pointer(), n)
+    log2_bytes = {32: 2, 64: 3}[table_bits]  # an entry's byte offset is idx << log2_bytes
+    ptrs = builder.inttoptr(builder.add(_splat(builder, builder.ptrtoint(ta.data, _i64), n),
+                                        builder.shl(idx, ir.Constant(v64, [log2_bytes] * n))), pv)
+    name = f"llvm.masked.gather.v16i{table_bits}.v16p0i{table_bits}"
+    fn = builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(vt, [pv, _i32, mask_t, vt]), name)
+    w = builder.call(fn, [ptrs, ir.Constant(_i32, table_bits // 8), seen, ir.Constant(vt, None)])
+    return w if table_bits == 32 else builder.trunc(w, v32)  # entries <= W_MAX
+
+
+def _reduce(builder: ir.IRBuilder, op: str, x: ir.Value) -> ir.Value:
+    """llvm.vector.reduce.<op> of an integer vector x: its lanes' sum, or, or signed minimum."""
+    name = f"llvm.vector.reduce.{op}.v{x.type.count}i{x.type.element.width}"
+    fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(x.type.element, [x.type]),
+                                                         name)
+    return builder.call(fn, [x])
+
+
+def _softmax_weights(builder: ir.IRBuilder, sa, ta, ha, la, u0: ir.Value, m: ir.Value, seen: ir.Value,
+                     table_bits: int, level: str) -> ir.Value:
+    """The softmax weights of keys u0 .. u0 + 15 for one query (_gather16) stored as hi = w >> 10 and lo = w &
+    1023; returns their sum (i64)."""
+    n = QK_KEYS
+    v32, v16 = _vec(_i32, n), _vec(_i16, n)
+
+    def at(arr, width: int) -> ir.Value:
+        return builder.add(builder.ptrtoint(arr.data, _i64), builder.mul(u0, ir.Constant(_i64, width)))
+
+    w = _gather16(builder, at(sa, 8), ta, m, seen, table_bits, level)
+    builder.store(builder.trunc(builder.lshr(w, ir.Constant(v32, [W_LOW_BITS] * n)), v16),
+                  builder.inttoptr(at(ha, 2), v16.as_pointer()), align=2)
     builder.store(builder.trunc(builder.and_(w, ir.Constant(v32, [(1 << W_LOW_BITS) - 1] * n)), v16),
-                  at(la, 2, v16), align=2)
-    name = "llvm.vector.reduce.add.v16i32"
-    red = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(_i32, [v32]), name)
-    return builder.zext(builder.call(red, [w]), _i64)
+                  builder.inttoptr(at(la, 2), v16.as_pointer()), align=2)
+    return builder.zext(_reduce(builder, "add", w), _i64)
 
 
 @intrinsic
@@ -519,3 +505,175 @@ def weights16_seen(typingctx, s, u0, seen, m, table, hi, lo):
         return _softmax_weights(builder, sa, ta, ha, la, u0, m, mask, signature.args[4].dtype.bitwidth, isa())
 
     return types.int64(s, u0, seen, m, table, hi, lo), codegen
+
+
+# A decoder's values as 8-bit codes (coder 1 version 3): value u is c_u << e_u. A block of AV_KEYS keys folds
+# each key's exponent into its weights over the block's smallest, w'_u = w_u << (e_u - e_min), and sums
+# w'_u c_u in int16 multiply-adds, << e_min after: the same integers as sum w_u v_u, without widening each value
+# to int16 by its own shift; and where every w' of the block's 3 queries is below FOLD_ONE (54% of blocks,
+# book2, every layer and head), in one part instead of two.
+FOLD_ONE = 1 << 15
+FOLD_LOW_BITS = 14  # else w' >> 14 and w' & (2**14 - 1): w' <= W_MAX << 8 (e <= 8) leaves both <= 2**14
+TWO_PARTS = 256  # added to fold32's e_min where the block takes two parts
+NOT_SEEN = 127  # the exponent of a lane not in view: above every key's (<= 8), so it never is the minimum
+
+
+@intrinsic
+def fold32(typingctx, s, u0, seen, m, table, side, wv, z):
+    """The softmax weights of keys u0 .. u0 + 31 (u0 a multiple of AV_KEYS) for the 3 queries of one KV head,
+    folded over the block's value exponents for av_codes / av_codes2.
+
+    s (3, keys) int64 scores, rows contiguous; seen (keys,) bool: the keys in view; m (3,) int64, m[c] >= every
+    s[c, u] seen; table (E,) int32 or int64, values <= W_MAX; side (blocks, 2, 16) int8 C-contiguous, the
+    values' exponents e_u = side[u // 16, 1, u % 16] (<= 8 where seen). w_c,u = table[min(m[c] - s[c, u], last)]
+    for the keys seen, else 0; z[c] += sum_u w_c,u. With e_min the smallest e_u seen and w' = w << (e_u - e_min):
+    where every w' < FOLD_ONE, wv[c, r] = w'_c,u0+r (one part) and the result is e_min; else wv[c, r] = w' >> 14
+    and wv[c + 3, r] = w' & (2**14 - 1) and the result is e_min + TWO_PARTS; -1 where no key of the block is
+    seen (wv untouched, nothing to add). wv (6, >= 32) int16, rows contiguous."""
+    def codegen(context, builder, signature, args):
+        sa, va, ma, ta, xa, wa, za = _arrays(context, builder, signature, args, (0, 2, 3, 4, 5, 6, 7))
+        u0 = args[1]
+        n = QK_KEYS
+        v32, v16 = _vec(_i32, n), _vec(_i16, n)
+        table_bits = signature.args[4].dtype.bitwidth
+        level = isa()
+        halves = AV_KEYS // n
+        masks, exps = [], []
+        for h in range(halves):
+            u = builder.add(u0, ir.Constant(_i64, h * n))
+            flags = builder.load(builder.inttoptr(builder.add(builder.ptrtoint(va.data, _i64), u),
+                                                  _vec(_i8, n).as_pointer()), align=1)
+            mask = builder.icmp_unsigned("!=", flags, ir.Constant(_vec(_i8, n), None))
+            at = builder.add(builder.ptrtoint(xa.data, _i64),
+                             builder.add(builder.mul(builder.udiv(u, ir.Constant(_i64, n)),
+                                                     builder.extract_value(xa.strides, 0)), ir.Constant(_i64, n)))
+            e = builder.sext(builder.load(builder.inttoptr(at, _vec(_i8, n).as_pointer()), align=1), v32)
+            masks.append(mask)
+            exps.append(builder.select(mask, e, ir.Constant(v32, [NOT_SEEN] * n)))
+        low = exps[0]
+        for e in exps[1:]:
+            low = builder.select(builder.icmp_signed("<", e, low), e, low)
+        emin = _reduce(builder, "smin", low)
+        shifts = [builder.select(mk, builder.sub(e, _splat(builder, emin, n)), ir.Constant(v32, None))
+                  for mk, e in zip(masks, exps)]
+        folded, bits = [], None
+        srow = builder.extract_value(sa.strides, 0)
+        for c in range(QUERIES):
+            mc = builder.load(builder.inttoptr(builder.add(builder.ptrtoint(ma.data, _i64), ir.Constant(_i64, 8 * c)),
+                                               _i64.as_pointer()), align=8)
+            total = None
+            for h in range(halves):
+                at = builder.add(builder.add(builder.ptrtoint(sa.data, _i64), builder.mul(srow, ir.Constant(_i64, c))),
+                                 builder.mul(builder.add(u0, ir.Constant(_i64, h * n)), ir.Constant(_i64, 8)))
+                w = _gather16(builder, at, ta, mc, masks[h], table_bits, level)
+                total = w if total is None else builder.add(total, w)
+                wf = builder.shl(w, shifts[h])  # <= W_MAX << 8: int32
+                folded.append(wf)
+                bits = wf if bits is None else builder.or_(bits, wf)
+            zp = builder.inttoptr(builder.add(builder.ptrtoint(za.data, _i64), ir.Constant(_i64, 8 * c)),
+                                  _i64.as_pointer())
+            builder.store(builder.add(builder.load(zp, align=8), builder.zext(_reduce(builder, "add", total), _i64)),
+                          zp, align=8)
+        two = builder.icmp_unsigned(">=", _reduce(builder, "or", bits), ir.Constant(_i32, FOLD_ONE))
+        wrow = builder.extract_value(wa.strides, 0)
+        for i, wf in enumerate(folded):
+            c, h = divmod(i, halves)
+            main = builder.select(two, builder.lshr(wf, ir.Constant(v32, [FOLD_LOW_BITS] * n)), wf)
+            lo = builder.and_(wf, ir.Constant(v32, [(1 << FOLD_LOW_BITS) - 1] * n))
+            for row, part in ((c, main), (c + QUERIES, lo)):
+                at = builder.add(builder.add(builder.ptrtoint(wa.data, _i64), builder.mul(wrow, ir.Constant(_i64, row))),
+                                 builder.mul(builder.add(u0, ir.Constant(_i64, h * n)), ir.Constant(_i64, 2)))
+                builder.store(builder.trunc(part, v16), builder.inttoptr(at, v16.as_pointer()), align=2)
+        code = builder.add(builder.sext(emin, _i64), builder.select(two, ir.Constant(_i64, TWO_PARTS),
+                                                                    ir.Constant(_i64, 0)))
+        return builder.select(builder.icmp_signed("==", emin, ir.Constant(_i32, NOT_SEEN)), ir.Constant(_i64, -1),
+                              code)
+
+    return types.int64(s, u0, seen, m, table, side, wv, z), codegen
+
+
+def _code_values(parts: int):
+    """The code of av_codes (parts = 1) and av_codes2 (parts = 2)."""
+    level = isa()
+
+    def codegen(context, builder, signature, args):
+        wa, va, aa = _arrays(context, builder, signature, args, (0, 1, 4))
+        u0, emin = args[2], args[3]
+
+        def emit(hd: int) -> None:
+            # two keys' codes side by side a dimension, widened to int16 after: one byte shuffle a pair
+            weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
+            wbase = builder.add(builder.ptrtoint(wa.data, _i64), builder.mul(u0, ir.Constant(_i64, 2)))
+            wrow = builder.extract_value(wa.strides, 0)
+            vbase, vrow = builder.ptrtoint(va.data, _i64), builder.extract_value(va.strides, 0)
+            rows = parts * QUERIES
+            sums: list[ir.Value | None] = [None] * rows
+            for pr in range(AV_KEYS // 2):
+                u = builder.add(u0, ir.Constant(_i64, 2 * pr))
+                a, b = (builder.load(builder.inttoptr(builder.add(vbase, builder.mul(builder.add(u, ir.Constant(
+                    _i64, e)), vrow)), _vec(_i8, hd).as_pointer()), align=1) for e in (0, 1))
+                ab = builder.sext(builder.shuffle_vector(a, b, weave), _vec(_i16, 2 * hd))
+                for c in range(rows):
+                    at = builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))),
+                                     ir.Constant(_i64, 4 * pr))
+                    x = builder.load(builder.inttoptr(at, _i32.as_pointer()), align=2)  # w'[2 pr], w'[2 pr + 1]
+                    w = builder.bitcast(_splat(builder, x, hd), _vec(_i16, 2 * hd))
+                    sums[c] = _pmadd_add(builder, sums[c], ab, w, level)
+            v64 = _vec(_i64, hd)
+            shift = _splat(builder, emin, hd)
+            for c in range(QUERIES):
+                total = builder.sext(sums[c], v64)
+                if parts == 2:
+                    total = builder.add(builder.shl(total, ir.Constant(v64, [FOLD_LOW_BITS] * hd)),
+                                        builder.sext(sums[c + QUERIES], v64))
+                ptr = builder.inttoptr(builder.add(builder.ptrtoint(aa.data, _i64), ir.Constant(_i64, c * hd * 8)),
+                                       v64.as_pointer())
+                builder.store(builder.add(builder.load(ptr, align=8), builder.shl(total, shift)), ptr, align=8)
+
+        _per_head_dim(builder, builder.extract_value(va.shape, 1), emit)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def av_codes(typingctx, wv, vc, u0, emin, acc):
+    """acc[c, j] += (sum_r wv[c, r] vc[u0 + r, j]) << emin over r < AV_KEYS, for the 3 queries c: the weighted
+    values of a block of 8-bit codes that fold32 folded into one part (wv[c, r] < 2**15).
+
+    vc (keys, d) int8 (|c| <= 127), rows contiguous, d one of HEAD_DIMS (code for each is built; the caller
+    checks); wv (>= 3, >= 32) int16, rows contiguous; acc (3, d) int64 C-contiguous; 0 <= emin <= 8. A lane sums
+    16 pairs of products below 2 * 2**15 * 127 < 2**23: below 2**31."""
+    return types.void(wv, vc, u0, emin, acc), _code_values(1)
+
+
+@intrinsic
+def av_codes2(typingctx, wv, vc, u0, emin, acc):
+    """av_codes for a block that fold32 split into two parts: acc[c, j] += ((sum_r wv[c, r] vc[u0 + r, j]) << 14
+    + sum_r wv[c + 3, r] vc[u0 + r, j]) << emin; wv (6, >= 32), both parts <= 2**14."""
+    return types.void(wv, vc, u0, emin, acc), _code_values(2)
+
+
+@intrinsic
+def prefetch_rows(typingctx, arr, u0, n):
+    """Ask for rows u0 .. u0 + n - 1 of a 2-D array with contiguous rows into L2 (prefetch): a hint."""
+    def codegen(context, builder, signature, args):
+        (aa,) = _arrays(context, builder, signature, args, (0,))
+        row = builder.extract_value(aa.strides, 0)
+        start = builder.add(builder.ptrtoint(aa.data, _i64), builder.mul(args[1], row))
+        nbytes = builder.mul(args[2], row)
+        loop = builder.append_basic_block("pf")
+        done = builder.append_basic_block("pf.done")
+        entry = builder.block
+        builder.cbranch(builder.icmp_signed(">", nbytes, ir.Constant(_i64, 0)), loop, done)
+        builder.position_at_end(loop)
+        off = builder.phi(_i64)
+        off.add_incoming(ir.Constant(_i64, 0), entry)
+        prefetch(builder, builder.add(start, off), 64)
+        nxt = builder.add(off, ir.Constant(_i64, 64))
+        off.add_incoming(nxt, builder.block)
+        builder.cbranch(builder.icmp_signed("<", nxt, nbytes), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return types.void(arr, u0, n), codegen

@@ -64,6 +64,44 @@ def _row_weights(s, sinks, k0, k1, m, table, hi, lo):
     return z
 
 
+@numba.njit
+def _code_values(s, seen, m, table, vc, side, wv, z, acc, lows):
+    fused._weighted_values(s, seen, m, table, vc, side, vc.shape[0], wv, z, acc, lows)
+
+
+def code_values_digest(rng, h, d: int) -> None:
+    """A decoder's weighted values over 8-bit codes (simd.fold32, av_codes, av_codes2) at head size d: weights up
+    to W_MAX on keys of exponent 0 beside keys of exponent 8 (two parts), a block of small weights (one part), a
+    block no query sees (nothing added), and keys out of view with any scores and exponents."""
+    n = 4 * simd.AV_KEYS
+    table = np.rint(2.0**20 * np.exp(-np.arange(700) / 40.0)).astype(np.int32)
+    assert table[0] == simd.W_MAX
+    codes = rng.integers(-127, 128, (n, d)).astype(np.int8)
+    codes[:5], codes[5:9] = 127, -127
+    e = rng.integers(0, 9, n)
+    e[:3], e[3:6] = 0, 8
+    s = rng.integers(-600, 1, (3, n))
+    s[:, 32:64] -= 300  # block 1: weights below 2**10 (table[300] = 580) and exponents 3 and 4: one part
+    e[32:64] = rng.integers(3, 5, 32)
+    s[0, 0], s[1, 3], s[2, 5] = 0, 0, 0  # W_MAX beside exponents 0 and 8
+    seen = rng.random(n) < 0.8
+    seen[64:96] = False  # block 2: nothing in view
+    seen[:6] = True
+    e[~seen] = rng.choice([-128, -1, 100, 127], (~seen).sum())  # slots out of view hold anything
+    s[:, ~seen] = rng.integers(-2**40, 2**40, (3, (~seen).sum()))
+    side = np.zeros((n // 16, 2, 16), np.int8)
+    side[:, 1] = e.reshape(-1, 16)
+    m = np.array([s[c, seen].max() for c in range(3)])
+    w = np.where(seen, table[np.minimum(m[:, None] - s, len(table) - 1).clip(0)], 0)
+    v = codes.astype(np.int64) << np.where(seen, e, 0)[:, None]
+    wv, z, acc = np.zeros((6, n), np.int16), np.zeros(3, np.int64), np.zeros((3, d), np.int64)
+    lows = np.zeros(n // simd.AV_KEYS, np.int64)
+    _code_values(s, seen, m, table, codes, side, wv, z, acc, lows)
+    assert (z == w.sum(1)).all() and (acc == w @ v).all(), d
+    assert lows[0] >= simd.TWO_PARTS and 0 <= lows[1] < simd.TWO_PARTS and lows[2] == -1, lows
+    h.update(z.tobytes() + acc.tobytes())
+
+
 def row_blocks_digest(rng, h, d: int) -> None:
     """The full pass's blocks (qk_rows, av_rows, weights16) at head size d, operands at their limits."""
     n, nq = 128, simd.SPAN_QUERIES
@@ -142,6 +180,7 @@ def blocks_digest(seed: int = 0) -> str:
         _weighted(np.concatenate([w >> 10, w & 1023]).astype(np.int16), kc, acc)
         assert (acc == 7 + w @ kc.astype(np.int64)).all(), d
         h.update(s.tobytes() + sf.tobytes() + acc.tobytes())
+        code_values_digest(rng, h, d)
         row_blocks_digest(rng, h, d)
     return h.hexdigest()
 
