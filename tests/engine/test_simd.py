@@ -308,6 +308,19 @@ def test_blocks_are_exact_at_their_bounds():
     blocks_digest()
 
 
+def test_attention_quotients_round_exactly():
+    """fused._round_quotients against int64 floor division at its bounds: sums of 2**46 - 1, weight sums of 1 and
+    2**31 - 1, and quotients a half, or one less than that, from an integer."""
+    rng = np.random.default_rng(5)
+    for z in (1, 2, 3, 2**31 - 1, *rng.integers(1, 2**31, 40)):
+        q = rng.integers(-2**15 + 1, 2**15, 256)
+        acc = q * z + rng.choice([0, z // 2, -(z // 2), z // 2 - 1, (z - 1) // 2, 1, -1], 256)
+        acc = np.concatenate([np.clip(acc, -2**46 + 1, 2**46 - 1), [2**46 - 1, -2**46 + 1, 0]])
+        out = np.zeros_like(acc)
+        fused._round_quotients(acc, z, out)
+        assert (out == (2 * acc + z) // (2 * z)).all(), z
+
+
 def test_decoding_attention_equals_the_loop_kernel():
     args, _ = decoding_case(64, 3, 2)
     assert fused.simd_fits(args[1], args[2], args[7])
