@@ -3,7 +3,9 @@ qk_rows and av_rows serve the full pass (12 query rows a call) on its copies of 
 (fused.weave: a block of 16 keys as pairs of dimensions, one key a lane; the values as pairs of keys, 16
 dimensions a vector); qk_step and av_block a decoding step (the 3 queries of one KV head), on a decoder's keys,
 which it keeps woven, and its values as they come (a key is written once and read every step after);
-qk_step8 and av_block8 the same on a decoder's 8-bit codes (coder 1 version 3), widened to int16 as they load.
+qk_step8 the same on a decoder's 8-bit key codes (coder 1 version 3), widened to int16 as they load, and
+fold32 with av_codes / av_codes2 the weighted values of its 8-bit value codes, each block's weights folded over
+the values' exponents.
 
 Attention reads every key and value row in view for a handful of queries. Written as numba loops
 (fused._attend_rows) it ran at 5.6 GMAC/s, bound by one float64 horizontal sum per key and query; these blocks
