@@ -528,7 +528,9 @@ if available:
         """Scores of keys 0 .. nk-1 (whole blocks of simd.QK_KEYS) of one KV head's decoder cache kr for the
         queries qv (their high and low parts) / qf (as they are, when `fits`: all below 2**15), into s. int16
         keys: by qk_step_fit where the norms (side) also bound every score of the block below 2**31, else qk_step;
-        8-bit codes: qk_step8_fit whenever the queries fit (no sum can reach 2**31), else qk_step8."""
+        8-bit codes: qk_step8_fit whenever the queries fit (no sum can reach 2**31), else qk_step8, asking for
+        the value rows (vr) of each key block on the way, which _weighted_values reads next: from L2 then, not
+        memory."""
         raise NotImplementedError("called from compiled kernels only")
 
     @overload(_score_blocks, jit_options={"nogil": True})
@@ -554,7 +556,8 @@ if available:
         """The softmax weights of the 3 queries' scores s over slots 0 .. nk-1 (whole blocks of simd.AV_KEYS) of
         one KV head's decoder cache vr, the keys seen in view, m their largest scores: z = their sums, acc = the
         weighted values. int16 values: simd.weights16_seen, then simd.av_block; 8-bit codes: simd.fold32 a block,
-        then av_codes or av_codes2 as it says (blocks with no key seen add nothing)."""
+        then av_codes or av_codes2 as it says (blocks with no key seen add nothing); lows (nk / simd.AV_KEYS,)
+        int64 holds fold32's results: every block's weights first, then the weighted values."""
         raise NotImplementedError("called from compiled kernels only")
 
     @overload(_weighted_values, jit_options={"nogil": True})

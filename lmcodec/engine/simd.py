@@ -528,10 +528,10 @@ def fold32(typingctx, s, u0, seen, m, table, side, wv, z):
     s (3, keys) int64 scores, rows contiguous; seen (keys,) bool: the keys in view; m (3,) int64, m[c] >= every
     s[c, u] seen; table (E,) int32 or int64, values <= W_MAX; side (blocks, 2, 16) int8 C-contiguous, the
     values' exponents e_u = side[u // 16, 1, u % 16] (<= 8 where seen). w_c,u = table[min(m[c] - s[c, u], last)]
-    for the keys seen, else 0; z[c] += sum_u w_c,u. With e_min the smallest e_u seen and w' = w << (e_u - e_min):
-    where every w' < FOLD_ONE, wv[c, r] = w'_c,u0+r (one part) and the result is e_min; else wv[c, r] = w' >> 14
-    and wv[c + 3, r] = w' & (2**14 - 1) and the result is e_min + TWO_PARTS; -1 where no key of the block is
-    seen (wv untouched, nothing to add). wv (6, >= 32) int16, rows contiguous."""
+    for the keys seen, else 0; z[c] += sum_u w_c,u. With e_min the smallest e_u seen and w' = w << (e_u - e_min),
+    for u = u0 + r, r < 32: where every w' < FOLD_ONE, wv[c, u] = w'_c,u (one part) and the result is e_min; else
+    wv[c, u] = w' >> 14 and wv[c + 3, u] = w' & (2**14 - 1) and the result is e_min + TWO_PARTS; -1 where no
+    key of the block is seen (its weights are all 0: nothing to add). wv (6, keys) int16, rows contiguous."""
     def codegen(context, builder, signature, args):
         sa, va, ma, ta, xa, wa, za = _arrays(context, builder, signature, args, (0, 2, 3, 4, 5, 6, 7))
         u0 = args[1]
@@ -640,19 +640,19 @@ def _code_values(parts: int):
 
 @intrinsic
 def av_codes(typingctx, wv, vc, u0, emin, acc):
-    """acc[c, j] += (sum_r wv[c, r] vc[u0 + r, j]) << emin over r < AV_KEYS, for the 3 queries c: the weighted
-    values of a block of 8-bit codes that fold32 folded into one part (wv[c, r] < 2**15).
+    """acc[c, j] += (sum_u wv[c, u] vc[u, j]) << emin over u = u0 .. u0 + 31, for the 3 queries c: the weighted
+    values of a block of 8-bit codes that fold32 folded into one part (wv[c, u] < 2**15).
 
     vc (keys, d) int8 (|c| <= 127), rows contiguous, d one of HEAD_DIMS (code for each is built; the caller
-    checks); wv (>= 3, >= 32) int16, rows contiguous; acc (3, d) int64 C-contiguous; 0 <= emin <= 8. A lane sums
+    checks); wv (>= 3, keys) int16, rows contiguous; acc (3, d) int64 C-contiguous; 0 <= emin <= 8. A lane sums
     16 pairs of products below 2 * 2**15 * 127 < 2**23: below 2**31."""
     return types.void(wv, vc, u0, emin, acc), _code_values(1)
 
 
 @intrinsic
 def av_codes2(typingctx, wv, vc, u0, emin, acc):
-    """av_codes for a block that fold32 split into two parts: acc[c, j] += ((sum_r wv[c, r] vc[u0 + r, j]) << 14
-    + sum_r wv[c + 3, r] vc[u0 + r, j]) << emin; wv (6, >= 32), both parts <= 2**14."""
+    """av_codes for a block that fold32 split into two parts: acc[c, j] += ((sum_u wv[c, u] vc[u, j]) << 14 +
+    sum_u wv[c + 3, u] vc[u, j]) << emin; wv (6, keys), both parts <= 2**14."""
     return types.void(wv, vc, u0, emin, acc), _code_values(2)
 
 
