@@ -304,7 +304,7 @@ class Pacer:
     FIRST_INTERVAL = 8
     LONGEST_INTERVAL = 512
     RECENT = 3
-    SWITCH_MARGIN = 0.8
+    SWITCH_MARGIN = 0.9
     TRIAL_SHARE = 0.05
 
     def __init__(self, threads: int) -> None:
