@@ -202,9 +202,15 @@ def av_block(typingctx, wv, vc, u0, acc):
     return types.void(wv, vc, u0, acc), _codegen(_weights)
 
 
+def _pairs(hd: int) -> ir.Constant:
+    """The shuffle of two keys' rows of hd elements into one of their pairs, a0 b0 a1 b1 ...: each dimension's
+    two keys side by side, the two lanes of a pairwise multiply-add."""
+    return ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
+
+
 def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: str) -> None:
     """av_block's code for head size hd."""
-    weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
+    weave = _pairs(hd)
     repeat = ir.Constant(_vec(_i32, 2 * hd), [j % 2 for j in range(2 * hd)])
     two = _vec(_i16, 2)
     wbase = builder.ptrtoint(wa.data, _i64)
@@ -214,7 +220,7 @@ def _weights(builder: ir.IRBuilder, wa, va, aa, u0: ir.Value, hd: int, level: st
         u = builder.add(u0, ir.Constant(_i64, 2 * pr))
         u1 = builder.add(u, ir.Constant(_i64, 1))
         a, b = _row(builder, va, u, hd), _row(builder, va, u1, hd)
-        ab = builder.shuffle_vector(a, b, weave)  # a0 b0 a1 b1 ...: each dim's two keys side by side
+        ab = builder.shuffle_vector(a, b, weave)
         for c in range(2 * QUERIES):
             addr = builder.add(builder.add(wbase, builder.mul(wrow, ir.Constant(_i64, c))),
                                builder.mul(u, ir.Constant(_i64, 2)))
@@ -603,8 +609,7 @@ def _code_values(parts: int):
         u0, emin = args[2], args[3]
 
         def emit(hd: int) -> None:
-            # two keys' codes side by side a dimension, widened to int16 after: one byte shuffle a pair
-            weave = ir.Constant(_vec(_i32, 2 * hd), [j // 2 + (hd if j % 2 else 0) for j in range(2 * hd)])
+            weave = _pairs(hd)  # on the codes, widened to int16 after: one byte shuffle a pair of keys
             wbase = builder.add(builder.ptrtoint(wa.data, _i64), builder.mul(u0, ir.Constant(_i64, 2)))
             wrow = builder.extract_value(wa.strides, 0)
             vbase, vrow = builder.ptrtoint(va.data, _i64), builder.extract_value(va.strides, 0)
