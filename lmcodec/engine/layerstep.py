@@ -9,9 +9,9 @@ compiled function, so the integers are the same
 (tests/engine/test_engine.py, test_one_call_layers_give_the_same_tables, compares them).
 
 Where a step runs wide (a frame, or a few, decoding alone on a quiet machine: threads.Pacer), each of n threads
-calls `layer_part` for every layer: the same kernels, each stage's work shared out (a matmul's output groups,
-the entries' KV heads of attention), the threads meeting (barrier.meet) where a stage needs all of the one
-before. A thread's part of a matmul's outputs is also its part of the residual and the SiLU gate that read
+calls `layer_part` for every layer and then `tables_part`: the same kernels, each stage's work shared out (a
+matmul's output groups, the entries' KV heads of attention, the rows' tables), the threads meeting
+(barrier.meet) where a stage needs all of the one before. A thread's part of a matmul's outputs is also its part of the residual and the SiLU gate that read
 them, so those need no meeting. Handing work to threads from Python, kernel by kernel, cost more than it
 saved (one frame, one thread against two: 12.5 against 21.7 ms a step).
 """
@@ -113,4 +113,18 @@ if available:
             met += 1
             if not barrier.meet(sync, t, parts, met):
                 return -1
+        return met
+
+    @jit
+    def tables_part(t, parts, sync, met, x, eps, head, epilogue, exp_table, total, y, out):
+        """The step's tables (fused.tables) as thread t of `parts`, after the last layer_part: its share of the
+        head's output groups into y (M, V) int64, a meeting, then its share of the rows' tables into out (M, V).
+        On one thread the head is a fifth of a step's products, so the others would idle through it. Returns the
+        meetings after this one's, or -1 where another thread failed."""
+        _products_part(x, RMS_NORM, eps, head, t, parts, 1, y)
+        met += 1
+        if not barrier.meet(sync, t, parts, met):
+            return -1
+        a, b = _share(x.shape[0], t, parts)
+        fused._tables(y[a:b], y[:0], np.zeros(b - a, np.int64), epilogue, exp_table, total, out[a:b])
         return met

@@ -736,8 +736,9 @@ class DecodeState:
                                 end, e.cos_np, e.sin_np, q, kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp,
                                 e.window or 0, e.sink, self.slot_pos, e.silu_np, o, h)
             return e._tables_fused(x)
-        if self._side_by_side(x, rows, pos, slot, end, q, o, exp):
-            return e._tables_fused(x)
+        tables = self._side_by_side(x, rows, pos, slot, end, q, o, exp)
+        if tables is not None:
+            return tables
         for i, lay in enumerate(e.layers):
             fz.qkv_rope_rows(*e._mm(lay["qkv"], x), rows, pos, slot, e.cos_np, e.sin_np, q, self.k[i], self.v[i],
                              self.kn[i], e.k_limit, e.kv8)
@@ -747,17 +748,19 @@ class DecodeState:
         return e._tables_fused(x)
 
     def _side_by_side(self, x: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray, end: np.ndarray,
-                      q: np.ndarray, o: np.ndarray, exp: np.ndarray) -> bool:
-        """The layers of a step on th.width() threads side by side, each running its part of every layer in
-        compiled code (layerstep.layer_part), where the one-call layers' conditions hold but for the width; False
-        (nothing done) where they do not, or the partner threads are busy."""
+                      q: np.ndarray, o: np.ndarray, exp: np.ndarray) -> np.ndarray | None:
+        """The layers and the tables of a step on th.width() threads side by side, each running its part of every
+        layer and of the tables in compiled code (layerstep.layer_part, tables_part), where the one-call layers'
+        conditions hold but for the width: the tables; None (nothing done) where they do not, or the partner
+        threads are busy."""
         e, parts = self.e, th.width()
         if e.layer_kernels is None or parts == 1 or e.cfg["intermediate"] % blocks.GROUP or not self._simd_caches():
-            return False
+            return None
         n = x.shape[0]
         h = np.empty((n, e.cfg["intermediate"]), np.int64)
         norms = np.empty(q.shape[:2])
         outs = [np.empty((n, lin[4].shape[0]), np.int64) for lin in e.layer_kernels[0][0]]  # lin[4]: mult (N,)
+        logits, tables = np.empty((n, e.vocab_size), np.int64), np.empty((n, e.vocab_size), np.int64)
         sync = barrier.new(parts)
 
         def part(t: int) -> Callable[[], None]:
@@ -770,9 +773,11 @@ class DecodeState:
                                                e.sink, self.slot_pos, e.silu_np, o, h, norms, *outs)
                     if met < 0:  # another part failed: its error is raised
                         return
+                layerstep.tables_part(t, parts, sync, met, x, e.eps, e.head.kernel, e.head.fused_args, e.exp_np,
+                                      TOTAL, logits, tables)
             return run
 
-        return th.side_by_side([part(t) for t in range(parts)], lambda: barrier.fail(sync))
+        return tables if th.side_by_side([part(t) for t in range(parts)], lambda: barrier.fail(sync)) else None
 
     def _feed_reference(self, tokens: np.ndarray, rows: np.ndarray, pos: np.ndarray, slot: np.ndarray,
                         end: np.ndarray) -> np.ndarray:

@@ -474,9 +474,10 @@ def test_one_call_layers_give_the_same_tables(tiny, monkeypatch, torch_threads_u
 
 @pytest.mark.parametrize("kv8", [False, True], ids=["kv16", "kv8"])
 def test_layers_side_by_side_give_the_same_tables(tiny, monkeypatch, torch_threads_unchanged, kv8):
-    """Engine 2's decoding step with each layer run by 2 or 3 threads side by side (layerstep.layer_part: shared
-    matmul outputs and attention heads, the threads meeting between stages) gives the tables of one thread, for
-    plain and speculative steps, batches of one row and of several."""
+    """Engine 2's decoding step with each layer and the tables run by 2 or 3 threads side by side
+    (layerstep.layer_part, tables_part: shared matmul outputs, attention heads and rows of tables, the threads
+    meeting between stages) gives the tables of one thread, for plain and speculative steps, batches of one row
+    and of several (fewer rows than threads: a thread with no rows of tables)."""
     from lmcodec.engine import layerstep
     from lmcodec.engine.threads import Pacer
 
@@ -488,11 +489,13 @@ def test_layers_side_by_side_give_the_same_tables(tiny, monkeypatch, torch_threa
     parts = []
     part = layerstep.layer_part
     monkeypatch.setattr(layerstep, "layer_part", lambda *a: (parts.append(a[1]), part(*a))[1])
+    tables_part, table_parts = layerstep.tables_part, []
+    monkeypatch.setattr(layerstep, "tables_part", lambda *a: (table_parts.append(a[1]), tables_part(*a))[1])
     monkeypatch.setattr(Pacer, "choose", lambda self: self.threads)  # always wide
     for threads in (2, 3):
         e = Engine(tiny, threads=threads, window=16, sink=4, kv8=kv8)
         assert [digest(uneven(e, rows)), digest(speculative(e, rows, 0)), digest(uneven(e, rows[1:2]))] == one
-    assert set(parts) == {2, 3}
+    assert set(parts) == set(table_parts) == {2, 3}
 
 
 def test_a_failing_part_stops_the_others():

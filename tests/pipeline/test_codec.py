@@ -275,8 +275,8 @@ def test_last_frames_merge_into_one_group(tiny, monkeypatch, partners):
     merge, side_by_side = mixed._Group.merge, passes.DecodeState._side_by_side
     monkeypatch.setattr(mixed._Group, "merge", lambda group, other: (merged.append(len(other.todo)),
                                                                      merge(group, other))[1])
-    monkeypatch.setattr(passes.DecodeState, "_side_by_side", lambda state, *a: wide.append(side_by_side(state, *a))
-                        or wide[-1])
+    monkeypatch.setattr(passes.DecodeState, "_side_by_side",
+                        lambda state, *a: (tables := side_by_side(state, *a), wide.append(tables is not None))[0])
     monkeypatch.setattr(Pacer, "choose", lambda self: self.threads)  # wide wherever a group may be
     _decodes_whole(tiny, 2, data, header, frames)
     assert sum(merged) == len(frames) // 2  # one group took the other's frames in
