@@ -11,9 +11,10 @@ compiled function, so the integers are the same
 Where a step runs wide (a frame, or a few, decoding alone on a quiet machine: threads.Pacer), each of n threads
 calls `layer_part` for every layer and then `tables_part`: the same kernels, each stage's work shared out (a
 matmul's output groups, the entries' KV heads of attention, the rows' tables), the threads meeting
-(barrier.meet) where a stage needs all of the one before. A thread's part of a matmul's outputs is also its part of the residual and the SiLU gate that read
-them, so those need no meeting. Handing work to threads from Python, kernel by kernel, cost more than it
-saved (one frame, one thread against two: 12.5 against 21.7 ms a step).
+(barrier.meet) where a stage needs all of the one before. A thread's part of a matmul's outputs is also its
+part of the residual and the SiLU gate that read them, so those need no meeting. Handing work to threads from
+Python, kernel by kernel, cost more than it saved (one frame, one thread against two: 12.5 against 21.7 ms a
+step).
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ if available:
         return y
 
     @jit
-    def layer(x, eps, lins, epilogues, v_bits, down_bits, crow, pos, slot, end, cos, sin, q, kc, vc, kn, klim, kv8, shift,
-              exp_table, win, sink, spos, silu, o, h):
+    def layer(x, eps, lins, epilogues, v_bits, down_bits, crow, pos, slot, end, cos, sin, q, kc, vc, kn, klim, kv8,
+              shift, exp_table, win, sink, spos, silu_deltas, o, h):
         """Engine._layer_fused's decoding counterpart for rows x (M, H) in place: lins and epilogues are the
         (qkv, o, gate_up, down) layers' `kernel` and `fused_args` tuples; the rest as fused.qkv_rope_rows,
         fused.attend_rows (caches the SIMD blocks read: int16, or 8-bit codes) and fused.gate_up take them; o (M, H)
@@ -54,7 +55,7 @@ if available:
         y = _linear(o, v_bits, eps, lins[1])
         fused._add_residual(y, y[:0], f, epilogues[1], x, 0, x.shape[1])
         y = _linear(x, RMS_NORM, eps, lins[2])
-        fused._gate_up(y, y[:0], f, epilogues[2], silu, h, 0, h.shape[1])
+        fused._gate_up(y, y[:0], f, epilogues[2], silu_deltas, h, 0, h.shape[1])
         y = _linear(h, down_bits, eps, lins[3])
         fused._add_residual(y, y[:0], f, epilogues[3], x, 0, x.shape[1])
 
@@ -79,8 +80,8 @@ if available:
 
     @jit
     def layer_part(t, parts, sync, met, x, eps, lins, epilogues, v_bits, down_bits, crow, pos, slot, end, cos, sin,
-                   q, kc, vc, kn, klim, kv8, shift, exp_table, win, sink, spos, silu, o, h, norms, y_qkv, y_o, y_gu,
-                   y_down):
+                   q, kc, vc, kn, klim, kv8, shift, exp_table, win, sink, spos, silu_deltas, o, h, norms, y_qkv, y_o,
+                   y_gu, y_down):
         """layer() as thread t of `parts` threads, which call it for the same layer side by side with the same
         arguments but t; sync is theirs (barrier.new), met the meetings each has had over it. Returns the
         meetings after this layer's, or -1 where another thread failed. norms (M, nkv) float64, the new keys'
@@ -106,7 +107,7 @@ if available:
                 fused._add_residual(y_o, y_o[:0], f, epilogues[1], x, a, b)
             elif stage == 5:
                 a, b = _products_part(x, RMS_NORM, eps, lins[2], t, parts, 2, y_gu)
-                fused._gate_up(y_gu, y_gu[:0], f, epilogues[2], silu, h, a, b)
+                fused._gate_up(y_gu, y_gu[:0], f, epilogues[2], silu_deltas, h, a, b)
             else:
                 a, b = _products_part(h, down_bits, eps, lins[3], t, parts, 1, y_down)
                 fused._add_residual(y_down, y_down[:0], f, epilogues[3], x, a, b)

@@ -139,7 +139,7 @@ class Engine:
         self.score_shift = c["q_bits"] + c["k_bits"] - c["exp_frac_bits"]
         self.exp32 = None
         if self.fused:
-            self.exp_np, self.silu_np = mt["exp"], mt["silu"]
+            self.exp_np, self.silu_deltas = mt["exp"], fz.silu_deltas(mt["silu"])
             # the SIMD attention of both passes looks the weights up in 32 bits (simd.weights16, weights16_seen),
             # where they fit: one gather of 16 on AVX-512
             span = self.exp_np.min() >= 0 and self.exp_np.max() <= fz.simd.W_MAX and self.hd in fz.simd.HEAD_DIMS
@@ -497,7 +497,7 @@ class Engine:
         """The attention output projection and the MLP on rows x (M, H), in place."""
         fz.add_residual(*self._mm(lay["o"], o, self.cfg["v_bits"]), x)
         h = np.empty((x.shape[0], self.cfg["intermediate"]), np.int64)
-        fz.gate_up(*self._mm(lay["gate_up"], x), self.silu_np, h)
+        fz.gate_up(*self._mm(lay["gate_up"], x), self.silu_deltas, h)
         fz.add_residual(*self._mm(lay["down"], h, 2 * self.cfg["mlp_bits"]), x)
 
     def _tables_fused(self, x: np.ndarray, tasks: int = 1) -> np.ndarray:
@@ -734,7 +734,7 @@ class DecodeState:
             for (lins, epilogues), kc, vc, kn in zip(e.layer_kernels, self.k, self.v, self.kn):
                 layerstep.layer(x, e.eps, lins, epilogues, e.cfg["v_bits"], 2 * e.cfg["mlp_bits"], rows, pos, slot,
                                 end, e.cos_np, e.sin_np, q, kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp,
-                                e.window or 0, e.sink, self.slot_pos, e.silu_np, o, h)
+                                e.window or 0, e.sink, self.slot_pos, e.silu_deltas, o, h)
             return e._tables_fused(x)
         tables = self._side_by_side(x, rows, pos, slot, end, q, o, exp)
         if tables is not None:
@@ -770,7 +770,7 @@ class DecodeState:
                     met = layerstep.layer_part(t, parts, sync, met, x, e.eps, lins, epilogues, e.cfg["v_bits"],
                                                2 * e.cfg["mlp_bits"], rows, pos, slot, end, e.cos_np, e.sin_np, q,
                                                kc, vc, kn, e.k_limit, e.kv8, e.score_shift, exp, e.window or 0,
-                                               e.sink, self.slot_pos, e.silu_np, o, h, norms, *outs)
+                                               e.sink, self.slot_pos, e.silu_deltas, o, h, norms, *outs)
                     if met < 0:  # another part failed: its error is raised
                         return
                 layerstep.tables_part(t, parts, sync, met, x, e.eps, e.head.kernel, e.head.fused_args, e.exp_np,
