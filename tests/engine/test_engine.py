@@ -294,6 +294,35 @@ def test_kv_round_is_the_spec_rounding():
         assert all(x % (1 << s) == 0 and abs(x >> s) <= 127 for x in want)
 
 
+@pytest.mark.parametrize("scale", [1, 1 << 20, 1 << 40], ids=["int16", "int32", "int64"])
+def test_silu_gate_is_the_spec_gate(scale):
+    """MLP steps 1-3 (spec §6) from fused.silu_deltas, whatever type holds the deltas, against the spec's words
+    on the table itself: sigma = g past the table's top, 0 below its bottom, else silu[g + half]; h = sigma u, g
+    and u clamped to GU_LIMIT. At the table's edges and beyond, and across it."""
+    half = 16 << 4
+    g = np.arange(-half, half + 1)
+    silu = np.rint(g / (1.0 + np.exp(-g / 16.0))).astype(np.int64)
+    silu += np.random.default_rng(0).integers(-scale, scale + 1, 2 * half + 1)  # the ends too: past them, g or 0
+    deltas = fz.silu_deltas(silu)
+    assert deltas.dtype == {1: np.int16, 1 << 20: np.int32, 1 << 40: np.int64}[scale]
+    lim = fz.GU_LIMIT
+    gs = [-lim - 5, -lim, -half - 2, -half - 1, -half, -half + 1, -1, 0, 1, half - 1, half, half + 1, lim, lim + 9]
+    gs += list(range(-half - 3, half + 4, 7))
+    us = [lim + 3, -lim - 3, 1, -1, 12345, 0]
+    y = np.array([[gv for gv in gs] + [us[j % len(us)] for j in range(len(gs))]], np.int64)
+    n = len(gs)
+    lin = (np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64), np.zeros(2 * n), 0, 1)
+    h = np.zeros((1, n), np.int64)
+    fz._gate_up(y, y[:0], np.zeros(1, np.int64), lin, deltas, h, 0, n)
+
+    def spec(gv: int, uv: int) -> int:
+        gv, uv = min(max(gv, -lim), lim), min(max(uv, -lim), lim)
+        sigma = gv if gv > half else 0 if gv < -half else int(silu[gv + half])
+        return sigma * uv
+
+    assert h[0].tolist() == [spec(gv, uv) for gv, uv in zip(y[0, :n].tolist(), y[0, n:].tolist())]
+
+
 def test_default_model_window_full_equals_incremental():
     """The real model's head size (64) under a window: decoding goes through the SIMD attention blocks."""
     m = models.resolve("default")
