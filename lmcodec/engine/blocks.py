@@ -171,25 +171,22 @@ if available:
         sums = np.empty((m, nb), np.int64)
         et = np.empty(m, np.int64)
         xg = np.empty(k, np.int64)
-        # every loop over a row's inputs runs on one-dimensional slices, so that LLVM vectorizes it (2-D indexing
-        # kept these loops scalar, ~3x slower)
         for i in range(m):
-            xi, qi = x[i], q[i]
             amax = np.int64(1)
             for j in range(k):
-                amax = max(amax, abs(xi[j]))
+                amax = max(amax, abs(x[i, j]))
             if in_bits == RMS_NORM:
-                r = fused.rms(xi, amax, eps)
+                r = fused.rms(x, i, amax, eps)
                 half = np.int64(1) << (GAMMA_BITS - 1)
                 amax = np.int64(1)
                 for j in range(k):
-                    v = min(max((xi[j] * gamma[j] + half) >> GAMMA_BITS, -RESID_LIMIT), RESID_LIMIT)
+                    v = min(max((x[i, j] * gamma[j] + half) >> GAMMA_BITS, -RESID_LIMIT), RESID_LIMIT)
                     xg[j] = v
                     amax = max(amax, abs(v))
                 f = max(np.int64(1), (amax << F_BITS) // r)
             else:
                 for j in range(k):
-                    xg[j] = xi[j]
+                    xg[j] = x[i, j]
                 if in_bits > F_BITS:
                     f = (amax + (np.int64(1) << (in_bits - F_BITS - 1))) >> (in_bits - F_BITS)
                 else:
@@ -198,20 +195,19 @@ if available:
             fp = f >> e if e >= 0 else f << -e
             et[i] = e
             for b in range(nb):
-                xb, qb = xg[b * BLOCK: (b + 1) * BLOCK], qi[b * BLOCK: (b + 1) * BLOCK]
                 a = np.int64(1)
-                for j in range(BLOCK):
-                    a = max(a, abs(xb[j]))
+                for j in range(b * BLOCK, (b + 1) * BLOCK):
+                    a = max(a, abs(xg[j]))
                 alpha[i, b] = (2 * a * fp + amax) // (2 * amax)
                 # q = rdiv(127 x, a): a binary64 estimate (off by at most one: |x| < 2**41), then one exact
                 # integer correction, instead of a 64-bit division per element; branch-free, so it vectorizes
                 ratio = np.float64(ACT_QMAX) / np.float64(a)
                 total = np.int64(0)
-                for j in range(BLOCK):
-                    est = np.int64(np.floor(np.float64(xb[j]) * ratio + 0.5))
-                    r = 2 * ACT_QMAX * xb[j] + a - est * 2 * a
+                for j in range(b * BLOCK, (b + 1) * BLOCK):
+                    est = np.int64(np.floor(np.float64(xg[j]) * ratio + 0.5))
+                    r = 2 * ACT_QMAX * xg[j] + a - est * 2 * a
                     c = est + np.int64(r >= 2 * a) - np.int64(r < 0)
-                    qb[j] = c
+                    q[i, j] = c
                     total += c
                 sums[i, b] = total
         return q, alpha, sums, et

@@ -91,14 +91,14 @@ if available:
         return n
 
     @jit
-    def rms(row, amax, eps):
-        """r of spec §3 step 2 for a row (K integers, amax their largest magnitude): the root mean square in the
-        residual's units, squares kept below 2**48 by a shift."""
-        k = row.shape[0]
+    def rms(x, i, amax, eps):
+        """r of spec §3 step 2 for row i of x (K integers, amax their largest magnitude): the root mean square in
+        the residual's units, squares kept below 2**48 by a shift."""
+        k = x.shape[1]
         s = max(0, bitlength(amax) - 24)
         ss = np.int64(0)
         for j in range(k):
-            v = row[j] >> s
+            v = x[i, j] >> s
             ss += v * v
         return max(np.int64(1), isqrt64(ss // k + (eps >> (2 * s)))) << s
 
@@ -118,7 +118,7 @@ if available:
                 if a > amax:
                     amax = a
             if in_bits == RMS_NORM:
-                f[i] = (amax << F_BITS) // rms(x[i], amax, eps)
+                f[i] = (amax << F_BITS) // rms(x, i, amax, eps)
             elif in_bits > F_BITS:
                 f[i] = (amax + (np.int64(1) << (in_bits - F_BITS - 1))) >> (in_bits - F_BITS)
             else:
