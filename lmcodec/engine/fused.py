@@ -215,11 +215,12 @@ if available:
             for j in range(j0, j1):
                 g = min(max(y[j], -GU_LIMIT), GU_LIMIT)
                 u = min(max(y[n + j], -GU_LIMIT), GU_LIMIT)
-                s = max(g, 0) + np.int64(deltas[min(max(g + half, 0), 2 * half)])
                 if g > half:
                     s = g
                 elif g < -half:
                     s = np.int64(0)
+                else:
+                    s = max(g, 0) + np.int64(deltas[g + half])
                 hr[j] = s * u
 
     @jit

@@ -309,7 +309,7 @@ def test_silu_gate_is_the_spec_gate(scale):
     gs = [-lim - 5, -lim, -half - 2, -half - 1, -half, -half + 1, -1, 0, 1, half - 1, half, half + 1, lim, lim + 9]
     gs += list(range(-half - 3, half + 4, 7))
     us = [lim + 3, -lim - 3, 1, -1, 12345, 0]
-    y = np.array([[gv for gv in gs] + [us[j % len(us)] for j in range(len(gs))]], np.int64)
+    y = np.array([gs + [us[j % len(us)] for j in range(len(gs))]], np.int64)
     n = len(gs)
     lin = (np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64), np.zeros(2 * n), 0, 1)
     h = np.zeros((1, n), np.int64)
