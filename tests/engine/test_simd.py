@@ -18,6 +18,7 @@ numba = pytest.importorskip("numba")
 from lmcodec.engine import fused, simd
 
 ROOT = Path(__file__).resolve().parents[2]
+AV_PAIRS = simd.AV_KEYS // 2
 
 
 def _over_key_blocks(block):
@@ -302,6 +303,24 @@ def full_pass_digest(use_simd: bool) -> str:
                               pos + 1, shift, exp_table, o, pos, win, sink, cos, sin, klim, pos[None], use_simd=False)
         h.update(o.tobytes())
     return h.hexdigest()
+
+
+@pytest.mark.skipif(not simd.vnni(), reason="numba's target has no AVX-512 VNNI")
+def test_multiply_adds_stay_one_instruction_where_the_target_has_vnni():
+    """Every int16 multiply-add that adds to a sum is one vpdpwssd: LLVM's machine combiner, left to itself, splits
+    long chains of the intrinsic into vpmaddwd + vpaddd under some CPUs' scheduling models (twice the vector
+    instructions). Compiled here without the disk cache, whose code numba cannot show."""
+    @numba.njit(cache=False)
+    def values(wv, vc, acc):
+        simd.av_codes2(wv, vc, 0, 0, acc)
+
+    values(np.zeros((6, 32), np.int16), np.zeros((32, 64), np.int8), np.zeros((3, 64), np.int64))
+    asm = next(iter(values.inspect_asm().values()))
+    ops = [line.split()[0] for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")]
+    # per head size: 16 pairs of keys x 6 rows, the first pair of each row without a sum to add to (vpmaddwd)
+    dense = sum(6 * (AV_PAIRS - 1) * (2 * hd // 32) for hd in simd.HEAD_DIMS)
+    assert ops.count("vpdpwssd") >= dense, (ops.count("vpdpwssd"), ops.count("vpmaddwd"))
+    assert ops.count("vpmaddwd") <= sum(6 * (2 * hd // 32) for hd in simd.HEAD_DIMS)
 
 
 def test_blocks_are_exact_at_their_bounds():
