@@ -112,11 +112,10 @@ def _pmadd(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, level: str) -> ir.Va
 
 def _pmadd_add(builder: ir.IRBuilder, acc: ir.Value | None, a: ir.Value, b: ir.Value, level: str) -> ir.Value:
     """acc + _pmadd(a, b) (just the latter where acc is None), modulo 2**32 a lane: one AVX-512 VNNI vpdpwssd a
-    vector where numba's target has it (the same sum, without the separate add). As inline assembly: LLVM's
-    machine combiner splits the intrinsic back into vpmaddwd + vpaddd on long sum chains where the scheduling
-    model of the host's CPU name prefers it (rocketlake, measured: 630 of 720 in av_codes), which doubles the
-    vector uops and left the decoder's attention port-bound (a layer of 4 frames at position 1,100, caches in
-    L2: 0.136 -> 0.117 ms with the instruction kept)."""
+    vector where numba's target has it (the same sum, without the separate add). As inline assembly, which no
+    pass rewrites: LLVM's machine combiner splits the intrinsic back into vpmaddwd + vpaddd on long sum chains
+    where the scheduling model of the host's CPU name prefers a short add on the critical path (a VM that
+    reports a Rocket Lake), twice the vector instructions."""
     n2 = a.type.count
     if acc is None or not (vnni() and n2 % 32 == 0):
         p = _pmadd(builder, a, b, level)
