@@ -18,7 +18,6 @@ numba = pytest.importorskip("numba")
 from lmcodec.engine import fused, simd
 
 ROOT = Path(__file__).resolve().parents[2]
-AV_PAIRS = simd.AV_KEYS // 2
 
 
 def _over_key_blocks(block):
@@ -318,7 +317,7 @@ def test_multiply_adds_stay_one_instruction_where_the_target_has_vnni():
     asm = next(iter(values.inspect_asm().values()))
     ops = [line.split()[0] for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")]
     # per head size: 16 pairs of keys x 6 rows, the first pair of each row without a sum to add to (vpmaddwd)
-    dense = sum(6 * (AV_PAIRS - 1) * (2 * hd // 32) for hd in simd.HEAD_DIMS)
+    dense = sum(6 * (simd.AV_KEYS // 2 - 1) * (2 * hd // 32) for hd in simd.HEAD_DIMS)
     assert ops.count("vpdpwssd") >= dense, (ops.count("vpdpwssd"), ops.count("vpmaddwd"))
     assert ops.count("vpmaddwd") <= sum(6 * (2 * hd // 32) for hd in simd.HEAD_DIMS)
 
