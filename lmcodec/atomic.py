@@ -1,15 +1,26 @@
 """Files that appear only when complete: written under a temporary name beside the destination, renamed into place
 by commit(), removed by discard() or on any failure. Every file lmcodec writes to a local path goes through
 TempFile: the command's outputs, LmzFile, converted models, the model catalogue. remove_all() removes those still
-open, for a signal handler. (Outputs to fsspec URLs, on the Dask path, have the same shape on the filesystem's own
-operations: integrations/distributed.py.)"""
+open, for a signal handler: a name is tracked before its file is created, so that no moment leaves a file the
+handler does not know. (Outputs to fsspec URLs, on the Dask path, have the same shape on the filesystem's own
+operations: integrations/distributed.py, which tracks its temporary names on the local filesystem here too.)"""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from typing import IO, Any
 
 _OPEN: set[str] = set()
+
+
+def track(path: str) -> None:
+    """Count path among the temporary files remove_all() removes (before the file is created)."""
+    _OPEN.add(path)
+
+
+def untrack(path: str) -> None:
+    """Stop counting path (it was renamed into place or removed)."""
+    _OPEN.discard(path)
 
 
 def remove_all() -> None:
@@ -19,7 +30,7 @@ def remove_all() -> None:
             os.unlink(path)
         except OSError:
             pass
-        _OPEN.discard(path)
+        untrack(path)
 
 
 def _sync_dir(path: str) -> None:
@@ -39,8 +50,15 @@ class TempFile:
     def __init__(self, dest: str | os.PathLike, mode: str = "wb") -> None:
         self.dest = os.fspath(dest)
         d, base = os.path.split(self.dest)
-        fd, self.path = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=d or ".")
-        _OPEN.add(self.path)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        while True:
+            self.path = os.path.join(d or ".", f".{base}.{secrets.token_hex(6)}.tmp")
+            track(self.path)
+            try:
+                fd = os.open(self.path, flags, 0o600)  # as tempfile.mkstemp creates it
+                break
+            except FileExistsError:
+                untrack(self.path)
         self.file: IO[Any] = os.fdopen(fd, mode)
 
     @property
@@ -71,7 +89,7 @@ class TempFile:
                 os.replace(self.path, dest)
         if sync:
             _sync_dir(dest)
-        _OPEN.discard(self.path)
+        untrack(self.path)
 
     def discard(self) -> None:
         """Close and remove the temporary file (nothing appears)."""
@@ -84,7 +102,7 @@ class TempFile:
                 os.unlink(self.path)
             except OSError:
                 pass
-            _OPEN.discard(self.path)
+            untrack(self.path)
 
     def __enter__(self) -> TempFile:
         return self

@@ -15,6 +15,7 @@ import gc
 import os
 import signal
 import sys
+from typing import Any
 
 import lmz
 
@@ -127,21 +128,41 @@ def _quiet_stdout() -> None:
         pass
 
 
-def run(argv: list[str]) -> int:
-    """Run one command line; returns the exit status. Never raises (but SystemExit from signals)."""
-    is_models = bool(argv) and argv[0] == "models"
+def _exit_at_once(signum: int, frame: Any) -> None:
+    """The command's handler of SIGINT, SIGTERM and SIGHUP, as gzip's and zstd's: remove the temporary outputs
+    and exit with status 128 + signum now, without unwinding. An exception raised from a handler lands wherever
+    the main thread is, also inside a library's lock (llvmlite takes its lock in __enter__, then calls numba's
+    callbacks): left held, a kernel thread waits for it and the main thread for that thread, for ever."""
+    remove_all()
+    with contextlib.suppress(OSError):
+        if os.isatty(2):  # the shell's prompt starts on a line of its own, not after the progress meter
+            os.write(2, b"\n")
+    os._exit(128 + signum)
+
+
+def _take_signals() -> dict[int, Any]:
+    """Install _exit_at_once for each of SIGINT, SIGTERM and SIGHUP left at its default; one ignored (nohup's
+    SIGHUP, SIGINT in a background job) or handled by a program that runs the command stays so, as gzip does.
+    Returns the handlers replaced."""
     old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                old[sig] = signal.signal(sig, _exit_at_once)
+        except ValueError:  # not the main thread: signals go to the main thread's program
+            break
+    return old
+
+
+def run(argv: list[str]) -> int:
+    """Run one command line; returns the exit status. Never raises (but SystemExit from a program's own signal
+    handler)."""
+    is_models = bool(argv) and argv[0] == "models"
+    old = _take_signals()
     try:
-        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
-                old[sig] = signal.signal(sig, interrupts.terminate)
-    except ValueError:  # not the main thread
-        pass
-    hook, sys.unraisablehook = sys.unraisablehook, interrupts.quiet_unraisable
-    try:
-        status = models_command(argv[1:]) if is_models else _command(parse(argv))
-        interrupts.check()
-        return status
+        return models_command(argv[1:]) if is_models else _command(parse(argv))
     except Usage as e:
         say.error(None, str(e))
         try:
@@ -170,12 +191,8 @@ def run(argv: list[str]) -> int:
         return EXIT_ERROR
     finally:
         remove_all()
-        sys.unraisablehook = hook
         for sig, h in old.items():
-            try:
-                signal.signal(sig, h)
-            except (ValueError, TypeError):
-                pass
+            signal.signal(sig, h)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import os
 import stat
 from typing import IO
 
-from .. import interrupts
 from ..atomic import TempFile
 from .messages import Skipped
 
@@ -46,7 +45,6 @@ class Output:
         return self.temp.path if self.temp is not None and self.temp.open else None
 
     def commit(self, force: bool, sync: bool = False) -> None:
-        interrupts.check()  # nothing appears after a termination signal, even one whose exit was lost
         if self.temp is None:
             self.fp.flush()
             if sync:

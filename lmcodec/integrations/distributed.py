@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import lmz
 
+from .. import atomic
 from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SIZE, SUFFIX
 from ..io import lmzfile
 from ..io.settings import ModelSource, Settings, settings_for
@@ -206,6 +207,7 @@ def _writing(dst: Source, overwrite: bool, storage_options: dict) -> Iterator[IO
         yield dst
         return
     from fsspec.core import url_to_fs
+    from fsspec.implementations.local import LocalFileSystem
 
     url = os.fspath(dst)
     fs, path = url_to_fs(url, **storage_options)
@@ -213,16 +215,23 @@ def _writing(dst: Source, overwrite: bool, storage_options: dict) -> Iterator[IO
         raise FileExistsError(17, f"{url} already exists")
     parent, name = posixpath.split(path)
     tmp = posixpath.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    f = fs.open(tmp, "wb")
+    local = isinstance(fs, LocalFileSystem)
+    if local:  # the command's signal handler removes it (it leaves other filesystems' calls alone)
+        atomic.track(tmp)
     try:
-        yield f
-        f.close()
-        fs.mv(tmp, path)
-    except BaseException:
-        f.close()
-        with contextlib.suppress(OSError):
-            fs.rm(tmp)
-        raise
+        f = fs.open(tmp, "wb")
+        try:
+            yield f
+            f.close()
+            fs.mv(tmp, path)
+        except BaseException:
+            f.close()
+            with contextlib.suppress(OSError):
+                fs.rm(tmp)
+            raise
+    finally:
+        if local:
+            atomic.untrack(tmp)
 
 
 def _label(x: Source) -> str:

@@ -91,6 +91,23 @@ def test_termination_signals_leave_nothing(tmp_path, cache, sig, delay):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["big.txt"]  # --rm removed nothing
 
 
+def test_an_ignored_hangup_stays_ignored(tmp_path, cache):
+    """Under nohup (SIGHUP ignored) a hangup does not end the work, as with gzip."""
+    src = tmp_path / "big.txt"
+    src.write_bytes((TEXT * 4)[:30_000])
+    p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--rm", "--model", TINY, "--chunk-size", "1024", str(src)],
+                         env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
+        time.sleep(0.05)
+    p.send_signal(signal.SIGHUP)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.txt.lmz"]
+
+
 def _hostile_streams() -> list[bytes]:
     """Valid-CRC streams declaring huge sizes: a chunk size of 2^40, a frame of 2^63 bytes."""
     import zlib
