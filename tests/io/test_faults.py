@@ -77,8 +77,11 @@ def test_unwritable_destination(tmp_path, cache):
 def test_termination_signals_leave_nothing(tmp_path, cache, sig, delay):
     src = tmp_path / "big.txt"
     src.write_bytes((TEXT * 40)[:300_000])
+    # at its default disposition, whatever this test run inherited (under nohup, SIGHUP is ignored, and the
+    # command rightly keeps it so)
     p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--rm", "--model", TINY, "--chunk-size", "1024", str(src)],
-                         env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:  # working: the temporary output exists
         assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
