@@ -2,25 +2,15 @@
 by commit(), removed by discard() or on any failure. Every file lmcodec writes to a local path goes through
 TempFile: the command's outputs, LmzFile, converted models, the model catalogue. remove_all() removes those still
 open, for a signal handler: a name is tracked before its file is created, so that no moment leaves a file the
-handler does not know. (Outputs to fsspec URLs, on the Dask path, have the same shape on the filesystem's own
-operations: integrations/distributed.py, which tracks its temporary names on the local filesystem here too.)"""
+handler does not know. (Outputs to other fsspec filesystems, on the Dask path, have the same shape on the
+filesystem's own operations: integrations/distributed.py.)"""
 from __future__ import annotations
 
 import os
 import secrets
 from typing import IO, Any
 
-_OPEN: set[str] = set()
-
-
-def track(path: str) -> None:
-    """Count path among the temporary files remove_all() removes (before the file is created)."""
-    _OPEN.add(path)
-
-
-def untrack(path: str) -> None:
-    """Stop counting path (it was renamed into place or removed)."""
-    _OPEN.discard(path)
+_OPEN: set[str] = set()  # the temporary files remove_all() removes, each added before it is created
 
 
 def remove_all() -> None:
@@ -30,7 +20,7 @@ def remove_all() -> None:
             os.unlink(path)
         except OSError:
             pass
-        untrack(path)
+        _OPEN.discard(path)
 
 
 def _sync_dir(path: str) -> None:
@@ -53,12 +43,12 @@ class TempFile:
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
         while True:
             self.path = os.path.join(d or ".", f".{base}.{secrets.token_hex(6)}.tmp")
-            track(self.path)
+            _OPEN.add(self.path)
             try:
-                fd = os.open(self.path, flags, 0o600)  # as tempfile.mkstemp creates it
+                fd = os.open(self.path, flags, 0o666)  # the umask applies, as for open()
                 break
             except FileExistsError:
-                untrack(self.path)
+                _OPEN.discard(self.path)
         self.file: IO[Any] = os.fdopen(fd, mode)
 
     @property
@@ -89,7 +79,7 @@ class TempFile:
                 os.replace(self.path, dest)
         if sync:
             _sync_dir(dest)
-        untrack(self.path)
+        _OPEN.discard(self.path)
 
     def discard(self) -> None:
         """Close and remove the temporary file (nothing appears)."""
@@ -102,7 +92,7 @@ class TempFile:
                 os.unlink(self.path)
             except OSError:
                 pass
-            untrack(self.path)
+            _OPEN.discard(self.path)
 
     def __enter__(self) -> TempFile:
         return self

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_HELD = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+# the interrupts this module holds and the command exits on
+SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
 @contextmanager
@@ -23,7 +24,7 @@ def held_signals() -> Iterator[None]:
         yield
         return
     arrived: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in _HELD}
+    old = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in SIGNALS}
     try:
         yield
     finally:

@@ -145,9 +145,7 @@ def _take_signals() -> dict[int, Any]:
     SIGHUP, SIGINT in a background job) or handled by a program that runs the command stays so, as gzip does.
     Returns the handlers replaced."""
     old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is None:
-            continue
+    for sig in interrupts.SIGNALS:
         try:
             if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
                 old[sig] = signal.signal(sig, _exit_at_once)

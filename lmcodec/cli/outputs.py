@@ -52,16 +52,12 @@ class Output:
             self.fp.close()
             return
         self.fp.flush()
-        if self.like is not None:
+        if self.like is not None:  # else the mode the umask gave (atomic.TempFile)
             try:
                 os.chmod(self.temp.path, stat.S_IMODE(self.like.st_mode))
                 os.utime(self.temp.path, ns=(self.like.st_atime_ns, self.like.st_mtime_ns))
             except OSError:
                 pass
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.temp.path, 0o666 & ~umask)
         try:
             self.temp.commit(replace=force, sync=sync)
         except FileExistsError:

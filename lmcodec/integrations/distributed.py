@@ -213,25 +213,22 @@ def _writing(dst: Source, overwrite: bool, storage_options: dict) -> Iterator[IO
     fs, path = url_to_fs(url, **storage_options)
     if not overwrite and fs.exists(path):
         raise FileExistsError(17, f"{url} already exists")
+    if isinstance(fs, LocalFileSystem):  # lmcodec's own temporary files, which the command's signal handler knows
+        with atomic.TempFile(path) as t:
+            yield t.file
+        return
     parent, name = posixpath.split(path)
     tmp = posixpath.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    local = isinstance(fs, LocalFileSystem)
-    if local:  # the command's signal handler removes it (it leaves other filesystems' calls alone)
-        atomic.track(tmp)
+    f = fs.open(tmp, "wb")
     try:
-        f = fs.open(tmp, "wb")
-        try:
-            yield f
-            f.close()
-            fs.mv(tmp, path)
-        except BaseException:
-            f.close()
-            with contextlib.suppress(OSError):
-                fs.rm(tmp)
-            raise
-    finally:
-        if local:
-            atomic.untrack(tmp)
+        yield f
+        f.close()
+        fs.mv(tmp, path)
+    except BaseException:
+        f.close()
+        with contextlib.suppress(OSError):
+            fs.rm(tmp)
+        raise
 
 
 def _label(x: Source) -> str:

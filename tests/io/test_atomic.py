@@ -41,3 +41,15 @@ def test_remove_all_removes_what_is_still_open(tmp_path):
     b.commit()
     atomic.remove_all()
     assert os.listdir(tmp_path) == ["b"] and not a.open
+
+
+def test_committed_file_has_the_mode_open_gives(tmp_path):
+    """The umask decides the mode, as for open(): LmzFile's and the Dask path's outputs are ordinary files."""
+    umask = os.umask(0o022)
+    try:
+        with atomic.TempFile(tmp_path / "out.bin") as t:
+            t.file.write(b"x")
+        open(tmp_path / "plain.bin", "wb").close()
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == (tmp_path / "plain.bin").stat().st_mode & 0o777 == 0o644

@@ -72,20 +72,27 @@ def test_unwritable_destination(tmp_path, cache):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def _compressing(tmp_path: Path, cache: Path, size: int, sig: int, disposition) -> subprocess.Popen:
+    """`lmcodec --rm` on size bytes of text in tmp_path, started with sig at disposition, once it is working
+    (its temporary output exists)."""
+    src = tmp_path / "big.txt"
+    src.write_bytes((TEXT * 40)[:size])
+    p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--rm", "--model", TINY, "--chunk-size", "1024", str(src)],
+                         env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(sig, disposition))
+    deadline = time.monotonic() + 60
+    while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
+        time.sleep(0.05)
+    return p
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.5])  # 0: while the kernels load
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_termination_signals_leave_nothing(tmp_path, cache, sig, delay):
-    src = tmp_path / "big.txt"
-    src.write_bytes((TEXT * 40)[:300_000])
     # at its default disposition, whatever this test run inherited (under nohup, SIGHUP is ignored, and the
     # command rightly keeps it so)
-    p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--rm", "--model", TINY, "--chunk-size", "1024", str(src)],
-                         env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
-    deadline = time.monotonic() + 60
-    while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:  # working: the temporary output exists
-        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
-        time.sleep(0.05)
+    p = _compressing(tmp_path, cache, 300_000, sig, signal.SIG_DFL)
     time.sleep(delay)
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
@@ -96,15 +103,7 @@ def test_termination_signals_leave_nothing(tmp_path, cache, sig, delay):
 
 def test_an_ignored_hangup_stays_ignored(tmp_path, cache):
     """Under nohup (SIGHUP ignored) a hangup does not end the work, as with gzip."""
-    src = tmp_path / "big.txt"
-    src.write_bytes((TEXT * 4)[:30_000])
-    p = subprocess.Popen([sys.executable, "-m", "lmcodec", "--rm", "--model", TINY, "--chunk-size", "1024", str(src)],
-                         env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
-    deadline = time.monotonic() + 60
-    while not [x for x in tmp_path.iterdir() if x.name.endswith(".tmp")]:
-        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
-        time.sleep(0.05)
+    p = _compressing(tmp_path, cache, 30_000, signal.SIGHUP, signal.SIG_IGN)
     p.send_signal(signal.SIGHUP)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
